@@ -1,0 +1,88 @@
+"""The LightningModule (one model, its loss and optimiser) and the tensor DataModule."""
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actlab.data import IndexBatches, Splits
+
+
+class TensorData(pl.LightningDataModule):
+    """All splits live on the training device as tensors; batches are index slices of them."""
+
+    def __init__(self, splits: Splits, batch_size: int, seed: int, eval_batch_size: int = 4096):
+        super().__init__()
+        self.splits, self.batch_size, self.seed, self.eval_batch_size = splits, batch_size, seed, eval_batch_size
+
+    def setup(self, stage: str) -> None:
+        device = self.trainer.strategy.root_device
+        if self.splits.x_train.device != device:
+            self.splits = self.splits.to(device)
+
+    def train_dataloader(self):
+        s = self.splits
+        return IndexBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed)
+
+    def val_dataloader(self):
+        return IndexBatches(self.splits.x_val, self.splits.y_val, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self):
+        return IndexBatches(self.splits.x_test, self.splits.y_test, self.eval_batch_size, shuffle=False)
+
+
+class LitModel(pl.LightningModule):
+    """Cross-entropy (or MSE for regression), Adam or SGD + momentum, optional cosine schedule."""
+
+    def __init__(self, model: nn.Module, task: str, optim_cfg, max_epochs: int):
+        super().__init__()
+        self.model, self.task, self.optim_cfg, self.max_epochs = model, task, optim_cfg, max_epochs
+        self.diverged = False
+
+    def forward(self, x):
+        return self.model(x)
+
+    def _step(self, batch, stage: str):
+        x, y = batch
+        out = self.model(x)
+        if self.task == "regression":
+            loss = F.mse_loss(out, y)
+        else:
+            loss = F.cross_entropy(out, y)
+            # Accumulated on the device by Lightning: no host sync per step.
+            self.log(f"{stage}_acc", (out.argmax(1) == y).float().mean(), on_step=False, on_epoch=True)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        cfg = self.optim_cfg
+        # Weight decay only on Linear/Conv weights: never on biases or on activation parameters
+        # (PReLU's slope a; He et al. 2015 exclude it, decay would push a towards 0 = ReLU).
+        act_params = {id(p) for n, m in self.model.named_children() if n.startswith("act") for p in m.parameters()}
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            (no_decay if p.ndim <= 1 or id(p) in act_params else decay).append(p)
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        if cfg.name == "adam":
+            opt = torch.optim.Adam(groups, lr=cfg.lr)
+        elif cfg.name == "sgd":
+            opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum or 0.0)
+        else:
+            raise ValueError(f"unknown optimizer {cfg.name!r}; valid: adam, sgd")
+        if cfg.schedule == "none":
+            return opt
+        if cfg.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.max_epochs)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: none, cosine")

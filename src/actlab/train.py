@@ -1,0 +1,212 @@
+"""One training run, configured by Hydra: `python -m actlab.train activation=gelu seed=0 ...`.
+
+Writes into the run directory (``hydra.run.dir``, = ``run_dir`` in conf/config.yaml):
+  config.yaml     the fully resolved config
+  metrics.csv     one row per epoch: train/val loss and accuracy, seconds
+  dead_units.csv, grad_flow.csv   the probes (actlab.probes), when enabled
+  summary.json    written last, atomically: its presence means the run finished
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+# Deterministic cuBLAS needs this set before CUDA initialises (harmless on CPU).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+CONF_DIR = Path(os.environ.get("ACTLAB_CONF", Path(__file__).resolve().parents[2] / "conf"))
+GROUPS = ("activation", "data", "model", "optimizer", "trainer", "probes")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work: reported as one line, exit code 2."""
+
+
+def choices(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def check_group_overrides(argv: list[str]) -> None:
+    """Name an unknown `group=choice` before Hydra does (Hydra's message spans several lines)."""
+    for arg in argv:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if sep and key in GROUPS and value not in choices(key):
+            raise ConfigError(f"unknown {key} {value!r}; valid: {', '.join(choices(key))}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Reject values that cannot work, each with a one-line reason."""
+    from actlab import activations
+
+    activations.spec(cfg.activation.name)  # raises with the list of valid names
+    checks = [
+        (isinstance(cfg.seed, int) and not isinstance(cfg.seed, bool), f"seed must be an integer, got {cfg.seed!r}"),
+        (_num(cfg.optimizer.lr) and cfg.optimizer.lr > 0, f"optimizer.lr must be > 0, got {cfg.optimizer.lr!r}"),
+        (_num(cfg.optimizer.weight_decay) and cfg.optimizer.weight_decay >= 0,
+         f"optimizer.weight_decay must be >= 0, got {cfg.optimizer.weight_decay!r}"),
+        (_int(cfg.model.depth) and cfg.model.depth >= 1, f"model.depth must be an integer >= 1, got {cfg.model.depth!r}"),
+        (_int(cfg.model.width) and cfg.model.width >= 1, f"model.width must be an integer >= 1, got {cfg.model.width!r}"),
+        (_int(cfg.trainer.max_epochs) and cfg.trainer.max_epochs >= 1,
+         f"trainer.max_epochs must be an integer >= 1, got {cfg.trainer.max_epochs!r}"),
+        (_int(cfg.data.batch_size) and cfg.data.batch_size >= 1,
+         f"data.batch_size must be an integer >= 1, got {cfg.data.batch_size!r}"),
+        (cfg.model.init in (None, *activations.INITS),
+         f"model.init must be one of {', '.join(activations.INITS)} (or null), got {cfg.model.init!r}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def git_state() -> tuple[str, bool]:
+    """(commit, dirty) of the repository the code runs from; ('unknown', False) outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+        return commit, dirty
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+
+
+def versions() -> dict:
+    import pytorch_lightning as pl
+    import torch
+
+    import actlab
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "lightning": pl.__version__,
+            "actlab": actlab.__version__}
+
+
+def act_params(cfg: DictConfig) -> dict:
+    return {k: v for k, v in OmegaConf.to_container(cfg.activation, resolve=True).items() if k != "name"}
+
+
+def check_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"run dir {str(run_dir)!r} is not writable: {e.strerror}") from None
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train and test one model; return the summary (also written to summary.json)."""
+    import pytorch_lightning as pl
+    import torch
+
+    from actlab import atomic, data, models, probes
+    from actlab.callbacks import EpochRecorder
+    from actlab.module import LitModel, TensorData
+
+    validate(cfg)
+    run_dir = Path(cfg.run_dir)
+    check_writable(run_dir)
+    (run_dir / "summary.json").unlink(missing_ok=True)  # a rerun is unfinished until it ends
+    atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+    quiet = cfg.trainer.progress == "quiet" or (cfg.trainer.progress == "auto" and not sys.stdout.isatty())
+    if quiet:
+        for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    # Lightning warnings that do not apply: per-step logging is off by design (epoch metrics only),
+    # and a torch-internal deprecation raised inside Lightning itself.
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    if cfg.trainer.threads:
+        torch.set_num_threads(int(cfg.trainer.threads))
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    splits = data.load(cfg.data)
+    model = models.build(cfg.model, splits.in_shape, splits.num_outputs, cfg.activation.name, act_params(cfg))
+    lit = LitModel(model, splits.task, cfg.optimizer, cfg.trainer.max_epochs)
+    dm = TensorData(splits, cfg.data.batch_size, cfg.seed)
+
+    recorder = EpochRecorder(run_dir / "metrics.csv", quiet=quiet)
+    if cfg.trainer.logger == "tensorboard":
+        logger = pl.loggers.TensorBoardLogger(save_dir=str(run_dir), name="logs", version="")
+    else:
+        logger = pl.loggers.CSVLogger(save_dir=str(run_dir), name="logs", version="")
+    trainer = pl.Trainer(
+        accelerator="auto" if cfg.device == "auto" else cfg.device, devices=1,
+        max_epochs=cfg.trainer.max_epochs, deterministic=cfg.trainer.deterministic,
+        precision=cfg.trainer.precision, logger=logger,
+        callbacks=[recorder, *probes.callbacks(cfg.probes, run_dir, cfg.activation.name)],
+        enable_progress_bar=not quiet, enable_model_summary=not quiet, enable_checkpointing=False,
+        num_sanity_val_steps=0, default_root_dir=str(run_dir),
+    )
+    t0 = time.perf_counter()
+    trainer.fit(lit, datamodule=dm)
+    train_seconds = time.perf_counter() - t0
+    test = trainer.test(lit, datamodule=dm, verbose=not quiet)[0] if not lit.diverged else {}
+
+    commit, dirty = git_state()
+    hist = recorder.rows
+    val_key = "val_acc" if splits.task == "classification" else "val_loss"
+    vals = [r[val_key] for r in hist if math.isfinite(r.get(val_key, math.nan))]
+    best = (max if val_key == "val_acc" else min)(vals) if vals else math.nan
+    summary = {
+        "activation": cfg.activation.name, "act_params": act_params(cfg), "seed": cfg.seed,
+        "dataset": cfg.data.name, "split_seed": cfg.data.split_seed, "task": splits.task,
+        "model": cfg.model.name, "depth": cfg.model.depth, "width": cfg.model.width,
+        "init": cfg.model.init or models.activations.spec(cfg.activation.name).init,
+        "optimizer": cfg.optimizer.name, "lr": cfg.optimizer.lr, "batch_size": cfg.data.batch_size,
+        "test_acc": test.get("test_acc", math.nan), "test_loss": test.get("test_loss", math.nan),
+        "best_val_acc": best if val_key == "val_acc" else math.nan,
+        "best_val_loss": min((r["val_loss"] for r in hist), default=math.nan),
+        "epochs": len(hist), "max_epochs": cfg.trainer.max_epochs, "diverged": lit.diverged,
+        "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / max(len(hist), 1),
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "device": str(trainer.strategy.root_device), "versions": versions(),
+        "git_commit": commit, "git_dirty": dirty, "run_dir": str(run_dir),
+    }
+    atomic.write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    from actlab.activations import UnknownActivation
+    from actlab.data import DataError
+
+    try:
+        run(cfg)
+    except (ConfigError, DataError, UnknownActivation) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    try:
+        check_group_overrides(sys.argv[1:])
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
