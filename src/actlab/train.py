@@ -1,4 +1,9 @@
-"""One training run, configured by Hydra: `python -m actlab.train activation=gelu seed=0 ...`.
+"""Training runs, configured by Hydra: `python -m actlab.train activation=gelu seed=0 ...`.
+
+Several seeds in one process: `python -m actlab.train seeds=[0,1,2,3,4] activation=gelu ...` trains
+each seed and writes one complete run directory per seed (``run_dir`` resolved with that seed),
+exactly as `python -m actlab.train seed=S` would; Hydra's own files (.hydra/, train.log of the whole
+job) then go to ``hydra.run.dir``, which the caller should pass (default: `job_dir`).
 
 Writes into the run directory (``hydra.run.dir``, = ``run_dir`` in conf/config.yaml):
   config.yaml     the fully resolved config
@@ -26,6 +31,34 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 CONF_DIR = Path(os.environ.get("ACTLAB_CONF", Path(__file__).resolve().parents[2] / "conf"))
 GROUPS = ("activation", "data", "model", "optimizer", "trainer", "probes")
+
+
+def job_dir(run_dir: str, seeds) -> str:
+    """Hydra's output dir (`hydra.run.dir` in conf/config.yaml).
+
+    One seed: the run dir itself (unchanged single-run layout). Several seeds: a job dir beside the
+    seed dirs, ``<parent of run_dir>/_jobs/seeds<first>-<last>`` (a name no ``seed*`` glob matches),
+    so the per-seed run dirs hold only what a single run writes.
+    """
+    try:
+        seeds = [int(s) for s in seeds]
+    except (TypeError, ValueError):  # null, or a bad value that validation reports
+        return run_dir
+    if not seeds:
+        return run_dir
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        name = f"seeds{seeds[0]}-{seeds[-1]}"
+    elif len(seeds) <= 8:
+        name = "seeds" + "_".join(map(str, seeds))
+    else:
+        import hashlib
+
+        digest = hashlib.sha1(",".join(map(str, seeds)).encode()).hexdigest()[:8]
+        name = f"seeds{seeds[0]}-{seeds[-1]}_n{len(seeds)}_{digest}"
+    return str(Path(run_dir).parent / "_jobs" / name)
+
+
+OmegaConf.register_new_resolver("actlab_job_dir", job_dir, replace=True)
 
 
 class ConfigError(ValueError):
@@ -187,13 +220,83 @@ def run(cfg: DictConfig) -> dict:
     return summary
 
 
+def seed_config(cfg: DictConfig, seed: int) -> DictConfig:
+    """The config of one seed of a multi-seed job: exactly what `seed=S` alone would compose."""
+    import copy
+
+    from omegaconf import open_dict
+
+    one = copy.deepcopy(cfg)
+    with open_dict(one):
+        one.seed = seed
+        one.seeds = None
+    return one
+
+
+def seed_configs(cfg: DictConfig) -> list[DictConfig]:
+    """One config per entry of ``cfg.seeds`` (validated: distinct integers, distinct run dirs)."""
+    seeds = cfg.get("seeds")
+    if seeds is None:
+        return [cfg]
+    if isinstance(seeds, (int, str)) or not all(_int(s) for s in seeds) or len(seeds) == 0:
+        raise ConfigError(f"seeds must be a non-empty list of integers, e.g. seeds=[0,1,2], got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds must be distinct, got {list(seeds)}")
+    cfgs = [seed_config(cfg, int(s)) for s in seeds]
+    dirs = [str(c.run_dir) for c in cfgs]
+    if len(set(dirs)) != len(dirs):
+        raise ConfigError(f"run_dir must depend on the seed (contain ${{seed}}) when seeds is given, "
+                          f"got {cfg._get_node('run_dir')._value()!r} -> {dirs[0]!r} for every seed")
+    return cfgs
+
+
+def _hydra_files(cfg: DictConfig) -> None:
+    """Per-seed .hydra/config.yaml and overrides.yaml, as a single run `seed=S` would write them
+    (hydra.yaml describes the whole job and stays in the job's hydra.run.dir)."""
+    import yaml
+    from hydra.core.hydra_config import HydraConfig
+
+    from actlab import atomic
+
+    if not HydraConfig.initialized():
+        return
+    task = [o for o in OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
+            if o.lstrip("+~").partition("=")[0] not in ("seed", "seeds")]
+    hdir = Path(cfg.run_dir) / ".hydra"
+    hdir.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(hdir / "config.yaml", OmegaConf.to_yaml(cfg))
+    atomic.write_text(hdir / "overrides.yaml", yaml.safe_dump([f"seed={cfg.seed}", *task], default_flow_style=False))
+
+
+def run_seeds(cfg: DictConfig) -> list[dict]:
+    """Train every seed of ``cfg.seeds`` (or the one ``cfg.seed``); one run dir and summary each."""
+    cfgs = seed_configs(cfg)
+    if cfg.get("seeds") is None:
+        return [run(cfg)]
+    for c in cfgs:  # fail before training anything
+        validate(c)
+        check_writable(Path(c.run_dir))
+    summaries = []
+    for c in cfgs:
+        _hydra_files(c)
+        handler = logging.FileHandler(Path(c.run_dir) / "train.log")  # the per-seed train.log
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+        logging.getLogger().addHandler(handler)
+        try:
+            summaries.append(run(c))
+        finally:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    return summaries
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
     from actlab.activations import UnknownActivation
     from actlab.data import DataError
 
     try:
-        run(cfg)
+        run_seeds(cfg)
     except (ConfigError, DataError, UnknownActivation) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
