@@ -302,9 +302,25 @@ def _hydra_main(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
+def check_composes(argv: list[str]) -> None:
+    """Compose the config once before Hydra runs, so a misspelt key or a malformed override is
+    reported in one line (Hydra's own report spans several lines)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    overrides = [a for a in argv if not a.lstrip("+~").startswith("hydra.") and "=" in a]
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose(config_name="config", overrides=overrides)
+    except HydraException as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("See https")]
+        raise ConfigError(" ".join(lines)) from None
+
+
 def main() -> None:
     try:
         check_group_overrides(sys.argv[1:])
+        check_composes(sys.argv[1:])
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

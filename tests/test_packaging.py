@@ -1,0 +1,27 @@
+"""pyproject.toml and environment.yml pin the same dependencies."""
+import tomllib
+
+import yaml
+
+from conftest import ROOT
+
+
+def _pyproject_pins() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = set(project["dependencies"])
+    for group in project["optional-dependencies"].values():
+        pins |= {d for d in group if not d.startswith("actlab")}
+    return pins
+
+
+def _environment_pins() -> set[str]:
+    deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    return {d for entry in deps if isinstance(entry, dict) for d in entry["pip"]}
+
+
+def test_environment_yml_pins_what_pyproject_pins():
+    assert _pyproject_pins() == _environment_pins()
+
+
+def test_every_pin_is_exact():
+    assert all("==" in d for d in _pyproject_pins())
