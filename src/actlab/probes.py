@@ -1,5 +1,329 @@
-"""Placeholder until the probes land: no callbacks."""
+"""Probes: dead/dormant/saturated units and gradient flow, as Lightning callbacks.
+
+Switched on from config (conf/probes/default.yaml): ``probes.dead_units.enabled`` and
+``probes.grad_flow.enabled``. Both write tidy CSV tables into the run directory.
+
+Definitions
+-----------
+Notation: for hidden activation layer ``act<l>`` with pre-activation z (the input of the
+activation module) and output h = f(z); a *unit* is one feature of an MLP layer, or one channel
+of a conv layer (statistics then reduce over samples N and positions H, W). f'(z) is computed by
+autograd through the activation module itself (the gradient of sum f(z) w.r.t. z), so every
+registered activation works, PReLU with its current learned slope included; for ReLU torch's
+subgradient at 0 is 0. Measured on a fixed probe set X: the first ``probe_size`` samples of the
+validation split, in eval mode (the previous train/eval flags are restored), forward under
+torch.no_grad.
+
+dead_units.csv (columns epoch, layer, metric, value); epoch 0 = at initialisation (on_train_start),
+epoch e = after e training epochs (every ``every_n_epochs``, and always after the last epoch):
+  dead_fraction      fraction of units with |f'(z)| <= tol for every x in X (and every position).
+                     ReLU: the unit outputs 0 on the whole probe set. For leaky_relu/prelu (a != 0)
+                     it is 0 by construction.
+  dormant_fraction   tau-dormant (Sokar et al. 2023): s_i = E|h_i| / mean_j E|h_j| <= tau, E over X
+                     (and positions). If every E|h_j| is 0, every unit is dormant. Reported for
+                     every activation; it is the informative one when f' never vanishes.
+  saturated_fraction only for saturating activations (tanh, sigmoid): fraction of units with
+                     |z| > spec.saturate_at for every x in X (and every position).
+  mean_activation    mean of h over X, units and positions.
+  mean_abs_grad      mean of |f'(z)| over X, units and positions.
+  active_per_sample  mean over x in X of the fraction of units with |f'(z)| > tol at x (a conv
+                     channel is active on x when it is active at any position).
+  n_units, probe_size, tol, tau, saturate_at: the constants used, repeated per row group so each
+                     table is self-describing.
+
+grad_flow.csv (columns step, epoch, layer, metric, value), per weight layer (fc1.., conv1.., out;
+the layer's ``weight`` only, biases excluded). ``step`` counts optimizer steps, 1 = the first;
+``epoch`` is the 1-based epoch the step belongs to (as in metrics.csv). Recorded at step 1, every
+``every_n_steps`` steps and at the last step:
+  grad_norm          ||g||_2 of the weight gradient g = dL/dW of that step (the .grad the optimizer
+                     receives; taken before any Lightning gradient clipping).
+  grad_abs_mean      mean |g| = ||g||_1 / numel.
+  weight_norm        ||W||_2 before the optimizer step.
+  update_ratio       ||W_after - W_before||_2 / ||W_before||_2 for that optimizer step.
+  grad_norm_first_over_last  (layer "<first>/<last>", e.g. "fc1/out"): grad_norm of the first weight
+                     layer divided by that of the last.
+
+Cost: dead units = one forward pass over X per measurement. Gradient flow = one fused copy of the
+weights and their gradients before every optimizer step (no host sync), so the last step is exact
+although it is only known once training ends; on probe steps all norms go into one tensor and to the CPU once. Tables
+are rewritten atomically at most every ``flush_seconds`` and always when training ends.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from actlab import activations, atomic
+from actlab.models import activation_layers, weight_layers
+
+DEAD_COLUMNS = ["epoch", "layer", "metric", "value"]
+GRAD_COLUMNS = ["step", "epoch", "layer", "metric", "value"]
 
 
-def callbacks(cfg, run_dir, activation):
-    return []
+def _net(pl_module: nn.Module) -> nn.Module:
+    """The plain nn.Sequential a LitModel wraps (or the module itself)."""
+    return getattr(pl_module, "model", pl_module)
+
+
+# ------------------------------------------------------------------------------------------------
+# dead / dormant / saturated units
+
+
+def _capture_preactivations(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Forward x through model in eval mode under no_grad; return each act layer's input z."""
+    acts = activation_layers(model)
+    zs: dict[str, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: zs.__setitem__(name, inp[0].detach()))
+             for name, m in acts.items()]
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        for m, was_training in modes.items():
+            m.train(was_training)
+    return zs
+
+
+def _every(t: torch.Tensor) -> torch.Tensor:
+    """(N, C, ...) bool -> (C,): True where t holds for every sample and every position."""
+    return t.transpose(0, 1).flatten(1).all(1)
+
+
+def unit_stats(act: nn.Module, z: torch.Tensor, tol: float, tau: float,
+               saturate_at: float | None) -> dict[str, torch.Tensor]:
+    """Per-layer statistics (0-d tensors, still on z's device) of one activation module at
+    pre-activations z of shape (N, C) or (N, C, H, W); units are dim 1."""
+    z = z.float()  # bf16 runs: measure in fp32
+    with torch.enable_grad():
+        zz = z.detach().requires_grad_(True)
+        h = act(zz)
+        (d,) = torch.autograd.grad(h.sum(), zz)  # elementwise f: d[i] = f'(z[i])
+    h, d = h.detach(), d.abs()
+    red = [0, *range(2, z.ndim)]  # reduce over samples and positions -> (C,)
+    active = d > tol  # (N, C, ...)
+    per_sample = active.flatten(2).any(-1) if z.ndim > 2 else active  # (N, C)
+    e_abs = h.abs().mean(red)  # (C,) E|h_i|
+    stats = {
+        "dead_fraction": _every(~active).float().mean(),
+        # s_i <= tau with s_i = E|h_i| / mean_j E|h_j|, written without the division (0/0 -> dormant)
+        "dormant_fraction": (e_abs <= tau * e_abs.mean()).float().mean(),
+        "mean_activation": h.mean(),
+        "mean_abs_grad": d.mean(),
+        "active_per_sample": per_sample.float().mean(1).mean(0),
+    }
+    if saturate_at is not None:
+        stats["saturated_fraction"] = _every(z.abs() > saturate_at).float().mean()
+    return stats
+
+
+def measure_units(model: nn.Module, x: torch.Tensor, activation: str, tol: float, tau: float) -> list[dict]:
+    """Rows (layer, metric, value) for every hidden activation layer of model on probe set x.
+    One host sync for all layers."""
+    sat = activations.spec(activation).saturate_at
+    acts = activation_layers(model)
+    zs = _capture_preactivations(model, x)
+    keys, vals = [], []
+    for name, act in acts.items():
+        if name not in zs:  # a layer the forward pass did not reach
+            continue
+        for metric, v in unit_stats(act, zs[name], tol, tau, sat).items():
+            keys.append((name, metric))
+            vals.append(v)
+    host = torch.stack(vals).double().cpu().tolist() if vals else []
+    rows = [{"layer": n, "metric": m, "value": v} for (n, m), v in zip(keys, host)]
+    for name in acts:
+        if name not in zs:
+            continue
+        consts = {"n_units": zs[name].shape[1], "probe_size": len(x), "tol": tol, "tau": tau}
+        if sat is not None:
+            consts["saturate_at"] = sat
+        rows += [{"layer": name, "metric": k, "value": float(v)} for k, v in consts.items()]
+    return rows
+
+
+class DeadUnits(pl.Callback):
+    """Dead, tau-dormant and saturated units per hidden activation layer -> dead_units.csv.
+
+    probe_x: the probe inputs; default = the first probe_size samples of the datamodule's
+    validation split (``trainer.datamodule.splits.x_val``), fixed for the whole run.
+    """
+
+    def __init__(self, path: Path, activation: str, probe_size: int = 512, every_n_epochs: int = 1,
+                 tol: float = 1e-6, tau: float = 0.1, probe_x: torch.Tensor | None = None,
+                 flush_seconds: float = 30.0):
+        activations.spec(activation)  # fail early on an unknown name
+        self.path, self.activation = Path(path), activation
+        self.probe_size, self.every, self.tol, self.tau = probe_size, every_n_epochs, tol, tau
+        self.probe_x, self.flush_seconds = probe_x, flush_seconds
+        self.rows: list[dict] = []
+        self._measured: set[int] = set()
+        self._epochs_done = 0
+        self._last_write = -float("inf")
+
+    def _probe(self, trainer, device) -> torch.Tensor:
+        if self.probe_x is None:
+            splits = getattr(getattr(trainer, "datamodule", None), "splits", None)
+            if splits is None or len(splits.x_val) == 0:
+                raise ValueError("DeadUnits needs probe_x or a datamodule with a non-empty splits.x_val")
+            self.probe_x = splits.x_val[: self.probe_size]
+        else:
+            self.probe_x = self.probe_x[: self.probe_size]
+        return self.probe_x.to(device)
+
+    def measure(self, trainer, pl_module, epoch: int) -> None:
+        x = self._probe(trainer, pl_module.device)
+        for r in measure_units(_net(pl_module), x, self.activation, self.tol, self.tau):
+            self.rows.append({"epoch": epoch, **r})
+        self._measured.add(epoch)
+        self._flush(force=False)
+
+    def _flush(self, force: bool) -> None:
+        now = time.monotonic()
+        if self.rows and (force or now - self._last_write >= self.flush_seconds):
+            atomic.write_csv(self.path, pd.DataFrame(self.rows, columns=DEAD_COLUMNS))
+            self._last_write = now
+
+    def on_train_start(self, trainer, pl_module):
+        self.measure(trainer, pl_module, 0)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self._epochs_done = trainer.current_epoch + 1
+        if self._epochs_done % self.every == 0:
+            self.measure(trainer, pl_module, self._epochs_done)
+
+    def on_train_end(self, trainer, pl_module):
+        if self._epochs_done not in self._measured:  # always the final state
+            self.measure(trainer, pl_module, self._epochs_done)
+        self._flush(force=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# gradient flow
+
+
+def grad_flow_stats(grads: list[torch.Tensor], before: list[torch.Tensor],
+                    after: list[torch.Tensor]) -> torch.Tensor:
+    """(4, L) tensor on the weights' device: grad_norm, grad_abs_mean, weight_norm, update_ratio
+    for L weight tensors, given each one's step gradient and its value before and after the step."""
+    g2 = torch.stack(torch._foreach_norm(grads))  # (L,)
+    g1 = torch.stack(torch._foreach_norm(grads, 1))  # (L,)
+    numel = torch.tensor([g.numel() for g in grads], device=g2.device, dtype=g2.dtype)
+    w2 = torch.stack(torch._foreach_norm(before))
+    dw = torch.stack(torch._foreach_norm(torch._foreach_sub(after, before)))
+    return torch.stack([g2, g1 / numel, w2, dw / w2])
+
+
+GRAD_METRICS = ("grad_norm", "grad_abs_mean", "weight_norm", "update_ratio")
+
+
+class GradFlow(pl.Callback):
+    """Per-weight-layer gradient norms and update-to-weight ratios -> grad_flow.csv."""
+
+    def __init__(self, path: Path, every_n_steps: int = 25, flush_seconds: float = 30.0):
+        self.path, self.every, self.flush_seconds = Path(path), every_n_steps, flush_seconds
+        self.rows: list[dict] = []
+        self._step = 0  # optimizer steps seen
+        self._recorded = 0  # last step written to rows
+        self._epoch = 1
+        self._last_write = -float("inf")
+
+    def on_train_start(self, trainer, pl_module):
+        layers = weight_layers(_net(pl_module))
+        self.names = [n for n, m in layers.items() if m.weight.requires_grad]
+        self.weights = [layers[n].weight for n in self.names]
+        # Reused buffers: each weight before the step, then each weight's gradient of the step.
+        self.buf = [torch.empty_like(w) for w in self.weights + self.weights]
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        # One fused copy per step, no host sync. Lightning zeroes .grad later (before on_train_end), and
+        # the last step is only known once training ends, so every step keeps what the last one needs.
+        grads = [w.grad.detach() if w.grad is not None else torch.zeros_like(w) for w in self.weights]
+        torch._foreach_copy_(self.buf, [*(w.detach() for w in self.weights), *grads])
+        self._step += 1
+        self._epoch = trainer.current_epoch + 1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        s = self._step
+        if s > self._recorded and (s == 1 or s % self.every == 0):
+            self.record()
+
+    def record(self) -> None:
+        """Append the rows of the most recent optimizer step (weights now hold its result)."""
+        n = len(self.weights)
+        stats = grad_flow_stats(self.buf[n:], self.buf[:n], [w.detach() for w in self.weights])
+        vals = stats.double().cpu()  # the one host sync
+        s, e = self._step, self._epoch
+        for i, metric in enumerate(GRAD_METRICS):
+            for j, name in enumerate(self.names):
+                self.rows.append({"step": s, "epoch": e, "layer": name, "metric": metric,
+                                  "value": vals[i, j].item()})
+        g = vals[0]
+        self.rows.append({"step": s, "epoch": e, "layer": f"{self.names[0]}/{self.names[-1]}",
+                          "metric": "grad_norm_first_over_last", "value": (g[0] / g[-1]).item()})
+        self._recorded = s
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self._flush(force=False)
+
+    def on_train_end(self, trainer, pl_module):
+        if self._step > self._recorded:  # the last step, from the buffers
+            self.record()
+        self._flush(force=True)
+
+    def _flush(self, force: bool) -> None:
+        now = time.monotonic()
+        if self.rows and (force or now - self._last_write >= self.flush_seconds):
+            atomic.write_csv(self.path, pd.DataFrame(self.rows, columns=GRAD_COLUMNS))
+            self._last_write = now
+
+
+# ------------------------------------------------------------------------------------------------
+# config
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        from actlab.train import ConfigError  # one-line error + exit 2 in actlab.train
+
+        raise ConfigError(message)
+
+
+def _pos_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _nonneg(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and v == v
+
+
+def callbacks(cfg_probes, run_dir: Path, activation: str) -> list[pl.Callback]:
+    """The probe callbacks switched on in ``cfg_probes`` (the ``probes`` config group)."""
+    run_dir = Path(run_dir)
+    out: list[pl.Callback] = []
+    du = cfg_probes.get("dead_units") if cfg_probes is not None else None
+    if du is not None and du.get("enabled", False):
+        every, size = du.get("every_n_epochs", 1), du.get("probe_size", 512)
+        tol, tau, flush = du.get("tol", 1e-6), du.get("tau", 0.1), du.get("flush_seconds", 30.0)
+        _check(_pos_int(every), f"probes.dead_units.every_n_epochs must be an integer >= 1, got {every!r}")
+        _check(_pos_int(size), f"probes.dead_units.probe_size must be an integer >= 1, got {size!r}")
+        _check(_nonneg(tol), f"probes.dead_units.tol must be a number >= 0, got {tol!r}")
+        _check(_nonneg(tau), f"probes.dead_units.tau must be a number >= 0, got {tau!r}")
+        _check(_nonneg(flush), f"probes.dead_units.flush_seconds must be a number >= 0, got {flush!r}")
+        out.append(DeadUnits(run_dir / "dead_units.csv", activation, probe_size=size, every_n_epochs=every,
+                             tol=float(tol), tau=float(tau), flush_seconds=float(flush)))
+    gf = cfg_probes.get("grad_flow") if cfg_probes is not None else None
+    if gf is not None and gf.get("enabled", False):
+        every, flush = gf.get("every_n_steps", 25), gf.get("flush_seconds", 30.0)
+        _check(_pos_int(every), f"probes.grad_flow.every_n_steps must be an integer >= 1, got {every!r}")
+        _check(_nonneg(flush), f"probes.grad_flow.flush_seconds must be a number >= 0, got {flush!r}")
+        out.append(GradFlow(run_dir / "grad_flow.csv", every_n_steps=every, flush_seconds=float(flush)))
+    return out
