@@ -99,29 +99,32 @@ def _every(t: torch.Tensor) -> torch.Tensor:
 
 
 def unit_stats(act: nn.Module, z: torch.Tensor, tol: float, tau: float,
-               saturate_at: float | None) -> dict[str, torch.Tensor]:
-    """Per-layer statistics (0-d tensors, still on z's device) of one activation module at
-    pre-activations z of shape (N, C) or (N, C, H, W); units are dim 1."""
+               saturate_at: float | None) -> dict[str, tuple[torch.Tensor, int]]:
+    """Per-layer statistics of one activation module at pre-activations z of shape (N, C) or
+    (N, C, H, W) (units = dim 1), as {metric: (numerator, denominator)}: the numerator a 0-d tensor
+    still on z's device (fractions as exact integer counts), the value numerator / denominator."""
     z = z.float()  # bf16 runs: measure in fp32
     with torch.enable_grad():
         zz = z.detach().requires_grad_(True)
         h = act(zz)
         (d,) = torch.autograd.grad(h.sum(), zz)  # elementwise f: d[i] = f'(z[i])
     h, d = h.detach(), d.abs()
+    n, c = z.shape[:2]
     red = [0, *range(2, z.ndim)]  # reduce over samples and positions -> (C,)
     active = d > tol  # (N, C, ...)
     per_sample = active.flatten(2).any(-1) if z.ndim > 2 else active  # (N, C)
     e_abs = h.abs().mean(red)  # (C,) E|h_i|
     stats = {
-        "dead_fraction": _every(~active).float().mean(),
+        "dead_fraction": (_every(~active).sum(), c),
         # s_i <= tau with s_i = E|h_i| / mean_j E|h_j|, written without the division (0/0 -> dormant)
-        "dormant_fraction": (e_abs <= tau * e_abs.mean()).float().mean(),
-        "mean_activation": h.mean(),
-        "mean_abs_grad": d.mean(),
-        "active_per_sample": per_sample.float().mean(1).mean(0),
+        "dormant_fraction": ((e_abs <= tau * e_abs.mean()).sum(), c),
+        "mean_activation": (h.mean(), 1),
+        "mean_abs_grad": (d.mean(), 1),
+        # mean over samples of the fraction of active units = (active (sample, unit) pairs) / (N C)
+        "active_per_sample": (per_sample.sum(), n * c),
     }
     if saturate_at is not None:
-        stats["saturated_fraction"] = _every(z.abs() > saturate_at).float().mean()
+        stats["saturated_fraction"] = (_every(z.abs() > saturate_at).sum(), c)
     return stats
 
 
@@ -131,14 +134,15 @@ def measure_units(model: nn.Module, x: torch.Tensor, activation: str, tol: float
     sat = activations.spec(activation).saturate_at
     acts = activation_layers(model)
     zs = _capture_preactivations(model, x)
-    keys, vals = [], []
+    keys, vals, dens = [], [], []
     for name, act in acts.items():
         if name not in zs:  # a layer the forward pass did not reach
             continue
-        for metric, v in unit_stats(act, zs[name], tol, tau, sat).items():
+        for metric, (v, den) in unit_stats(act, zs[name], tol, tau, sat).items():
             keys.append((name, metric))
-            vals.append(v)
-    host = torch.stack(vals).double().cpu().tolist() if vals else []
+            vals.append(v.float())  # counts < 2**24 stay exact
+            dens.append(den)
+    host = [v / den for v, den in zip(torch.stack(vals).cpu().tolist(), dens)] if vals else []
     rows = [{"layer": n, "metric": m, "value": v} for (n, m), v in zip(keys, host)]
     for name in acts:
         if name not in zs:

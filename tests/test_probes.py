@@ -1,0 +1,268 @@
+"""Probes on networks whose answers are known exactly: dead/dormant/saturated units, gradient flow."""
+import copy
+
+import pandas as pd
+import pytest
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from actlab import probes
+from actlab.data import Splits
+from actlab.models import CNN, MLP
+from actlab.module import LitModel, TensorData
+from actlab.train import ConfigError, run
+
+# A torch-internal deprecation raised inside Lightning itself (actlab.train filters it the same way).
+pytestmark = pytest.mark.filterwarnings("ignore:.*isinstance\\(treespec, LeafSpec\\).*")
+
+
+def stats(rows) -> dict:
+    return {(r["layer"], r["metric"]): r["value"] for r in rows}
+
+
+def one_layer(activation: str, w: torch.Tensor, b: torch.Tensor, **params) -> MLP:
+    """in=3 -> Linear(n) -> act -> Linear(2), with fc1's weight/bias set."""
+    m = MLP(3, 2, depth=1, width=len(b), activation=activation, act_params=params)
+    with torch.no_grad():
+        m.fc1.weight.copy_(w)
+        m.fc1.bias.copy_(b)
+    return m
+
+
+def never_or_always(n: int, k: int, seed=0):
+    """fc1 weight/bias for inputs in [-1, 1]^3: units 0..k-1 have z < 0 and units k.. z > 0 for every
+    input (|w.x| <= ||w||_1 < bias margin)."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, 3, generator=g)
+    margin = w.abs().sum(1) + 0.5
+    b = torch.where(torch.arange(n) < k, -margin, margin)
+    return w, b
+
+
+X = torch.rand(200, 3, generator=torch.Generator().manual_seed(1)) * 2 - 1  # probe set in [-1, 1]^3
+
+
+@pytest.mark.parametrize("k", [0, 3, 7, 8])
+def test_k_of_n_relu_units_that_never_fire_are_dead(k):
+    m = one_layer("relu", *never_or_always(8, k))
+    s = stats(probes.measure_units(m, X, "relu", tol=1e-6, tau=0.1))
+    assert s["act1", "dead_fraction"] == k / 8
+    assert s["act1", "active_per_sample"] == (8 - k) / 8
+    assert s["act1", "n_units"] == 8 and s["act1", "probe_size"] == 200
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "elu", "selu", "gelu", "silu", "mish", "softplus"])
+def test_same_units_are_not_dead_for_non_vanishing_derivatives(name):
+    # margins are O(1), so |f'(z)| >> tol for every one of these activations
+    m = one_layer(name, *never_or_always(8, 3))
+    s = stats(probes.measure_units(m, X, name, tol=1e-6, tau=0.1))
+    assert s["act1", "dead_fraction"] == 0.0
+
+
+def test_relu_subgradient_at_zero_is_zero_so_a_constant_zero_unit_is_dead():
+    w = torch.zeros(4, 3)
+    b = torch.tensor([0.0, 0.0, 1.0, 1.0])  # z == 0 exactly for units 0, 1
+    s = stats(probes.measure_units(one_layer("relu", w, b), X, "relu", tol=0.0, tau=0.1))
+    assert s["act1", "dead_fraction"] == 0.5
+
+
+def test_constant_units_give_exact_means_and_dormant_fractions():
+    # zero weights: z = bias for every sample. Units: z=-1 (x3), z=0, z=2 (x4).
+    w, b = torch.zeros(8, 3), torch.tensor([-1.0, -1, -1, 0, 2, 2, 2, 2])
+    relu = stats(probes.measure_units(one_layer("relu", w, b), X, "relu", tol=1e-6, tau=0.1))
+    assert relu["act1", "dead_fraction"] == 0.5
+    assert relu["act1", "mean_activation"] == pytest.approx(1.0)  # 4 * 2 / 8
+    assert relu["act1", "mean_abs_grad"] == 0.5
+    assert relu["act1", "dormant_fraction"] == 0.5  # E|h| = 0 for the 4 dead units
+    tau0 = stats(probes.measure_units(one_layer("relu", w, b), X, "relu", tol=1e-6, tau=0.0))
+    assert tau0["act1", "dormant_fraction"] == 0.5  # tau = 0: dormant == dead (Sokar et al.)
+
+    lk = stats(probes.measure_units(one_layer("leaky_relu", w, b), X, "leaky_relu", tol=1e-6, tau=0.1))
+    assert lk["act1", "dead_fraction"] == 0.0
+    assert lk["act1", "active_per_sample"] == 1.0
+    # f'(-1) = f'(0) = 0.01 (torch's leaky subgradient at 0 is the slope), f'(2) = 1
+    assert lk["act1", "mean_abs_grad"] == pytest.approx((4 * 0.01 + 4) / 8)
+    assert lk["act1", "mean_activation"] == pytest.approx((3 * -0.01 + 8) / 8)
+    # E|h| = 0.01 (x3), 0, 2 (x4); mean 1.00375; 0.1 * mean = 0.100375 -> 4 dormant
+    assert lk["act1", "dormant_fraction"] == 0.5
+    lk0 = stats(probes.measure_units(one_layer("leaky_relu", w, b), X, "leaky_relu", tol=1e-6, tau=0.0))
+    assert lk0["act1", "dormant_fraction"] == 1 / 8  # only the z == 0 unit has E|h| = 0
+    assert lk["act1", "tol"] == 1e-6 and lk["act1", "tau"] == 0.1
+
+
+def test_all_zero_layer_is_entirely_dormant():
+    s = stats(probes.measure_units(one_layer("relu", torch.zeros(4, 3), -torch.ones(4)), X, "relu", 1e-6, 0.1))
+    assert s["act1", "dormant_fraction"] == 1.0 and s["act1", "dead_fraction"] == 1.0
+
+
+def test_prelu_with_learned_slope_zero_is_dead_below_zero():
+    w, b = never_or_always(6, 6)  # every unit has z < 0 on every input
+    m = one_layer("prelu", w, b)
+    with torch.no_grad():
+        m.act1.weight.copy_(torch.tensor([0.0, 0.0, 0.25, 0.25, 0.25, -0.1]))
+    s = stats(probes.measure_units(m, X, "prelu", tol=1e-6, tau=0.1))
+    assert s["act1", "dead_fraction"] == 2 / 6
+
+
+def test_saturated_and_tolerance_dead_for_tanh_and_sigmoid():
+    w = torch.zeros(5, 3)
+    b = torch.tensor([3.0, -3.0, 20.0, 0.5, 0.0])  # |z| > 2.5 for units 0, 1, 2
+    s = stats(probes.measure_units(one_layer("tanh", w, b), X, "tanh", tol=1e-6, tau=0.1))
+    assert s["act1", "saturated_fraction"] == 3 / 5
+    assert s["act1", "saturate_at"] == 2.5
+    # tanh'(3) = 9.9e-3 > tol; tanh'(20) = 0 in float32: dead only up to the tolerance
+    assert s["act1", "dead_fraction"] == 1 / 5
+    b = torch.tensor([6.0, -6.0, 4.0, 0.0, 0.0])  # sigmoid: |z| > 5 for units 0, 1
+    s = stats(probes.measure_units(one_layer("sigmoid", w, b), X, "sigmoid", tol=1e-6, tau=0.1))
+    assert s["act1", "saturated_fraction"] == 2 / 5
+    r = stats(probes.measure_units(one_layer("relu", w, b), X, "relu", tol=1e-6, tau=0.1))
+    assert ("act1", "saturated_fraction") not in r
+
+
+def test_cnn_unit_is_a_channel():
+    m = CNN((1, 8, 8), 3, depth=1, width=4, fc_width=5, activation="relu", act_params={})
+    with torch.no_grad():
+        m.conv1.weight[:2] = 0.0
+        m.conv1.bias[:] = torch.tensor([-1.0, 0.0, 0.0, 0.0])  # channels 0, 1: z <= 0 everywhere
+        m.conv1.weight[2:] = m.conv1.weight[2:].abs()
+        m.conv1.bias[2:] = 0.1  # non-negative input: channels 2, 3 fire everywhere
+    x = torch.rand(16, 1, 8, 8)
+    s = stats(probes.measure_units(m, x, "relu", tol=1e-6, tau=0.1))
+    assert s["act1", "dead_fraction"] == 0.5
+    assert s["act1", "active_per_sample"] == 0.5
+    assert s["act1", "n_units"] == 4
+    assert set(k[0] for k in s) == {"act1", "act2"}
+
+
+def test_measurement_is_in_eval_mode_and_restores_train_mode():
+    m = nn.Sequential()
+    m.add_module("fc1", nn.Linear(3, 4))
+    m.add_module("drop", nn.Dropout(0.9))
+    m.add_module("act1", nn.ReLU())
+    m.train()
+    with torch.no_grad():
+        m.fc1.weight.zero_()
+        m.fc1.bias.fill_(1.0)
+    s = stats(probes.measure_units(m, X, "relu", tol=1e-6, tau=0.1))
+    assert s["act1", "dead_fraction"] == 0.0  # with dropout active most units would look dead
+    assert s["act1", "mean_activation"] == 1.0
+    assert m.training and m.drop.training
+
+
+# ------------------------------------------------------------------------------------------------
+# gradient flow, against a separate autograd computation
+
+
+def tiny_fit(tmp_path, steps_per_epoch: int, epochs: int, every: int, lr=0.1):
+    """Full-batch SGD (no momentum) on a 3-4-4-2 ReLU MLP with GradFlow; returns (rows, initial net, data)."""
+    torch.manual_seed(0)
+    x = torch.randn(8 * steps_per_epoch, 3)
+    y = torch.randint(0, 2, (8 * steps_per_epoch,))
+    splits = Splits(x, y, x[:4], y[:4], x[:4], y[:4], task="classification", num_outputs=2)
+    net = MLP(3, 2, depth=2, width=4, activation="relu", act_params={})
+    net0 = copy.deepcopy(net)
+    optim = OmegaConf.create({"name": "sgd", "lr": lr, "momentum": 0.0, "weight_decay": 0.0, "schedule": "none"})
+    cb = probes.GradFlow(tmp_path / "grad_flow.csv", every_n_steps=every)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         callbacks=[cb])
+    trainer.fit(LitModel(net, "classification", optim, epochs), datamodule=TensorData(splits, 8, seed=0))
+    return pd.read_csv(tmp_path / "grad_flow.csv"), net0, trainer
+
+
+def manual_steps(net, trainer, lr, n_steps):
+    """Replay the same batches by hand: per step {layer: (grad_norm, grad_abs_mean, weight_norm, update_ratio)}."""
+    dm = trainer.datamodule
+    from actlab.data import IndexBatches
+
+    s = dm.splits
+    batches = IndexBatches(s.x_train, s.y_train, dm.batch_size, shuffle=True, seed=dm.seed)
+    out, step = [], 0
+    while step < n_steps:
+        for xb, yb in batches:
+            loss = nn.functional.cross_entropy(net(xb), yb)
+            params = list(net.parameters())
+            grads = torch.autograd.grad(loss, params)
+            rec = {}
+            with torch.no_grad():
+                named = dict(net.named_parameters())
+                g_of = {n: g for (n, _), g in zip(net.named_parameters(), grads)}
+                for layer in ("fc1", "fc2", "out"):
+                    w, g = named[f"{layer}.weight"], g_of[f"{layer}.weight"]
+                    w_before = w.clone()
+                    rec[layer] = (g.norm().item(), g.abs().mean().item(), w_before.norm().item(),
+                                  (lr * g).norm().item() / w_before.norm().item())
+                for p, g in zip(params, grads):
+                    p -= lr * g
+            out.append(rec)
+            step += 1
+            if step == n_steps:
+                break
+    return out
+
+
+def check(rows, manual, step):
+    r = rows[rows.step == step]
+    for layer, vals in manual[step - 1].items():
+        for metric, v in zip(probes.GRAD_METRICS, vals):
+            got = r[(r.layer == layer) & (r.metric == metric)].value.item()
+            assert got == pytest.approx(v, rel=1e-4), (step, layer, metric)
+    ratio = r[r.metric == "grad_norm_first_over_last"]
+    assert ratio.layer.item() == "fc1/out"
+    assert ratio.value.item() == pytest.approx(manual[step - 1]["fc1"][0] / manual[step - 1]["out"][0], rel=1e-4)
+
+
+def test_grad_norms_and_update_ratio_equal_a_manual_computation(tmp_path):
+    rows, net0, trainer = tiny_fit(tmp_path, steps_per_epoch=3, epochs=2, every=1)
+    manual = manual_steps(net0, trainer, lr=0.1, n_steps=6)
+    assert sorted(rows.step.unique()) == [1, 2, 3, 4, 5, 6]
+    assert rows[rows.step == 4].epoch.unique().tolist() == [2]
+    for step in range(1, 7):
+        check(rows, manual, step)
+
+
+def test_first_interval_and_last_step_are_recorded(tmp_path):
+    rows, net0, trainer = tiny_fit(tmp_path, steps_per_epoch=3, epochs=3, every=4)
+    assert sorted(rows.step.unique()) == [1, 4, 8, 9]  # 9 = the last step, not a multiple of 4
+    assert list(rows.columns) == ["step", "epoch", "layer", "metric", "value"]
+    manual = manual_steps(net0, trainer, lr=0.1, n_steps=9)
+    check(rows, manual, 9)  # the last step comes from the buffers: .grad was cleared by then
+    check(rows, manual, 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# real runs through actlab.train
+
+
+def test_short_training_run_writes_both_tables(compose, tmp_path):
+    run(compose("activation=relu", "trainer.max_epochs=2", f"run_dir={tmp_path}", "probes.dead_units.probe_size=100"))
+    d = pd.read_csv(tmp_path / "dead_units.csv")
+    assert list(d.columns) == ["epoch", "layer", "metric", "value"]
+    assert sorted(d.epoch.unique()) == [0, 1, 2]
+    assert sorted(d.layer.unique()) == ["act1", "act2"]
+    assert {"dead_fraction", "dormant_fraction", "mean_activation", "mean_abs_grad", "active_per_sample",
+            "tol", "tau"} <= set(d.metric)
+    assert (d[d.metric == "probe_size"].value == 100).all()
+    frac = d[d.metric.str.endswith("_fraction")].value
+    assert ((frac >= 0) & (frac <= 1)).all()
+    g = pd.read_csv(tmp_path / "grad_flow.csv")
+    assert list(g.columns) == ["step", "epoch", "layer", "metric", "value"]
+    steps_per_epoch = 17  # digits: 1078 training images / batch 64
+    assert sorted(g.step.unique()) == [1, 25, 2 * steps_per_epoch]
+    assert set(g.layer) == {"fc1", "fc2", "out", "fc1/out"}
+    assert g[g.step == 2 * steps_per_epoch].epoch.unique().tolist() == [2]
+    assert (g[g.metric == "grad_norm"].value > 0).all()
+
+
+def test_probes_off_write_nothing_and_bad_values_are_config_errors(compose, tmp_path):
+    cfg = compose("probes.dead_units.enabled=false", "probes.grad_flow.enabled=false")
+    assert probes.callbacks(cfg.probes, tmp_path, "relu") == []
+    kinds = [type(c) for c in probes.callbacks(compose().probes, tmp_path, "relu")]
+    assert kinds == [probes.DeadUnits, probes.GradFlow]
+    for bad, msg in [("probes.dead_units.tau=-0.1", "tau"), ("probes.dead_units.probe_size=0", "probe_size"),
+                     ("probes.grad_flow.every_n_steps=0", "every_n_steps"),
+                     ("probes.dead_units.every_n_epochs=1.5", "every_n_epochs")]:
+        with pytest.raises(ConfigError, match=msg):
+            probes.callbacks(compose(bad).probes, tmp_path, "relu")
