@@ -1,0 +1,49 @@
+# The whole study: `snakemake --cores all` (after `make setup`; activate .venv first).
+#
+#   download -> train (one job per dataset/model/activation: all seeds) -> aggregate -> statistics
+#   depth_study                                                               |           |
+#        \----------------------> fig_* (one rule per figure) <---------------+-----------/
+#                                        |
+#                                       book -> paper/_build/html/index.html
+#
+# The sweep comes from conf/sweep/default.yaml, validated against workflow/schemas/sweep.schema.yaml
+# (then names and Hydra overrides are checked) before any job runs. Another sweep:
+# `--configfile conf/sweep/paper.yaml` (GPU) or `--configfile conf/sweep/test.yaml` (CI).
+# How it works, and how a rerun works: docs/pipeline.md.
+
+
+configfile: "conf/sweep/default.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+check_sweep(config)
+
+
+report: "workflow/report/workflow.rst"
+
+
+wildcard_constraints:
+    dataset="[A-Za-z][A-Za-z0-9_]*",
+    model="[A-Za-z][A-Za-z0-9_]*",
+    activation="[A-Za-z][A-Za-z0-9_]*",
+    seed="[0-9]+",
+
+
+localrules:
+    all,
+    download,
+
+
+rule all:
+    """Everything: runs, tables, statistics, figures and the article."""
+    input:
+        all_targets,
+
+
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/depth.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/book.smk"

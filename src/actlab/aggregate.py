@@ -1,0 +1,228 @@
+"""Gather finished runs into tables: `python -m actlab.aggregate results/runs --out-dir results`.
+
+Writes, atomically, under ``--out-dir``:
+
+  summary.csv, summary.parquet   one row per run: every summary.json field (nested ones flattened
+                                 with dots, e.g. ``versions.torch``), plus the final dead, dormant and
+                                 saturated fractions from dead_units.csv: at the last probed epoch,
+                                 the fraction of all hidden units (layers weighted by their n_units;
+                                 NaN where the probe does not report the metric).
+  curves/metrics.parquet         metrics.csv of every run, with the run's dataset/model/activation/seed
+  curves/dead_units.parquet      dead_units.csv of every run (tidy: epoch, layer, metric, value)
+  curves/grad_flow.parquet       grad_flow.csv of every run (tidy: step, epoch, layer, metric, value)
+
+What counts as a run: a directory holding summary.json (train.py writes it last, atomically, so its
+presence means the run finished). Arguments may be run directories, summary.json files, or roots
+searched recursively. A run directory found while searching that has no summary.json yet (still
+running, or killed) is skipped with a note; a summary.json that is not valid JSON, is not an
+object, or lacks a required field stops the aggregation with an error naming the run. So does a
+summary.json given explicitly that does not exist, and two runs claiming the same
+(dataset, model, activation, seed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+KEY = ["dataset", "model", "activation", "seed"]
+REQUIRED = (*KEY, "test_acc", "epochs", "diverged", "train_seconds", "seconds_per_epoch")
+CURVES = {  # file in the run dir -> (parquet name, the columns it must have)
+    "metrics.csv": ("metrics", ["epoch"]),
+    "dead_units.csv": ("dead_units", ["epoch", "layer", "metric", "value"]),
+    "grad_flow.csv": ("grad_flow", ["step", "epoch", "layer", "metric", "value"]),
+}
+FINAL = {"dead_fraction": "final_dead_fraction", "dormant_fraction": "final_dormant_fraction",
+         "saturated_fraction": "final_saturated_fraction"}
+WHOLE_MODEL_LAYERS = ("all", "model", "total")  # a probe row for the whole network, if a probe writes one
+
+
+class AggregateError(ValueError):
+    """A run that cannot be aggregated (corrupt or incomplete output); the message names the run."""
+
+
+# -----------------------------------------------------------------------------
+# finding and reading runs
+
+def find_runs(paths) -> tuple[list[Path], list[Path]]:
+    """(finished run dirs, unfinished run dirs) under/at `paths`, sorted, without duplicates.
+
+    An explicit summary.json that does not exist raises: the caller (the pipeline) promised it.
+    """
+    finished, unfinished = set(), set()
+    for p in map(Path, paths):
+        if p.name == "summary.json":
+            if not p.is_file():
+                raise AggregateError(f"run {p.parent}: no summary.json (the run did not finish)")
+            finished.add(p.parent)
+        elif (p / "summary.json").is_file():
+            finished.add(p)
+        elif p.is_dir():
+            for s in p.rglob("summary.json"):
+                if not _hidden(s, p):
+                    finished.add(s.parent)
+            for c in p.rglob("config.yaml"):  # train.py writes config.yaml first, summary.json last
+                if not _hidden(c, p) and not (c.parent / "summary.json").exists():
+                    unfinished.add(c.parent)
+        else:
+            raise AggregateError(f"{p}: no such run directory or summary.json")
+    return sorted(finished), sorted(unfinished - finished)
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """Hydra's own dirs (.hydra/, the multi-seed job dir _jobs/) are not runs."""
+    return any(part.startswith((".", "_")) for part in path.relative_to(root).parts[:-1])
+
+
+def read_summary(run_dir: Path) -> dict:
+    path = Path(run_dir) / "summary.json"
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise AggregateError(f"run {run_dir}: cannot read summary.json ({e.strerror})") from None
+    try:
+        summary = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise AggregateError(f"run {run_dir}: summary.json is not valid JSON ({e}); "
+                             f"delete the run directory and rerun it") from None
+    if not isinstance(summary, dict):
+        raise AggregateError(f"run {run_dir}: summary.json holds a {type(summary).__name__}, not an object")
+    missing = [k for k in REQUIRED if k not in summary]
+    if missing:
+        raise AggregateError(f"run {run_dir}: summary.json lacks {', '.join(missing)}")
+    return summary
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested dicts -> dotted keys ({'versions': {'torch': ..}} -> {'versions.torch': ..})."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def read_curve(run_dir: Path, name: str, needed: list[str]) -> pd.DataFrame | None:
+    path = Path(run_dir) / name
+    if not path.exists():
+        return None
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise AggregateError(f"run {run_dir}: {name} is corrupt ({' '.join(str(e).split())})") from None
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise AggregateError(f"run {run_dir}: {name} lacks column(s) {', '.join(missing)}")
+    return df
+
+
+def final_fractions(dead: pd.DataFrame | None) -> dict:
+    """Final dead/dormant/saturated fraction of one run: at the last probed epoch, the whole-model row
+    if the probe writes one, else the mean over the hidden layers. NaN for what was not measured."""
+    out = dict.fromkeys(FINAL.values(), math.nan)
+    if dead is None or dead.empty:
+        return out
+    last = dead[dead["epoch"] == dead["epoch"].max()]
+    sizes = last[last["metric"] == "n_units"].set_index("layer")["value"].astype(float)
+    for metric, column in FINAL.items():
+        rows = last[last["metric"] == metric]
+        whole = rows[rows["layer"].astype(str).isin(WHOLE_MODEL_LAYERS)]
+        if not whole.empty:
+            rows = whole
+        rows = rows[rows["value"].notna()]
+        if rows.empty:
+            continue
+        values = rows["value"].astype(float).to_numpy()
+        weights = rows["layer"].map(sizes).astype(float).to_numpy()
+        if whole.empty and np.isfinite(weights).all() and weights.sum() > 0:
+            out[column] = float((values * weights).sum() / weights.sum())  # fraction of all hidden units
+        else:
+            out[column] = float(values.mean())
+    return out
+
+
+# -----------------------------------------------------------------------------
+# the tables
+
+def collect(run_dirs) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """(summary table, {curve name: tidy table}) for the given finished run dirs."""
+    rows, curves, seen = [], {name: [] for name, _ in CURVES.values()}, {}
+    for run_dir in map(Path, run_dirs):
+        summary = read_summary(run_dir)
+        key = tuple(summary[k] for k in KEY)
+        if key in seen:
+            raise AggregateError(f"runs {seen[key]} and {run_dir} both claim {dict(zip(KEY, key))}")
+        seen[key] = run_dir
+        ident = dict(zip(KEY, key))
+        read = {name: read_curve(run_dir, file, needed) for file, (name, needed) in CURVES.items()}
+        for name, df in read.items():
+            if df is not None:
+                curves[name].append(df.assign(**ident)[[*KEY, *df.columns]])
+        row = flatten(summary)
+        row.update(final_fractions(read["dead_units"]))
+        row["run_dir"] = str(run_dir)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table = table.sort_values(KEY, kind="stable").reset_index(drop=True)
+        first = [*KEY, *(c for c in REQUIRED if c not in KEY), *FINAL.values()]
+        table = table[[*first, *sorted(c for c in table.columns if c not in first)]]
+    out_curves = {}
+    for file, (name, needed) in CURVES.items():
+        frames = curves[name]
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*KEY, *needed])
+        out_curves[name] = df
+    return table, out_curves
+
+
+def write_parquet(path, df: pd.DataFrame) -> None:
+    from actlab import atomic
+
+    with atomic.atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def write_all(table: pd.DataFrame, curves: dict[str, pd.DataFrame], out_dir) -> list[Path]:
+    from actlab import atomic
+
+    out_dir = Path(out_dir)
+    written = [out_dir / "summary.csv", out_dir / "summary.parquet"]
+    atomic.write_csv(written[0], table)
+    write_parquet(written[1], table)
+    for name, df in curves.items():
+        path = out_dir / "curves" / f"{name}.parquet"
+        write_parquet(path, df)
+        written.append(path)
+    return written
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m actlab.aggregate", description=__doc__.split("\n")[0])
+    p.add_argument("paths", nargs="*", type=Path, default=[Path("results/runs")],
+                   help="run dirs, summary.json files or roots to search (default results/runs)")
+    p.add_argument("--out-dir", type=Path, default=Path("results"))
+    args = p.parse_args(argv)
+    try:
+        finished, unfinished = find_runs(args.paths)
+        for run_dir in unfinished:
+            print(f"note: skipping unfinished run {run_dir} (no summary.json)", file=sys.stderr)
+        if not finished:
+            raise AggregateError(f"no finished runs under {', '.join(map(str, args.paths))}")
+        table, curves = collect(finished)
+        written = write_all(table, curves, args.out_dir)
+    except AggregateError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"aggregated {len(table)} runs: " + ", ".join(map(str, written)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+# Finished runs -> one table + tidy curves (aggregate), then statistics across seeds.
+
+
+rule aggregate:
+    """One row per run (summary.csv/.parquet) and every run's curves as tidy parquet files."""
+    input:
+        all_summaries,
+    output:
+        csv=RESULTS / "summary.csv",
+        parquet=RESULTS / "summary.parquet",
+        metrics=CURVES / "metrics.parquet",
+        dead_units=CURVES / "dead_units.parquet",
+        grad_flow=CURVES / "grad_flow.parquet",
+    params:
+        out_dir=RESULTS,
+    conda:
+        ENV
+    log:
+        LOGS / "aggregate.log",
+    benchmark:
+        BENCH / "aggregate.tsv"
+    shell:
+        "python -m actlab.aggregate --out-dir {params.out_dir:q} {input:q} > {log:q} 2>&1"
+
+
+rule statistics:
+    """Mean, std, 95% t-interval per activation; paired difference to the baseline (paired t-test,
+    Holm-corrected); seconds per epoch per activation."""
+    input:
+        RESULTS / "summary.parquet",
+    output:
+        accuracy=STATS / "accuracy.csv",
+        vs_relu=STATS / "vs_relu.csv",
+        compute=STATS / "compute.csv",
+    params:
+        out_dir=STATS,
+        baseline=config["baseline"],
+    conda:
+        ENV
+    log:
+        LOGS / "statistics.log",
+    benchmark:
+        BENCH / "statistics.tsv"
+    shell:
+        "python -m actlab.stats --summary {input:q} --out-dir {params.out_dir:q}"
+        " --baseline {params.baseline:q} > {log:q} 2>&1"

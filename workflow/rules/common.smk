@@ -1,0 +1,245 @@
+# Helpers shared by the rules: where things go, the checked sweep, and each job's Hydra overrides.
+# Functions and constants only (no rules here).
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+REPO = Path(workflow.basedir)  # the directory of the Snakefile: conf/, workflow/, paper/
+CONF = REPO / "conf"
+SCRIPTS = Path(os.path.relpath(REPO / "workflow" / "scripts"))  # inputs: relative to the working dir
+# Jobs run `python` / `jupyter-book` from the environment snakemake itself runs in (the project's venv),
+# even when snakemake was started as .venv/bin/snakemake without activating the venv (make paper).
+shell.prefix(f'PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; export PATH; ')
+
+# The software environment of all the jobs (documented; used with `--sdm conda`) = the pinned environment.yml.
+ENV = "../../environment.yml"  # relative to workflow/rules/
+
+# Every output lives under results/ (relative to the working directory).
+RESULTS = Path("results")
+RUNS = RESULTS / "runs"
+RUN = RUNS / "{dataset}" / "{model}" / "{activation}" / "seed{seed}"
+GROUP_LOG = Path("{dataset}") / "{model}" / "{activation}"
+LOGS = RESULTS / "logs"
+BENCH = RESULTS / "benchmarks"
+CURVES = RESULTS / "curves"
+STATS = RESULTS / "stats"
+FIGURES = RESULTS / "figures"
+DEPTH = RESULTS / "depth"
+DATA_MARKS = RESULTS / "data"
+
+# Overrides the pipeline itself sets for every run; a sweep config may not set them.
+RESERVED = {"seed", "seeds", "activation", "data", "model", "run_dir", "trainer.threads", "trainer.progress"}
+
+
+def _choices(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def _fail(message):
+    raise WorkflowError(f"invalid sweep config: {message}")
+
+
+def _check_names(values, group, where):
+    valid = _choices(group)
+    unknown = [v for v in values if v not in valid]
+    if unknown:
+        _fail(f"{where}: unknown {group} {', '.join(map(repr, unknown))}; valid: {', '.join(valid)} "
+              f"(conf/{group}/*.yaml)")
+
+
+def _check_overrides(overrides, where):
+    for o in overrides:
+        key = o.lstrip("+~").partition("=")[0]
+        if key in RESERVED or key.startswith("hydra."):
+            _fail(f"{where}: override {o!r} sets {key!r}, which the pipeline sets itself "
+                  f"(from experiments/activations/seeds/resources)")
+
+
+def _check_composes(overrides, where):
+    """Compose the real Hydra config once, so a misspelt key fails now, not in every training job."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from actlab.train import CONF_DIR
+
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("See https")]
+        _fail(f"{where}: the Hydra overrides {list(overrides)} do not compose: {' '.join(lines)}")
+
+
+def check_sweep(config):
+    """Schema first (types, empty lists, unknown keys), then names and overrides. Fills defaults."""
+    validate(config, str(REPO / "workflow" / "schemas" / "sweep.schema.yaml"))
+    if any(isinstance(s, float) for s in config["seeds"]):  # JSON Schema calls 1.0 an integer
+        _fail(f"seeds must be integers, got {config['seeds']}")
+    _check_names(config["activations"], "activation", "activations")
+    _check_names(config["depth"]["activations"], "activation", "depth.activations")
+    if config["baseline"] not in config["activations"]:
+        _fail(f"baseline {config['baseline']!r} is not among the activations {config['activations']}")
+    pairs = [(e["dataset"], e["model"]) for e in config["experiments"]]
+    dupes = sorted({p for p in pairs if pairs.count(p) > 1})
+    if dupes:
+        _fail(f"experiments: (dataset, model) {dupes} listed more than once")
+    _check_names([d for d, _ in pairs], "data", "experiments")
+    _check_names([m for _, m in pairs], "model", "experiments")
+    _check_overrides(config["overrides"], "overrides")
+    for e in config["experiments"]:
+        where = f"experiment {e['dataset']}/{e['model']}"
+        _check_overrides(e["overrides"], where)
+        _check_composes([f"data={e['dataset']}", f"model={e['model']}", *config["overrides"], *e["overrides"]],
+                        where)
+    _check_names(config["depth"]["collapse"]["activations"], "activation", "depth.collapse.activations")
+    if "prelu" in config["depth"]["collapse"]["activations"]:
+        _fail("depth.collapse.activations: prelu has a learned slope, which the collapse study's "
+              "vectorised seeds would share; use parameter-free activations")
+
+
+# -----------------------------------------------------------------------------
+# the sweep, as lists the rules expand over
+
+def experiments():
+    return config["experiments"]
+
+
+def experiment(dataset, model):
+    for e in config["experiments"]:
+        if (e["dataset"], e["model"]) == (dataset, model):
+            return e
+    raise WorkflowError(f"no experiment {dataset}/{model} in the sweep config")
+
+
+def run_dirs(**only):
+    """Every run of the sweep (optionally only those matching dataset=, model=, activation=)."""
+    out = []
+    for e in config["experiments"]:
+        for act in config["activations"]:
+            for seed in config["seeds"]:
+                wc = {"dataset": e["dataset"], "model": e["model"], "activation": act, "seed": seed}
+                if all(wc[k] == v for k, v in only.items()):
+                    out.append(Path(str(RUN).format(**wc)))
+    return out
+
+
+def all_summaries(wildcards=None):
+    return [str(d / "summary.json") for d in run_dirs()]
+
+
+def experiment_figures(names, suffixes=("png", "svg")):
+    return [str(FIGURES / e["dataset"] / e["model"] / f"{name}.{suffix}")
+            for e in config["experiments"] for name in names for suffix in suffixes]
+
+
+# -----------------------------------------------------------------------------
+# datasets that must be downloaded first
+
+def dataset_config(name):
+    with open(CONF / "data" / f"{name}.yaml") as f:
+        return yaml.safe_load(f) or {}
+
+
+def needs_download(name):
+    """A dataset is fetched from the network when its config names a URL (mnist, fashion_mnist,
+    cifar10); digits and the synthetic sets are built locally."""
+    cfg = dataset_config(name)
+    return bool(cfg.get("url") or cfg.get("base_url"))
+
+
+def data_marks(wildcards):
+    if needs_download(wildcards.dataset):
+        return [str(DATA_MARKS / f"{wildcards.dataset}.txt")]
+    return []
+
+
+# -----------------------------------------------------------------------------
+# the training jobs' Hydra overrides (their params: a change reruns exactly the affected jobs)
+
+def base_overrides(wildcards, threads):
+    e = experiment(wildcards.dataset, wildcards.model)
+    return [f"data={wildcards.dataset}", f"model={wildcards.model}", f"activation={wildcards.activation}",
+            f"trainer.threads={threads}", "trainer.progress=quiet", *config["overrides"], *e["overrides"]]
+
+
+def run_overrides(wildcards, threads):
+    """One run: seed=S, run_dir = its results/runs/... directory."""
+    run_dir = Path(str(RUN).format(**wildcards))
+    return [f"seed={wildcards.seed}", f"run_dir={run_dir}", *base_overrides(wildcards, threads)]
+
+
+def group_overrides(wildcards, threads):
+    """All seeds of one (dataset, model, activation) in one process: one run_dir per seed (Hydra
+    resolves ${seed} per seed); Hydra's own job files go to the job's log dir."""
+    run_dir = RUNS / wildcards.dataset / wildcards.model / wildcards.activation / "seed${seed}"
+    job_dir = (LOGS / "train" / wildcards.dataset / wildcards.model / wildcards.activation).with_suffix(".hydra")
+    seeds = ",".join(str(s) for s in config["seeds"])
+    return [f"seeds=[{seeds}]", f"run_dir={run_dir}", f"hydra.run.dir={job_dir}",
+            *base_overrides(wildcards, threads)]
+
+
+# -----------------------------------------------------------------------------
+# what `snakemake` (rule all) builds
+
+RUN_FIGURES = ("learning_curves", "accuracy", "dead_units", "grad_flow", "accuracy_vs_dead")
+GLOBAL_FIGURES = ("activations", "depth")
+BOOK_INDEX = Path("paper") / "_build" / "html" / "index.html"
+
+
+def all_figures(wildcards=None):
+    return [*(str(FIGURES / f"{name}.{suffix}") for name in GLOBAL_FIGURES for suffix in ("png", "svg")),
+            *experiment_figures(RUN_FIGURES)]
+
+
+def all_tables(wildcards=None):
+    return [str(p) for p in (RESULTS / "summary.csv", RESULTS / "summary.parquet", STATS / "accuracy.csv",
+                             STATS / "vs_relu.csv", STATS / "compute.csv", DEPTH / "born_dead.csv",
+                             DEPTH / "collapse.csv")]
+
+
+def book_sources(wildcards=None):
+    """Every file of the book's source (pages, code, bibliography, extensions, static files), so any
+    edit rebuilds it; not its build output (paper/_build) nor editor/Python caches."""
+    skip = {"_build", "__pycache__", ".ipynb_checkpoints", ".jupyter_cache"}
+    return sorted(str(p) for p in Path("paper").rglob("*")
+                  if p.is_file() and not skip.intersection(p.parts) and not p.name.startswith("."))
+
+
+def all_targets(wildcards=None):
+    return [*all_tables(), *all_figures(), str(BOOK_INDEX)]
+
+
+def depth_args(threads):
+    """The command line of python -m actlab.depth for the sweep's `depth` settings."""
+    d, c = config["depth"], config["depth"]["collapse"]
+    join = lambda values: ",".join(map(str, values))
+    return ["--activations", join(d["activations"]), "--inits", join(d["inits"]), "--depths", join(d["depths"]),
+            "--widths", join(d["widths"]), "--trials", str(d["trials"]), "--grid", str(d["grid"]),
+            "--seed", str(d["seed"]), "--threads", str(threads), "--collapse",
+            "--collapse-activations", join(c["activations"]), "--collapse-cells", join(c["cells"]),
+            "--collapse-seeds", str(c["seeds"]), "--collapse-steps", str(c["steps"]),
+            "--collapse-lr", str(c["lr"])]
+
+
+# -----------------------------------------------------------------------------
+# figures (workflow/rules/figures.smk)
+
+EXP_FIG = FIGURES / "{dataset}" / "{model}"
+EXP_LOG = LOGS / "figures" / "{dataset}" / "{model}"
+EXP_LABELS = {"dataset": "{dataset}", "model": "{model}"}
+
+
+def fig_report(path, name, figure):
+    return report(path, caption=f"../report/{name}.rst", category="Figures", subcategory=figure,
+                  labels={"figure": figure})
+
+
+def exp_report(path, name, figure):
+    return report(path, caption=f"../report/{name}.rst", category="Figures", subcategory="{dataset} / {model}",
+                  labels={"figure": figure, **EXP_LABELS})

@@ -1,0 +1,148 @@
+# One rule per figure. Figures read only aggregated tables: restyling one reruns that figure alone
+# (its script is an input), never a training run. Each writes PNG + SVG to results/figures/.
+
+rule fig_activations:
+    """Figure 1: every activation and its derivative (autograd)."""
+    input:
+        script=SCRIPTS / "fig_activations.py",
+        lib=SCRIPTS / "figlib.py",
+    output:
+        png=fig_report(FIGURES / "activations.png", "activations", "1 activations"),
+        svg=FIGURES / "activations.svg",
+    params:
+        activations=config["activations"],
+    conda:
+        ENV
+    log:
+        LOGS / "figures" / "activations.log",
+    shell:
+        "python {input.script:q} --activations {params.activations:q}"
+        " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
+
+
+rule fig_learning_curves:
+    """Figure 2: learning curves, mean and 95% t-band across seeds, per activation."""
+    input:
+        script=SCRIPTS / "fig_learning_curves.py",
+        lib=SCRIPTS / "figlib.py",
+        curves=CURVES / "metrics.parquet",
+    output:
+        png=exp_report(EXP_FIG / "learning_curves.png", "learning_curves", "2 learning curves"),
+        svg=EXP_FIG / "learning_curves.svg",
+    params:
+        activations=config["activations"],
+        baseline=config["baseline"],
+    conda:
+        ENV
+    log:
+        EXP_LOG / "learning_curves.log",
+    shell:
+        "python {input.script:q} --curves {input.curves:q} --dataset {wildcards.dataset:q}"
+        " --model {wildcards.model:q} --activations {params.activations:q} --baseline {params.baseline:q}"
+        " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
+
+
+rule fig_accuracy:
+    """Figure 3: final test accuracy per activation: mean with 95% CI, seeds as dots."""
+    input:
+        script=SCRIPTS / "fig_accuracy.py",
+        lib=SCRIPTS / "figlib.py",
+        summary=RESULTS / "summary.parquet",
+        accuracy=STATS / "accuracy.csv",
+        vs_relu=STATS / "vs_relu.csv",
+    output:
+        png=exp_report(EXP_FIG / "accuracy.png", "accuracy", "3 accuracy"),
+        svg=EXP_FIG / "accuracy.svg",
+    params:
+        activations=config["activations"],
+        baseline=config["baseline"],
+    conda:
+        ENV
+    log:
+        EXP_LOG / "accuracy.log",
+    shell:
+        "python {input.script:q} --summary {input.summary:q} --accuracy {input.accuracy:q}"
+        " --vs-baseline {input.vs_relu:q} --dataset {wildcards.dataset:q} --model {wildcards.model:q}"
+        " --activations {params.activations:q} --baseline {params.baseline:q}"
+        " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
+
+
+rule fig_dead_units:
+    """Figure 4: dead / dormant / saturated fraction over training, per layer and activation."""
+    input:
+        script=SCRIPTS / "fig_dead_units.py",
+        lib=SCRIPTS / "figlib.py",
+        curves=CURVES / "dead_units.parquet",
+    output:
+        png=exp_report(EXP_FIG / "dead_units.png", "dead_units", "4 dead units"),
+        svg=EXP_FIG / "dead_units.svg",
+    params:
+        activations=config["activations"],
+    conda:
+        ENV
+    log:
+        EXP_LOG / "dead_units.log",
+    shell:
+        "python {input.script:q} --curves {input.curves:q} --dataset {wildcards.dataset:q}"
+        " --model {wildcards.model:q} --activations {params.activations:q}"
+        " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
+
+
+rule fig_grad_flow:
+    """Figure 5: per-layer gradient norm over training (layers x steps), per activation."""
+    input:
+        script=SCRIPTS / "fig_grad_flow.py",
+        lib=SCRIPTS / "figlib.py",
+        curves=CURVES / "grad_flow.parquet",
+    output:
+        png=exp_report(EXP_FIG / "grad_flow.png", "grad_flow", "5 gradient flow"),
+        svg=EXP_FIG / "grad_flow.svg",
+    params:
+        activations=config["activations"],
+    conda:
+        ENV
+    log:
+        EXP_LOG / "grad_flow.log",
+    shell:
+        "python {input.script:q} --curves {input.curves:q} --dataset {wildcards.dataset:q}"
+        " --model {wildcards.model:q} --activations {params.activations:q}"
+        " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
+
+
+rule fig_depth:
+    """Figure 6: born-dead probability vs depth, per width and activation, He vs RAI init."""
+    input:
+        script=SCRIPTS / "fig_depth.py",
+        lib=SCRIPTS / "figlib.py",
+        born_dead=DEPTH / "born_dead.csv",
+    output:
+        png=fig_report(FIGURES / "depth.png", "depth", "6 depth study"),
+        svg=FIGURES / "depth.svg",
+    conda:
+        ENV
+    log:
+        LOGS / "figures" / "depth.log",
+    shell:
+        "python {input.script:q} --born-dead {input.born_dead:q}"
+        " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
+
+
+rule fig_accuracy_vs_dead:
+    """Figure 7: test accuracy against the final dead (and dormant) fraction, one point per run."""
+    input:
+        script=SCRIPTS / "fig_accuracy_vs_dead.py",
+        lib=SCRIPTS / "figlib.py",
+        summary=RESULTS / "summary.parquet",
+    output:
+        png=exp_report(EXP_FIG / "accuracy_vs_dead.png", "accuracy_vs_dead", "7 accuracy vs dead units"),
+        svg=EXP_FIG / "accuracy_vs_dead.svg",
+    params:
+        activations=config["activations"],
+    conda:
+        ENV
+    log:
+        EXP_LOG / "accuracy_vs_dead.log",
+    shell:
+        "python {input.script:q} --summary {input.summary:q} --dataset {wildcards.dataset:q}"
+        " --model {wildcards.model:q} --activations {params.activations:q}"
+        " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"

@@ -1,0 +1,51 @@
+"""Figure 1: every activation f(x) and its derivative f'(x), one small panel each.
+
+f' comes from autograd through the very module the models use (actlab.activations.build), with
+the parameters of conf/activation/<name>.yaml, so the figure shows what was trained.
+"""
+from __future__ import annotations
+
+import figlib
+import torch
+import yaml
+
+from actlab import activations
+
+
+def curves(name: str, x: torch.Tensor):
+    with open(figlib.REPO / "conf" / "activation" / f"{name}.yaml") as f:
+        params = {k: v for k, v in (yaml.safe_load(f) or {}).items() if k != "name"}
+    module = activations.build(name, num_features=None, **params).double()
+    x = x.clone().requires_grad_(True)
+    y = module(x)
+    (dy,) = torch.autograd.grad(y.sum(), x)
+    return y.detach().numpy(), dy.numpy()
+
+
+def main(argv=None) -> None:
+    p = figlib.parser(__doc__.split("\n")[0])
+    p.add_argument("--activations", nargs="+", required=True)
+    args = p.parse_args(argv)
+    figlib.setup()
+    x = torch.linspace(-4, 4, 801, dtype=torch.float64)
+    fig, axes = figlib.panel_grid(len(args.activations), ncols=4, width=2.2, height=1.8,
+                                  sharex=True, sharey=True)
+    for ax, name in zip(axes, args.activations):
+        y, dy = curves(name, x)
+        c = figlib.color(name)
+        ax.axhline(0, color="0.85", lw=0.6, zorder=0)
+        ax.axvline(0, color="0.85", lw=0.6, zorder=0)
+        ax.plot(x, y, color=c, lw=1.6, label="f(x)")
+        ax.plot(x, dy, color=c, lw=1.2, ls="--", label="f'(x)")
+        ax.set_title(figlib.label(name))
+        ax.set_xlim(-4, 4)
+        ax.set_ylim(-2, 4)
+    figlib.bottom_labels(axes, 4, "x")
+    axes[0].legend(loc="upper left", frameon=False)
+    fig.suptitle("Activation functions (solid) and their derivatives (dashed, autograd)", fontsize=10)
+    fig.tight_layout()
+    figlib.save(fig, args.out, __file__, "Activation functions and derivatives")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Figure 2: learning curves per activation: mean across seeds with a 95% Student-t band.
+
+One panel per activation: validation error (solid) and training error (dashed), error = 1 -
+accuracy on a log scale (the curves all end near accuracy 1, where a linear axis hides the
+differences); the baseline's mean validation error is a thin grey reference in every other panel.
+Panel titles give the final mean validation accuracy. For a regression task (no accuracy) the
+losses are shown instead.
+"""
+from __future__ import annotations
+
+import figlib
+import pandas as pd
+
+from actlab.stats import t_interval
+
+
+FLOOR = 1e-3  # log axis floor: a training error of exactly 0 is drawn here
+
+
+def band(df: pd.DataFrame, column: str, error: bool) -> pd.DataFrame:
+    """Per epoch: mean and 95% t-interval of `column` (or of 1 - column) across seeds."""
+    rows = [{"epoch": e, **t_interval(1 - g[column] if error else g[column])} for e, g in df.groupby("epoch", sort=True)]
+    out = pd.DataFrame(rows)
+    cols = ["mean", "ci_low", "ci_high"]
+    out[cols] = out[cols].clip(lower=FLOOR)
+    return out
+
+
+def main(argv=None) -> None:
+    p = figlib.parser(__doc__.split("\n")[0])
+    p.add_argument("--curves", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--activations", nargs="+", required=True)
+    p.add_argument("--baseline", default="relu")
+    args = p.parse_args(argv)
+    figlib.setup()
+    df = figlib.subset(pd.read_parquet(args.curves), args.dataset, args.model, args.curves)
+    acts = figlib.ordered(df["activation"].unique(), args.activations)
+    has_acc = "val_acc" in df and df["val_acc"].notna().any()
+    solid, dashed = ("val_acc", "train_acc") if has_acc else ("val_loss", "train_loss")
+    names = {"val_acc": "validation error", "train_acc": "training error", "val_loss": "validation loss",
+             "train_loss": "training loss"}
+
+    fig, axes = figlib.panel_grid(len(acts), ncols=4, width=2.3, height=1.8, sharex=True, sharey=True)
+    base = band(df[df["activation"] == args.baseline], solid, has_acc) if args.baseline in acts else None
+    for ax, act in zip(axes, acts):
+        sub = df[df["activation"] == act]
+        c = figlib.color(act)
+        if base is not None and act != args.baseline:
+            ax.plot(base["epoch"], base["mean"], color="0.6", lw=0.9, label=f"{figlib.label(args.baseline)} (val.)")
+        for column, ls in ((solid, "-"), (dashed, "--")):
+            b = band(sub, column, has_acc)
+            ax.plot(b["epoch"], b["mean"], color=c, lw=1.4, ls=ls, label=names[column])
+            ax.fill_between(b["epoch"], b["ci_low"], b["ci_high"], color=c, alpha=0.25, lw=0)
+        last = sub[sub["epoch"] == sub["epoch"].max()][solid].mean()
+        n = int(sub["seed"].nunique())
+        ax.set_title(f"{figlib.label(act)}: {last:.3f} (n={n})")
+        ax.set_yscale("log")
+        ax.grid(True, which="major", color="0.9", lw=0.6)
+    if has_acc:
+        axes[0].set_ylim(FLOOR, 1.0)
+    figlib.bottom_labels(axes, 4, "epoch")
+    for i, ax in enumerate(axes):
+        if i % 4 == 0:
+            ax.set_ylabel("error (1 - accuracy)" if has_acc else "loss")
+    handles, labels = [], []
+    for ax in axes[:2]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="upper right", ncol=3, frameon=False, bbox_to_anchor=(0.99, 1.0))
+    final = "final mean validation accuracy" if has_acc else "final mean validation loss"
+    fig.suptitle(f"Learning curves, {args.dataset} / {args.model}: mean and 95% t-band across seeds "
+                 f"(titles: {final}; n = seeds)", fontsize=9, x=0.01, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    figlib.save(fig, args.out, __file__, f"Learning curves ({args.dataset}/{args.model})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Shared style and saving for the figure scripts (workflow/scripts/fig_*.py).
+
+Every figure: seaborn's "ticks" style, one fixed colour per activation (the same in every figure),
+a footer naming the script that made it, PNG (150 dpi) and SVG written atomically, and the script
+name in both files' metadata.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import zlib
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+# One colour per activation, by family: rectifier black; leaky blues; exponential greens/teal;
+# smooth warm colours and purple; saturating brown/olive. Unknown names get a grey shade.
+COLORS = {
+    "relu": "#000000",
+    "leaky_relu": "#1f77b4", "prelu": "#74a9cf",
+    "elu": "#2ca02c", "selu": "#17becf",
+    "gelu": "#d62728", "silu": "#ff7f0e", "mish": "#9467bd", "softplus": "#e377c2",
+    "tanh": "#8c564b", "sigmoid": "#bcbd22",
+}
+LABELS = {"relu": "ReLU", "leaky_relu": "Leaky ReLU", "prelu": "PReLU", "elu": "ELU", "selu": "SELU",
+          "gelu": "GELU", "silu": "SiLU", "mish": "Mish", "softplus": "Softplus", "tanh": "tanh",
+          "sigmoid": "sigmoid"}
+
+
+def color(name: str) -> str:
+    if name in COLORS:
+        return COLORS[name]
+    return str(0.3 + 0.4 * (zlib.crc32(name.encode()) % 7) / 6)  # stable across processes
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, name)
+
+
+def setup() -> None:
+    sns.set_theme(context="paper", style="ticks", font_scale=1.0)
+    plt.rcParams.update({"svg.hashsalt": "actlab", "axes.titlesize": 9, "axes.labelsize": 8,
+                         "xtick.labelsize": 7, "ytick.labelsize": 7, "legend.fontsize": 7,
+                         "figure.dpi": 100, "savefig.dpi": 150})
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--out", nargs="+", required=True, type=Path, help="output files: .png and/or .svg")
+    return p
+
+
+def panel_grid(n: int, ncols: int = 4, width: float = 2.3, height: float = 1.9, **kw):
+    """n small panels on a grid of ncols columns; unused axes removed. Returns (fig, list of axes)."""
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + 0.4), squeeze=False, **kw)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.remove()
+    return fig, flat[:n]
+
+
+def bottom_labels(axes, ncols: int, xlabel: str) -> None:
+    """x label and tick labels on every panel with no panel below it (also in a short last row)."""
+    n = len(axes)
+    for i, ax in enumerate(axes):
+        if i + min(ncols, n) >= n:
+            ax.set_xlabel(xlabel)
+            ax.xaxis.set_tick_params(labelbottom=True)
+        else:
+            ax.set_xlabel("")
+
+
+def percent_axis(axis, vmax: float) -> None:
+    """Percent tick labels with as many decimals as the range needs (0.4% max -> 0.10%, 0.20%, ...)."""
+    from matplotlib.ticker import PercentFormatter
+
+    decimals = 2 if vmax < 0.01 else 1 if vmax < 0.2 else 0
+    axis.set_major_formatter(PercentFormatter(1.0, decimals=decimals))
+
+
+def ordered(names, order) -> list[str]:
+    """`names` in the sweep's order (`order`), unknown ones last, alphabetically."""
+    order = list(order)
+    return sorted(set(names), key=lambda a: (order.index(a) if a in order else len(order), a))
+
+
+def script_name(script: str) -> str:
+    path = Path(script).resolve()
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return path.name
+
+
+def save(fig, outs, script: str, title: str) -> None:
+    """Footer + metadata naming the script, then each of `outs` (.png/.svg) written atomically."""
+    from actlab import atomic
+
+    made_by = f"made by {script_name(script)}"
+    fig.text(0.995, 0.003, made_by, ha="right", va="bottom", fontsize=6, color="0.45")
+    for out in map(Path, outs):
+        fmt = out.suffix.lstrip(".").lower()
+        if fmt == "png":
+            metadata = {"Title": title, "Description": made_by, "Software": f"{script_name(script)}; matplotlib"}
+        elif fmt == "svg":
+            metadata = {"Title": title, "Description": made_by, "Creator": f"{script_name(script)}; matplotlib",
+                        "Date": None}
+        else:
+            raise SystemExit(f"error: unsupported figure format {out.suffix!r} (use .png or .svg)")
+        with atomic.atomic_path(out) as tmp:
+            fig.savefig(tmp, format=fmt, metadata=metadata, bbox_inches="tight", pad_inches=0.08)
+    plt.close(fig)
+
+
+def subset(df, dataset: str, model: str, where: str):
+    """Rows of one experiment; an empty result is an error naming what was asked for."""
+    out = df[(df["dataset"] == dataset) & (df["model"] == model)]
+    if out.empty:
+        raise SystemExit(f"error: {where} has no rows for {dataset}/{model}")
+    return out
