@@ -3,7 +3,9 @@
 Several seeds in one process: `python -m actlab.train seeds=[0,1,2,3,4] activation=gelu ...` trains
 each seed and writes one complete run directory per seed (``run_dir`` resolved with that seed),
 exactly as `python -m actlab.train seed=S` would; Hydra's own files (.hydra/, train.log of the whole
-job) then go to ``hydra.run.dir``, which the caller should pass (default: `job_dir`).
+job) then go to ``hydra.run.dir``, which the caller should pass (default: `job_dir`). By default
+(``vectorize=auto``) the seeds train together as one batched model (actlab.vectorized; same results
+to floating-point tolerance); ``vectorize=false`` trains them one after the other (bit-identical).
 
 Writes into the run directory (``hydra.run.dir``, = ``run_dir`` in conf/config.yaml):
   config.yaml     the fully resolved config
@@ -13,6 +15,7 @@ Writes into the run directory (``hydra.run.dir``, = ``run_dir`` in conf/config.y
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -146,6 +149,32 @@ def check_writable(run_dir: Path) -> None:
         raise ConfigError(f"run dir {str(run_dir)!r} is not writable: {e.strerror}") from None
 
 
+def make_summary(cfg: DictConfig, task: str, hist: list[dict], test: dict, diverged: bool,
+                 train_seconds: float, n_params: int, device: str) -> dict:
+    """summary.json of one run (also used per model by the vectorised trainer, actlab.vectorized)."""
+    from actlab import models
+
+    commit, dirty = git_state()
+    val_key = "val_acc" if task == "classification" else "val_loss"
+    vals = [r[val_key] for r in hist if math.isfinite(r.get(val_key, math.nan))]
+    best = (max if val_key == "val_acc" else min)(vals) if vals else math.nan
+    return {
+        "activation": cfg.activation.name, "act_params": act_params(cfg), "seed": cfg.seed,
+        "dataset": cfg.data.name, "split_seed": cfg.data.split_seed, "task": task,
+        "model": cfg.model.name, "depth": cfg.model.depth, "width": cfg.model.width,
+        "init": cfg.model.init or models.activations.spec(cfg.activation.name).init,
+        "optimizer": cfg.optimizer.name, "lr": cfg.optimizer.lr, "batch_size": cfg.data.batch_size,
+        "test_acc": test.get("test_acc", math.nan), "test_loss": test.get("test_loss", math.nan),
+        "best_val_acc": best if val_key == "val_acc" else math.nan,
+        "best_val_loss": min((r["val_loss"] for r in hist), default=math.nan),
+        "epochs": len(hist), "max_epochs": cfg.trainer.max_epochs, "diverged": diverged,
+        "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / max(len(hist), 1),
+        "n_params": n_params,
+        "device": device, "versions": versions(),
+        "git_commit": commit, "git_dirty": dirty, "run_dir": str(cfg.run_dir),
+    }
+
+
 def run(cfg: DictConfig) -> dict:
     """Train and test one model; return the summary (also written to summary.json)."""
     import pytorch_lightning as pl
@@ -196,26 +225,8 @@ def run(cfg: DictConfig) -> dict:
     train_seconds = time.perf_counter() - t0
     test = trainer.test(lit, datamodule=dm, verbose=not quiet)[0] if not lit.diverged else {}
 
-    commit, dirty = git_state()
-    hist = recorder.rows
-    val_key = "val_acc" if splits.task == "classification" else "val_loss"
-    vals = [r[val_key] for r in hist if math.isfinite(r.get(val_key, math.nan))]
-    best = (max if val_key == "val_acc" else min)(vals) if vals else math.nan
-    summary = {
-        "activation": cfg.activation.name, "act_params": act_params(cfg), "seed": cfg.seed,
-        "dataset": cfg.data.name, "split_seed": cfg.data.split_seed, "task": splits.task,
-        "model": cfg.model.name, "depth": cfg.model.depth, "width": cfg.model.width,
-        "init": cfg.model.init or models.activations.spec(cfg.activation.name).init,
-        "optimizer": cfg.optimizer.name, "lr": cfg.optimizer.lr, "batch_size": cfg.data.batch_size,
-        "test_acc": test.get("test_acc", math.nan), "test_loss": test.get("test_loss", math.nan),
-        "best_val_acc": best if val_key == "val_acc" else math.nan,
-        "best_val_loss": min((r["val_loss"] for r in hist), default=math.nan),
-        "epochs": len(hist), "max_epochs": cfg.trainer.max_epochs, "diverged": lit.diverged,
-        "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / max(len(hist), 1),
-        "n_params": sum(p.numel() for p in model.parameters()),
-        "device": str(trainer.strategy.root_device), "versions": versions(),
-        "git_commit": commit, "git_dirty": dirty, "run_dir": str(run_dir),
-    }
+    summary = make_summary(cfg, splits.task, recorder.rows, test, lit.diverged, train_seconds,
+                           sum(p.numel() for p in model.parameters()), str(trainer.strategy.root_device))
     atomic.write_json(run_dir / "summary.json", summary)
     return summary
 
@@ -273,21 +284,66 @@ def run_seeds(cfg: DictConfig) -> list[dict]:
     cfgs = seed_configs(cfg)
     if cfg.get("seeds") is None:
         return [run(cfg)]
+    vectorize = use_vectorized(cfg, len(cfgs))
     for c in cfgs:  # fail before training anything
         validate(c)
         check_writable(Path(c.run_dir))
-    summaries = []
     for c in cfgs:
         _hydra_files(c)
-        handler = logging.FileHandler(Path(c.run_dir) / "train.log")  # the per-seed train.log
-        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-        logging.getLogger().addHandler(handler)
-        try:
-            summaries.append(run(c))
-        finally:
-            logging.getLogger().removeHandler(handler)
-            handler.close()
+    summaries = []
+    if vectorize:
+        from actlab import vectorized
+
+        max_k = cfg.get("vectorize_max_k") or len(cfgs)
+        for i in range(0, len(cfgs), max_k):
+            part = cfgs[i:i + max_k]
+            with _seed_logs(part):
+                summaries += vectorized.fit_many(part)
+    else:
+        for c in cfgs:
+            with _seed_logs([c]):
+                summaries.append(run(c))
     return summaries
+
+
+def use_vectorized(cfg: DictConfig, k: int) -> bool:
+    """`vectorize`: true = one vectorised run (error if the model cannot be), false = the seeds one
+    after the other, auto = vectorised when supported and k >= 2."""
+    from actlab import vectorized
+
+    mode = cfg.get("vectorize", "auto")
+    mode = {"true": True, "false": False}.get(mode, mode) if isinstance(mode, str) else mode
+    if mode not in ("auto", True, False):
+        raise ConfigError(f"vectorize must be auto, true or false, got {cfg.get('vectorize')!r}")
+    max_k = cfg.get("vectorize_max_k")
+    if max_k is not None and not (_int(max_k) and max_k >= 1):
+        raise ConfigError(f"vectorize_max_k must be an integer >= 1 or null, got {max_k!r}")
+    steps = cfg.trainer.get("steps_per_call", 1)
+    if not (_int(steps) and steps >= 1):
+        raise ConfigError(f"trainer.steps_per_call must be an integer >= 1, got {steps!r}")
+    if mode is False:
+        return False
+    ok, why = vectorized.supported(cfg)
+    if mode is True and not ok:
+        raise ConfigError(f"vectorize=true but cannot vectorise: {why}")
+    return ok and (mode is True or k >= 2)
+
+
+@contextlib.contextmanager
+def _seed_logs(cfgs: list[DictConfig]):
+    """Each run dir's train.log receives the log records while its seed trains."""
+    handlers = []
+    for c in cfgs:
+        h = logging.FileHandler(Path(c.run_dir) / "train.log")
+        h.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+        logging.getLogger().addHandler(h)
+        handlers.append(h)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            logging.getLogger().removeHandler(h)
+            h.close()
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")

@@ -1,0 +1,601 @@
+"""The vectorised trainer: K independent models of one architecture trained as ONE batched computation.
+
+A sweep is hundreds of small, identical-shape trainings; one at a time they are bound by per-step
+overhead (Python, autograd, optimizer, Lightning). Here K models (different seeds and, optionally,
+different activations) are stacked: every Linear layer holds a (K, out, in) weight and runs as one
+`torch.baddbmm`, the K losses are summed (the gradient of the sum w.r.t. model k's slice is model
+k's own gradient), and one optimizer steps the stacked parameters. Adam and SGD(+momentum) are
+elementwise, so one optimizer over stacked tensors is exactly K optimizers; weight decay groups are
+kept as in `actlab.module.LitModel` (weights decayed; biases and PReLU slopes never).
+
+It is the same experiment as K separate `python -m actlab.train seed=S` runs:
+- initialisation: model k = `models.build(...)` right after `seed_everything(seed_k)`, as in a run;
+- data order: model k draws its batches from its own generator seeded with seed_k, the same
+  `randperm` sequence `actlab.data.IndexBatches` produces; a batch is a gather with a (K, B) index;
+- metrics: epoch means weighted by batch size, as Lightning's `self.log(on_epoch=True)`;
+- divergence: a model whose epoch train loss is not finite is marked diverged at that epoch, its
+  rows stop there (as a single run stops), the others train on (NaNs never cross model slices);
+- probes: every model gets its own dead_units.csv (actlab.probes.DeadUnits, measured on a per-model
+  view: the model's slice copied into a `models.build()`-shaped module) and grad_flow.csv (same
+  metrics as actlab.probes.GradFlow, computed for all K at once on the stacked gradients).
+Agreement is to floating-point tolerance (batched matmuls round differently), not bit-exact.
+
+Everything runs inside ONE Lightning run. With manual optimisation each Lightning training_step
+takes a chunk of ``trainer.steps_per_call`` mini-batches and loops over them, which amortises
+Lightning's per-step cost. Data stay on the device; the step has no host sync (metrics accumulate on
+the device and come to the host once per epoch).
+
+Supported: the MLP (`model=mlp`), classification or regression, any registered activation, Adam
+or SGD, any schedule. `supported(cfg)` says why not otherwise; `actlab.train` then trains the
+seeds one after the other.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from actlab import atomic, data, models, probes
+from actlab.data import IndexBatches, Splits
+
+log = logging.getLogger(__name__)
+
+# Keys that may differ between the models of one vectorised run; everything else must be equal.
+PER_MODEL_KEYS = ("seed", "seeds", "run_dir", "activation")
+
+
+def supported(cfg: DictConfig) -> tuple[bool, str]:
+    """(True, '') if cfg's model can be vectorised, else (False, the reason)."""
+    if cfg.model.name != "mlp":
+        return False, f"model {cfg.model.name!r} (only the MLP is vectorised)"
+    if str(cfg.trainer.precision) in ("16-mixed", "16", "16-true"):
+        return False, "fp16 precision needs a gradient scaler per model (use bf16-mixed or 32-true)"
+    return True, ""
+
+
+def _shared_part(cfg: DictConfig) -> dict:
+    c = OmegaConf.to_container(cfg, resolve=True)
+    for k in PER_MODEL_KEYS:
+        c.pop(k, None)
+    c.get("model", {}).pop("init", None)  # init only changes the initial values, not the shapes
+    return c
+
+
+def check_compatible(cfgs: list[DictConfig]) -> None:
+    from actlab.train import ConfigError
+
+    ref = _shared_part(cfgs[0])
+    for c in cfgs[1:]:
+        if _shared_part(c) != ref:
+            raise ConfigError("vectorised runs must differ only in seed, run_dir and activation")
+    dirs = [str(c.run_dir) for c in cfgs]
+    if len(set(dirs)) != len(dirs):
+        raise ConfigError("vectorised runs need distinct run dirs")
+
+
+def _act_key(cfg: DictConfig) -> tuple:
+    from actlab.train import act_params
+
+    return cfg.activation.name, tuple(sorted((k, repr(v)) for k, v in act_params(cfg).items()))
+
+
+# ------------------------------------------------------------------------------------------------
+# the stacked model
+
+
+class StackedAct(nn.Module):
+    """One hidden activation layer of K models. Models come in groups (consecutive slices) that
+    share an activation; a stateless activation module is applied to its group's slice as is, a
+    PReLU gets a stacked slope (k, n) applied per model."""
+
+    def __init__(self, acts: list[nn.Module], groups: list[tuple[int, int]]):
+        super().__init__()
+        self.groups = groups
+        self.fns = nn.ModuleList()
+        self.slopes = nn.ParameterList()
+        self.kinds: list[str] = []
+        self.slope_index: list[int] = []  # group -> index into slopes (-1: none)
+        for a, b in groups:
+            first = acts[a]
+            self.slope_index.append(len(self.slopes) if isinstance(first, nn.PReLU) else -1)
+            if isinstance(first, nn.PReLU):
+                self.kinds.append("prelu")
+                self.slopes.append(nn.Parameter(torch.stack([m.weight.detach().clone() for m in acts[a:b]])))
+                self.fns.append(nn.Identity())
+            elif any(True for _ in first.parameters()):
+                raise ValueError(f"cannot vectorise activation {type(first).__name__} with parameters")
+            else:
+                self.kinds.append("fn")
+                self.fns.append(first)
+
+    def _act(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        if self.kinds[i] == "prelu":
+            a = self.slopes[self.slope_index[i]]
+            # nn.PReLU: x if x > 0 else a * x (torch's gradient convention at 0: slope a)
+            return torch.where(h > 0, h, a.unsqueeze(1) * h)
+        return self.fns[i](h)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (K, B, W)
+        if len(self.groups) == 1:
+            return self._act(0, h)
+        return torch.cat([self._act(i, h[a:b]) for i, (a, b) in enumerate(self.groups)], 0)
+
+    def slope_of(self, k: int) -> torch.Tensor | None:
+        """Model k's PReLU slope (a view), or None."""
+        for i, (a, b) in enumerate(self.groups):
+            if a <= k < b and self.slope_index[i] >= 0:
+                return self.slopes[self.slope_index[i]][k - a]
+        return None
+
+
+class StackedMLP(nn.Module):
+    """K `actlab.models.MLP`s as stacked tensors: weight i is (K, out, in), bias i is (K, out)."""
+
+    def __init__(self, nets: list[nn.Module], groups: list[tuple[int, int]]):
+        super().__init__()
+        self.k = len(nets)
+        self.layer_names = list(models.weight_layers(nets[0]))  # fc1.., out
+        self.act_names = list(models.activation_layers(nets[0]))  # act1..
+        stack = lambda ts: nn.Parameter(torch.stack([t.detach().clone() for t in ts]))  # noqa: E731
+        self.weights = nn.ParameterList(
+            [stack([n.get_submodule(name).weight for n in nets]) for name in self.layer_names])
+        self.biases = nn.ParameterList(
+            [stack([n.get_submodule(name).bias for n in nets]) for name in self.layer_names])
+        self.acts = nn.ModuleList(
+            [StackedAct([n.get_submodule(name) for n in nets], groups) for name in self.act_names])
+
+    def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        """x: (K, B, *in) (one batch per model), or (B, *in) with shared=True (the same batch for
+        every model: validation and test). Returns (K, B, out)."""
+        n_layers = len(self.weights)
+        if shared:
+            # One GEMM for all K: (B, D) @ (D, K*H), no K-fold copy of the inputs.
+            w, b = self.weights[0], self.biases[0]
+            k, h_out, d = w.shape
+            x2 = x.reshape(x.shape[0], -1)
+            h = torch.mm(x2, w.permute(2, 0, 1).reshape(d, k * h_out)).view(-1, k, h_out).transpose(0, 1)
+            h = h + b.unsqueeze(1)
+            start = 1
+        else:
+            h = x.reshape(x.shape[0], x.shape[1], -1)
+            start = 0
+        for i in range(start, n_layers):
+            if i > 0:
+                h = self.acts[i - 1](h)
+            h = torch.baddbmm(self.biases[i].unsqueeze(1), h, self.weights[i].transpose(1, 2))
+        return h
+
+    def decay_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(decayed, not decayed) as LitModel.configure_optimizers: weights, then biases + slopes."""
+        return list(self.weights), [*self.biases, *(p for a in self.acts for p in a.slopes)]
+
+    @torch.no_grad()
+    def copy_into(self, k: int, net: nn.Module) -> nn.Module:
+        """Copy model k's parameters into `net` (a `models.build()`-shaped module): a per-model view."""
+        for i, name in enumerate(self.layer_names):
+            layer = net.get_submodule(name)
+            layer.weight.copy_(self.weights[i][k])
+            layer.bias.copy_(self.biases[i][k])
+        for name, act in zip(self.act_names, self.acts):
+            slope = act.slope_of(k)
+            if slope is not None:
+                net.get_submodule(name).weight.copy_(slope)
+        return net
+
+
+def per_model_losses(out: torch.Tensor, y: torch.Tensor, task: str,
+                     shared: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(K,) mean loss per model and (K,) correct count per model (None for regression).
+    out (K, B, C); y (K, B) / (K, B, 1) per model, or (B,) / (B, 1) when shared."""
+    k, b = out.shape[:2]
+    if shared:
+        y = y.unsqueeze(0).expand(k, *y.shape)
+    if task == "regression":
+        return (out - y).pow(2).flatten(1).mean(1), None
+    losses = F.cross_entropy(out.reshape(k * b, -1), y.reshape(k * b), reduction="none").view(k, b).mean(1)
+    correct = (out.argmax(-1) == y).sum(1)
+    return losses, correct
+
+
+# ------------------------------------------------------------------------------------------------
+# data
+
+
+class StackedBatches:
+    """Per-model shuffled index batches: chunks of up to `chunk` (K, B) index tensors on `device`.
+    Model k's order is the one `IndexBatches(shuffle=True, seed=seeds[k])` draws, epoch by epoch."""
+
+    def __init__(self, n: int, batch_size: int, seeds: list[int], chunk: int, device):
+        self.n, self.batch_size, self.chunk, self.device = n, batch_size, max(1, int(chunk)), device
+        self.gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self.n_batches = math.ceil(n / batch_size)
+
+    def __len__(self) -> int:
+        return math.ceil(self.n_batches / self.chunk)
+
+    def __iter__(self):
+        order = torch.stack([torch.randperm(self.n, generator=g) for g in self.gens]).to(self.device)
+        b = self.batch_size
+        for c in range(0, self.n_batches, self.chunk):
+            yield [order[:, i * b:(i + 1) * b] for i in range(c, min(c + self.chunk, self.n_batches))]
+
+
+class VecData(pl.LightningDataModule):
+    """All splits on the device; training batches are per-model index chunks, evaluation batches are
+    shared (every model is evaluated on the same contiguous slices, as TensorData does)."""
+
+    def __init__(self, splits: Splits, batch_size: int, seeds: list[int], chunk: int,
+                 eval_batch_size: int = 4096):
+        super().__init__()
+        self.splits, self.batch_size, self.seeds, self.chunk = splits, batch_size, seeds, chunk
+        self.eval_batch_size = eval_batch_size
+
+    def setup(self, stage: str) -> None:
+        device = self.trainer.strategy.root_device
+        if self.splits.x_train.device != device:
+            self.splits = self.splits.to(device)
+
+    def train_dataloader(self):
+        return StackedBatches(len(self.splits.x_train), self.batch_size, self.seeds, self.chunk,
+                              self.splits.x_train.device)
+
+    def val_dataloader(self):
+        return IndexBatches(self.splits.x_val, self.splits.y_val, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self):
+        return IndexBatches(self.splits.x_test, self.splits.y_test, self.eval_batch_size, shuffle=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# the LightningModule
+
+
+class VecLitModel(pl.LightningModule):
+    """K stacked models, their losses and one optimizer; manual optimisation, `chunk` steps a call."""
+
+    def __init__(self, net: StackedMLP, task: str, optim_cfg, max_epochs: int,
+                 grad_flow_every: int | None = None, compile: bool = False):
+        super().__init__()
+        self.net, self.task, self.optim_cfg, self.max_epochs = net, task, optim_cfg, max_epochs
+        self.automatic_optimization = False
+        self.k = net.k
+        self.grad_flow_every = grad_flow_every
+        self.step_count = 0  # optimizer steps, as GradFlow counts them
+        self.grad_flow: list[tuple[int, int, torch.Tensor]] = []  # (step, epoch, (4, L, K)) this epoch
+        self.last_step_stats: tuple[int, int, torch.Tensor] | None = None
+        self._loss_fn = torch.compile(self._losses, dynamic=False) if compile else self._losses
+        self._reset("train"), self._reset("val"), self._reset("test")
+        self.epoch_means: dict[str, torch.Tensor] = {}
+
+    # metric accumulators, on the device: sum of loss * batch size, sum of correct, sample count
+    def _reset(self, stage: str) -> None:
+        setattr(self, f"_{stage}_acc", None)
+        setattr(self, f"_{stage}_n", 0)
+
+    def _accumulate(self, stage: str, losses: torch.Tensor, correct: torch.Tensor | None, b: int) -> None:
+        row = torch.stack([losses.detach().float() * b,
+                           (correct.float() if correct is not None else torch.full_like(losses, math.nan))])
+        acc = getattr(self, f"_{stage}_acc")
+        setattr(self, f"_{stage}_acc", row if acc is None else acc + row)
+        setattr(self, f"_{stage}_n", getattr(self, f"_{stage}_n") + b)
+
+    def _finish(self, stage: str) -> None:
+        acc, n = getattr(self, f"_{stage}_acc"), getattr(self, f"_{stage}_n")
+        if acc is not None:
+            self.epoch_means[stage] = acc / n  # (2, K): mean loss, accuracy
+        self._reset(stage)
+
+    def _losses(self, x, y, shared: bool):
+        return per_model_losses(self.net(x, shared=shared), y, self.task, shared)
+
+    def on_fit_start(self) -> None:
+        dm = self.trainer.datamodule
+        self._x, self._y = dm.splits.x_train, dm.splits.y_train
+        self._steps_per_epoch = math.ceil(len(self._x) / dm.batch_size)
+
+    def training_step(self, batch, batch_idx):
+        opt = self.optimizers()
+        raw = opt.optimizer
+        epoch = self.current_epoch + 1
+        for idx in batch:  # (K, b) indices, one row per model
+            x, y = self._x[idx], self._y[idx]
+            losses, correct = self._loss_fn(x, y, False)
+            raw.zero_grad(set_to_none=True)
+            self.manual_backward(losses.sum())
+            self.step_count += 1
+            s = self.step_count
+            record = self.grad_flow_every is not None and (
+                s == 1 or s % self.grad_flow_every == 0 or s % self._steps_per_epoch == 0)
+            if record:
+                before = [w.detach().clone() for w in self.net.weights]
+                grads = [w.grad.detach() for w in self.net.weights]
+                g2 = torch.stack([g.flatten(1).norm(dim=1) for g in grads])  # (L, K)
+                g1 = torch.stack([g.flatten(1).abs().sum(1) / g[0].numel() for g in grads])
+            raw.step()
+            if record:
+                w2 = torch.stack([w.flatten(1).norm(dim=1) for w in before])
+                dw = torch.stack([(w.detach() - w0).flatten(1).norm(dim=1) for w, w0 in zip(self.net.weights, before)])
+                stats = torch.stack([g2, g1, w2, dw / w2])  # (4, L, K), GRAD_METRICS order
+                if s == 1 or s % self.grad_flow_every == 0:
+                    self.grad_flow.append((s, epoch, stats))
+                if s % self._steps_per_epoch == 0:
+                    self.last_step_stats = (s, epoch, stats)
+            self._accumulate("train", losses, correct, idx.shape[1])
+
+    def on_train_epoch_start(self) -> None:
+        self._reset("train")
+        self.grad_flow = []
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        losses, correct = self._losses(x, y, True)
+        self._accumulate("val", losses, correct, len(x))
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish("val")
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        losses, correct = self._losses(x, y, True)
+        self._accumulate("test", losses, correct, len(x))
+
+    def on_test_epoch_end(self) -> None:
+        self._finish("test")
+
+    def finish_train_epoch(self) -> None:
+        self._finish("train")
+
+    def on_train_epoch_end(self) -> None:
+        # after the callbacks (VecRecorder read this epoch's metrics at the same lr): the epoch schedule
+        sched = self.lr_schedulers()
+        if sched is not None:
+            sched.step()
+
+    def configure_optimizers(self):
+        cfg = self.optim_cfg
+        decay, no_decay = self.net.decay_groups()
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        dev = decay[0].device.type
+        # Fused kernels: one pass over the stacked tensors (CPU and CUDA); elementwise, as per model.
+        fused = {"fused": True} if dev in ("cpu", "cuda") and decay[0].dtype == torch.float32 else {}
+        if cfg.name == "adam":
+            opt = torch.optim.Adam(groups, lr=cfg.lr, **fused)
+        elif cfg.name == "sgd":
+            opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum or 0.0, **fused)
+        else:
+            raise ValueError(f"unknown optimizer {cfg.name!r}; valid: adam, sgd")
+        if cfg.schedule == "none":
+            return opt
+        if cfg.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.max_epochs)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: none, cosine")
+
+
+# ------------------------------------------------------------------------------------------------
+# per-model outputs: metrics.csv, divergence, probes
+
+
+class _View:
+    """What a probe callback needs of a pl_module: `.model` (model k as a plain module), `.device`."""
+
+    def __init__(self, model: nn.Module, device):
+        self.model, self.device = model, device
+
+
+class VecRecorder(pl.Callback):
+    """Per-model metrics.csv rows, divergence, and the probes of every model, at each epoch end."""
+
+    def __init__(self, cfgs: list[DictConfig], views: list[nn.Module], quiet: bool):
+        self.cfgs, self.views, self.quiet = cfgs, views, quiet
+        self.k = len(cfgs)
+        self.rows: list[list[dict]] = [[] for _ in cfgs]
+        self.active = [True] * self.k
+        self.diverged = [False] * self.k
+        self.finished = [False] * self.k
+        self.epoch_probes: list[list[pl.Callback]] = []
+        self.grad_flow: list[dict | None] = []
+        for c in cfgs:
+            cbs = probes.callbacks(c.probes, Path(c.run_dir), c.activation.name)
+            gf = [cb for cb in cbs if isinstance(cb, probes.GradFlow)]
+            self.epoch_probes.append([cb for cb in cbs if not isinstance(cb, probes.GradFlow)])
+            self.grad_flow.append({"path": gf[0].path, "every": gf[0].every, "flush": gf[0].flush_seconds,
+                                   "rows": [], "recorded": 0, "written": -math.inf} if gf else None)
+
+    def grad_flow_every(self) -> int | None:
+        everies = {g["every"] for g in self.grad_flow if g is not None}
+        if len(everies) > 1:
+            raise ValueError("vectorised models must share probes.grad_flow.every_n_steps")
+        return everies.pop() if everies else None
+
+    def _view(self, k: int, pl_module) -> _View:
+        return _View(pl_module.net.copy_into(k, self.views[k]), pl_module.device)
+
+    def on_train_start(self, trainer, pl_module):
+        for k in range(self.k):
+            for cb in self.epoch_probes[k]:
+                cb.on_train_start(trainer, self._view(k, pl_module))
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        pl_module.finish_train_epoch()
+        epoch = trainer.current_epoch + 1
+        seconds = (time.perf_counter() - self._t0) / self.k  # each model's share of the epoch
+        nan = torch.full((2, self.k), math.nan, device=pl_module.device)
+        tr, va = pl_module.epoch_means.get("train", nan), pl_module.epoch_means.pop("val", nan)
+        # the one host sync of the epoch: metrics and the grad-flow statistics of every model
+        gf_steps = pl_module.grad_flow
+        gf = torch.stack([s for _, _, s in gf_steps]) if gf_steps else None
+        last = pl_module.last_step_stats
+        host = torch.cat([tr, va]).double().cpu().tolist()
+        gf_host = gf.double().cpu() if gf is not None else None
+        last_host = (last[0], last[1], last[2].double().cpu()) if last is not None else None
+        done_now = []
+        for k in range(self.k):
+            if not self.active[k]:
+                continue
+            row = {"epoch": epoch, "train_loss": host[0][k], "train_acc": host[1][k],
+                   "val_loss": host[2][k], "val_acc": host[3][k], "seconds": seconds}
+            self.rows[k].append(row)
+            atomic.write_csv(Path(self.cfgs[k].run_dir) / "metrics.csv", pd.DataFrame(self.rows[k]))
+            if not math.isfinite(row["train_loss"]):
+                self.diverged[k] = True
+                self.active[k] = False
+                done_now.append(k)
+            for cb in self.epoch_probes[k]:
+                cb.on_train_epoch_end(trainer, self._view(k, pl_module))
+            if self.grad_flow[k] is not None and gf_host is not None:
+                for (s, e, _), stats in zip(gf_steps, gf_host):
+                    self._gf_rows(k, s, e, stats)
+            if self.grad_flow[k] is not None:
+                self._gf_flush(k, force=False)
+        for k in done_now:  # a diverged model ends here, as its single run would
+            self._finish_model(k, trainer, pl_module, last_host)
+        if self.quiet:
+            live = [k for k in range(self.k) if self.active[k] or k in done_now]
+            tl = [host[0][k] for k in live]
+            va_acc = [host[3][k] for k in live]
+            print(f"epoch {epoch:>3}  K={self.k}  train_loss {min(tl):.4f}..{max(tl):.4f}"
+                  f"  val_acc {min(va_acc):.4f}..{max(va_acc):.4f}  diverged {sum(self.diverged)}"
+                  f"  {seconds:.2f}s/model", flush=True)
+        if not any(self.active):
+            trainer.should_stop = True
+        self._last_host = last_host
+
+    def on_train_end(self, trainer, pl_module):
+        for k in range(self.k):
+            if not self.finished[k]:
+                self._finish_model(k, trainer, pl_module, getattr(self, "_last_host", None))
+
+    def _finish_model(self, k, trainer, pl_module, last_host) -> None:
+        for cb in self.epoch_probes[k]:
+            cb.on_train_end(trainer, self._view(k, pl_module))
+        g = self.grad_flow[k]
+        if g is not None:
+            if last_host is not None and last_host[0] > g["recorded"]:
+                self._gf_rows(k, *last_host)
+            self._gf_flush(k, force=True)
+        self.finished[k] = True
+
+    def _gf_rows(self, k: int, step: int, epoch: int, stats: torch.Tensor) -> None:
+        """Rows exactly as probes.GradFlow.record writes them, for model k; stats (4, L, K)."""
+        g, names = self.grad_flow[k], self.layer_names
+        for i, metric in enumerate(probes.GRAD_METRICS):
+            for j, name in enumerate(names):
+                g["rows"].append({"step": step, "epoch": epoch, "layer": name, "metric": metric,
+                                  "value": stats[i, j, k].item()})
+        g["rows"].append({"step": step, "epoch": epoch, "layer": f"{names[0]}/{names[-1]}",
+                          "metric": "grad_norm_first_over_last",
+                          "value": (stats[0, 0, k] / stats[0, -1, k]).item()})
+        g["recorded"] = step
+
+    def _gf_flush(self, k: int, force: bool) -> None:
+        g = self.grad_flow[k]
+        now = time.monotonic()
+        if g["rows"] and (force or now - g["written"] >= g["flush"]):
+            atomic.write_csv(g["path"], pd.DataFrame(g["rows"], columns=probes.GRAD_COLUMNS))
+            g["written"] = now
+
+
+# ------------------------------------------------------------------------------------------------
+# the run
+
+
+def fit_many(cfgs: list[DictConfig]) -> list[dict]:
+    """Train the models of `cfgs` (same config but for seed, run_dir and activation) in one
+    vectorised Lightning run; write each model's run dir; return the summaries in cfgs' order."""
+    from actlab.train import act_params, check_writable, make_summary, validate
+
+    for c in cfgs:
+        validate(c)
+        ok, why = supported(c)
+        if not ok:
+            from actlab.train import ConfigError
+
+            raise ConfigError(f"cannot vectorise: {why}")
+    check_compatible(cfgs)
+    # Models sharing an activation are made adjacent, so each activation runs on one slice.
+    order = sorted(range(len(cfgs)), key=lambda i: (_act_key(cfgs[i]), i))
+    keys = [_act_key(cfgs[i]) for i in order]
+    first = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
+    groups = [(a, b) for a, b in zip(first, first[1:] + [len(keys)])]
+    cfgs_s = [cfgs[i] for i in order]
+    cfg0 = cfgs_s[0]
+
+    for c in cfgs_s:
+        run_dir = Path(c.run_dir)
+        check_writable(run_dir)
+        (run_dir / "summary.json").unlink(missing_ok=True)
+        atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(c, resolve=True))
+
+    quiet = cfg0.trainer.progress == "quiet" or (cfg0.trainer.progress == "auto" and not sys.stdout.isatty())
+    if quiet:
+        for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    if cfg0.trainer.threads:
+        torch.set_num_threads(int(cfg0.trainer.threads))
+    tr = cfg0.trainer
+    if tr.get("tf32") and torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    splits = data.load(cfg0.data)
+    nets, views = [], []
+    for c in cfgs_s:  # each model's initialisation, exactly as its single run draws it
+        pl.seed_everything(c.seed, workers=True, verbose=False)
+        nets.append(models.build(c.model, splits.in_shape, splits.num_outputs, c.activation.name, act_params(c)))
+    views = nets  # the per-model modules double as the probes' views (refreshed before each use)
+    net = StackedMLP(nets, groups)
+    recorder = VecRecorder(cfgs_s, views, quiet)
+    recorder.layer_names = net.layer_names
+    chunk = int(tr.get("steps_per_call") or 1)
+    lit = VecLitModel(net, splits.task, cfg0.optimizer, tr.max_epochs, recorder.grad_flow_every(),
+                      compile=bool(tr.get("compile")))
+    dm = VecData(splits, cfg0.data.batch_size, [int(c.seed) for c in cfgs_s], chunk)
+    trainer = pl.Trainer(
+        accelerator="auto" if cfg0.device == "auto" else cfg0.device, devices=1,
+        max_epochs=tr.max_epochs, deterministic=tr.deterministic, precision=tr.precision, logger=False,
+        callbacks=[recorder], enable_progress_bar=not quiet, enable_model_summary=not quiet,
+        enable_checkpointing=False, num_sanity_val_steps=0, default_root_dir=str(Path(cfg0.run_dir).parent),
+    )
+    for v in views:
+        v.to(trainer.strategy.root_device)
+    t0 = time.perf_counter()
+    trainer.fit(lit, datamodule=dm)
+    train_seconds = time.perf_counter() - t0
+    test = None
+    if not all(recorder.diverged):
+        trainer.test(lit, datamodule=dm, verbose=False)
+        test = lit.epoch_means["test"].double().cpu().tolist()
+
+    device = str(trainer.strategy.root_device)
+    summaries = []
+    for k, c in enumerate(cfgs_s):
+        t = {} if recorder.diverged[k] or test is None else {"test_loss": test[0][k], "test_acc": test[1][k]}
+        if splits.task == "regression":
+            t.pop("test_acc", None)
+        s = make_summary(c, splits.task, recorder.rows[k], t, recorder.diverged[k], train_seconds / len(cfgs),
+                         sum(p.numel() for p in nets[k].parameters()), device)
+        s["vectorized"] = {"k": len(cfgs), "job_train_seconds": train_seconds}
+        atomic.write_json(Path(c.run_dir) / "summary.json", s)
+        summaries.append(s)
+    back = [None] * len(cfgs)
+    for pos, i in enumerate(order):
+        back[i] = summaries[pos]
+    return back

@@ -1,0 +1,153 @@
+"""The vectorised trainer (actlab.vectorized) = K separate runs, to floating-point tolerance."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from actlab import data, models, train, vectorized
+from conftest import run_cli
+
+# threads=1: tiny models; two OpenMP threads on a shared 2-core machine mostly wait on each other
+FAST = ["trainer.max_epochs=2", "trainer.progress=quiet", "trainer.threads=1", "probes.grad_flow.every_n_steps=5"]
+METRICS = ["train_loss", "train_acc", "val_loss", "val_acc"]
+
+
+def _cfgs(compose, tmp, sub, runs, extra=()):
+    """runs: list of (seed, activation)."""
+    return [compose(f"seed={s}", f"activation={a}", f"run_dir={tmp}/{sub}/{a}-{s}", *FAST, *extra) for s, a in runs]
+
+
+def _assert_same_run(vec_dir, one_dir, vec_summary, one_summary):
+    a, b = (pd.read_csv(d / "metrics.csv") for d in (vec_dir, one_dir))
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    np.testing.assert_allclose(a[METRICS].to_numpy(), b[METRICS].to_numpy(), rtol=2e-5, atol=1e-6)
+    for key in ("test_acc", "test_loss", "best_val_acc", "best_val_loss"):
+        assert vec_summary[key] == pytest.approx(one_summary[key], rel=2e-5, abs=1e-6, nan_ok=True), key
+    for key in ("seed", "activation", "act_params", "epochs", "diverged", "n_params", "init", "run_dir"):
+        assert vec_summary[key] == (str(vec_dir) if key == "run_dir" else one_summary[key]), key
+    for name, keys in (("dead_units.csv", ["epoch", "layer", "metric"]),
+                       ("grad_flow.csv", ["step", "epoch", "layer", "metric"])):
+        a, b = (pd.read_csv(d / name) for d in (vec_dir, one_dir))
+        pd.testing.assert_frame_equal(a[keys], b[keys])  # same rows, same order
+        np.testing.assert_allclose(a["value"], b["value"], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def _separate(cfgs):
+    return [train.run(c) for c in cfgs]
+
+
+def test_k3_matches_three_separate_runs(compose, tmp_path):
+    runs = [(0, "relu"), (1, "relu"), (2, "relu")]
+    vec = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", runs))
+    one = _separate(_cfgs(compose, tmp_path, "one", runs))
+    for (s, a), v, o in zip(runs, vec, one):
+        assert v["vectorized"]["k"] == 3
+        _assert_same_run(tmp_path / "vec" / f"{a}-{s}", tmp_path / "one" / f"{a}-{s}", v, o)
+    assert len({v["test_loss"] for v in vec}) == 3  # three different models
+
+
+def test_sgd_cosine_weight_decay(compose, tmp_path):
+    runs = [(0, "leaky_relu"), (1, "leaky_relu")]
+    extra = ("optimizer=sgd", "optimizer.schedule=cosine", "optimizer.weight_decay=1e-3")
+    vec = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", runs, extra))
+    one = _separate(_cfgs(compose, tmp_path, "one", runs, extra))
+    for (s, a), v, o in zip(runs, vec, one):
+        _assert_same_run(tmp_path / "vec" / f"{a}-{s}", tmp_path / "one" / f"{a}-{s}", v, o)
+
+
+def test_mixed_activations_prelu_and_weight_decay(compose, tmp_path):
+    """Different activations in one run (grouped internally), PReLU's learned slope per model,
+    weight decay on weights only; summaries come back in the order asked."""
+    runs = [(3, "prelu"), (0, "tanh"), (1, "prelu")]
+    extra = ("optimizer.weight_decay=1e-2",)
+    vec = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", runs, extra))
+    one = _separate(_cfgs(compose, tmp_path, "one", runs, extra))
+    assert [(v["seed"], v["activation"]) for v in vec] == runs
+    for (s, a), v, o in zip(runs, vec, one):
+        _assert_same_run(tmp_path / "vec" / f"{a}-{s}", tmp_path / "one" / f"{a}-{s}", v, o)
+
+
+def test_regression_task(compose, tmp_path):
+    runs = [(0, "relu"), (1, "relu")]
+    extra = ("data=synthetic_abs", "model.width=16")
+    vec = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", runs, extra))
+    one = _separate(_cfgs(compose, tmp_path, "one", runs, extra))
+    for (s, a), v, o in zip(runs, vec, one):
+        assert math.isnan(v["test_acc"])
+        _assert_same_run(tmp_path / "vec" / f"{a}-{s}", tmp_path / "one" / f"{a}-{s}", v, o)
+
+
+def test_one_diverged_model_does_not_stop_the_others(compose, tmp_path, monkeypatch):
+    """Seed 1 starts with an infinite weight: its loss is NaN from step 1. Its single run diverges
+    and stops after epoch 1; in the vectorised run it is marked diverged there, the others go on."""
+    build = models.build
+
+    def poisoned(*args, **kwargs):
+        net = build(*args, **kwargs)
+        if torch.initial_seed() == 1:  # seed_everything(1) ran just before
+            with torch.no_grad():
+                net.fc1.weight[0, 0] = math.inf
+        return net
+
+    monkeypatch.setattr(models, "build", poisoned)
+    runs = [(0, "relu"), (1, "relu"), (2, "relu")]
+    vec = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", runs))
+    one = _separate(_cfgs(compose, tmp_path, "one", runs))
+    assert [v["diverged"] for v in vec] == [False, True, False] == [o["diverged"] for o in one]
+    assert vec[1]["epochs"] == 1 and math.isnan(vec[1]["test_acc"]) and vec[0]["epochs"] == 2
+    for (s, a), v, o in zip(runs, vec, one):
+        _assert_same_run(tmp_path / "vec" / f"{a}-{s}", tmp_path / "one" / f"{a}-{s}", v, o)
+    assert json.loads((tmp_path / "vec" / "relu-1" / "summary.json").read_text())["diverged"] is True
+
+
+def test_deterministic(compose, tmp_path):
+    runs = [(0, "relu"), (1, "silu")]
+    for sub in ("a", "b"):
+        vectorized.fit_many(_cfgs(compose, tmp_path, sub, runs))
+    for s, a in runs:
+        for name in ("metrics.csv", "dead_units.csv", "grad_flow.csv"):
+            x, y = (pd.read_csv(tmp_path / sub / f"{a}-{s}" / name) for sub in ("a", "b"))
+            pd.testing.assert_frame_equal(x.drop(columns="seconds", errors="ignore"),
+                                          y.drop(columns="seconds", errors="ignore"), check_exact=True)
+
+
+def test_data_order_is_the_single_runs():
+    x, y = torch.arange(103.0)[:, None], torch.arange(103)
+    batches = vectorized.StackedBatches(103, 10, [0, 5], chunk=4, device="cpu")
+    refs = [data.IndexBatches(x, y, 10, shuffle=True, seed=s) for s in (0, 5)]
+    assert len(batches) == 3
+    for _ in range(2):  # two epochs: the generators advance as IndexBatches' do
+        got = [idx for chunk in batches for idx in chunk]  # (K, b) each
+        for k, ref in enumerate(refs):
+            assert [g[k].tolist() for g in got] == [yb.tolist() for _, yb in ref]
+
+
+def test_unsupported_and_incompatible(compose, tmp_path):
+    ok, why = vectorized.supported(compose("model=cnn"))
+    assert not ok and "cnn" in why
+    with pytest.raises(train.ConfigError, match="differ only"):
+        vectorized.fit_many([compose("seed=0", f"run_dir={tmp_path}/a"),
+                             compose("seed=1", "model.width=8", f"run_dir={tmp_path}/b")])
+
+
+def test_cli_seeds_vectorised_by_default(tmp_path):
+    p = run_cli("seeds=[0,1,2]", f"run_dir={tmp_path}/seed${{seed}}", "vectorize_max_k=2", *FAST,
+                "trainer.threads=1")
+    assert p.returncode == 0, p.stderr[-3000:]
+    ks = []
+    for s in (0, 1, 2):
+        d = tmp_path / f"seed{s}"
+        for name in ("config.yaml", "metrics.csv", "dead_units.csv", "grad_flow.csv", "summary.json",
+                     "train.log", ".hydra/overrides.yaml"):
+            assert (d / name).is_file(), (s, name)
+        summary = json.loads((d / "summary.json").read_text())
+        assert summary["seed"] == s and summary["epochs"] == 2
+        ks.append(summary["vectorized"]["k"])
+    assert ks == [2, 2, 1]  # vectorize_max_k=2: seeds [0, 1], then [2]
+    p = run_cli("seeds=[0,1]", f"run_dir={tmp_path}/cnn/seed${{seed}}", "model=cnn", "vectorize=true", *FAST)
+    assert p.returncode == 2 and "cannot vectorise" in p.stderr
