@@ -1,0 +1,414 @@
+"""What the article's pages compute with: the results directory, its tables, number formatting and
+the verdict rules. Imported by every computing page of the book (paper/*.md, executed by
+jupyter-book) and by tests/test_book.py; it only reads, never writes, results/.
+
+The results directory is ``$ACTLAB_RESULTS`` (absolute, or relative to this paper/ directory), by
+default ``../results`` relative to paper/, i.e. the repository's results/ that
+``snakemake --cores all`` writes. A table the pipeline has not written yet raises `MissingResult`
+naming the file: the book never shows a number that is not in results/.
+
+Verdict rules (one place, so the text the article prints is chosen here from the numbers):
+
+- Two activations are *separated* only when the Holm-corrected p-value of their paired (by seed)
+  difference is below ``ALPHA``; otherwise the article says they "cannot be separated", whatever the
+  means say. The 95% t-interval of the difference is printed beside it.
+- "Close" (claim a: ReLU vs Leaky ReLU) needs more than "not separated": the whole 95% CI of the
+  difference must lie within +-``CLOSE_MARGIN`` (an equivalence margin, stated in the text).
+- "Noticeably more compute" (claim d): seconds per epoch at least ``NOTICEABLE`` x ReLU's, with the
+  difference separated (Welch t-test, Holm-corrected over the activations tested).
+- "Often born dead" (claim c): the 95% CI lower bound of P(born dead) reaches ``OFTEN``.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PAPER = Path(__file__).resolve().parent
+REPO = PAPER.parent
+
+ALPHA = 0.05
+CLOSE_MARGIN = 0.01  # 1 percentage point of accuracy
+NOTICEABLE = 1.10  # 10% more seconds per epoch
+OFTEN = 0.25  # a quarter of all initialisations
+BASELINE = "relu"
+
+# How the article names things.
+PRETTY = {
+    "relu": "ReLU", "leaky_relu": "Leaky ReLU", "prelu": "PReLU", "rrelu": "RReLU", "elu": "ELU",
+    "selu": "SELU", "gelu": "GELU", "silu": "SiLU", "mish": "Mish", "softplus": "Softplus",
+    "tanh": "tanh", "sigmoid": "sigmoid", "relu6": "ReLU6",
+}
+DATASETS = {
+    "digits": "scikit-learn digits (8x8)", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10", "synthetic": "a 2-D spiral", "synthetic_abs": "y = |x|",
+}
+MODELS = {"mlp": "MLP", "cnn": "CNN"}
+INITS = {"kaiming": "He (Kaiming) normal", "lecun": "LeCun normal", "xavier": "Xavier (Glorot) normal",
+         "torch_default": "torch default U(+-1/sqrt(fan_in))", "he": "He normal", "rai": "RAI"}
+
+
+class MissingResult(FileNotFoundError):
+    """A file the article needs is not in the results directory."""
+
+
+def name(activation: str) -> str:
+    return PRETTY.get(activation, activation)
+
+
+def dataset_name(dataset: str) -> str:
+    return DATASETS.get(dataset, dataset)
+
+
+# -----------------------------------------------------------------------------
+# where the results are, and reading them
+
+
+def results_dir() -> Path:
+    env = os.environ.get("ACTLAB_RESULTS", "").strip()
+    path = Path(env).expanduser() if env else PAPER.parent / "results"
+    if not path.is_absolute():
+        path = PAPER / path
+    return path.resolve()
+
+
+RESULTS = results_dir()
+
+
+def path(rel: str | Path, required: bool = True) -> Path:
+    p = RESULTS / rel
+    if required and not p.exists():
+        raise MissingResult(f"{p} does not exist: run the pipeline first (snakemake --cores all), "
+                            f"or point ACTLAB_RESULTS at a results directory")
+    return p
+
+
+def exists(rel: str | Path) -> bool:
+    return (RESULTS / rel).exists()
+
+
+@functools.cache
+def table(rel: str) -> pd.DataFrame:
+    p = path(rel)
+    return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+
+
+def summary() -> pd.DataFrame:
+    return table("summary.parquet") if exists("summary.parquet") else table("summary.csv")
+
+
+def accuracy() -> pd.DataFrame:
+    return table("stats/accuracy.csv")
+
+
+def vs_relu() -> pd.DataFrame:
+    return table("stats/vs_relu.csv")
+
+
+def compute() -> pd.DataFrame:
+    return table("stats/compute.csv")
+
+
+def curves(kind: str) -> pd.DataFrame:
+    return table(f"curves/{kind}.parquet")
+
+
+def born_dead() -> pd.DataFrame:
+    return table("depth/born_dead.csv")
+
+
+def collapse() -> pd.DataFrame:
+    return table("depth/collapse.csv")
+
+
+def figure_path(name_: str, dataset: str | None = None, model: str | None = None) -> Path:
+    """results/figures/<name>.png, or results/figures/<dataset>/<model>/<name>.png."""
+    rel = Path("figures") / (Path(dataset) / model if dataset else Path()) / f"{name_}.png"
+    return path(rel)
+
+
+def figure(name_: str, dataset: str | None = None, model: str | None = None):
+    from IPython.display import Image
+
+    return Image(filename=str(figure_path(name_, dataset, model)))
+
+
+@functools.cache
+def benchmarks() -> pd.DataFrame:
+    """Every Snakemake benchmark TSV under results/benchmarks/: one row per job (repeat), with the
+    rule (first path component, or the file stem at the top level) and the job's path. The book's
+    own (book.tsv) is left out: it is written after the build, so it would always be the last one's."""
+    root = path("benchmarks")
+    rows = []
+    for f in sorted(root.rglob("*.tsv")):
+        if f.parent == root and f.stem == "book":
+            continue
+        df = pd.read_csv(f, sep="\t")
+        rel = f.relative_to(root)
+        df["rule"] = rel.parts[0] if len(rel.parts) > 1 else f.stem
+        df["job"] = str(rel.with_suffix(""))
+        rows.append(df)
+    if not rows:
+        raise MissingResult(f"no benchmark files under {root}")
+    out = pd.concat(rows, ignore_index=True)
+    for c in ("s", "cpu_time", "max_rss"):
+        if c in out:
+            out[c] = pd.to_numeric(out[c], errors="coerce")
+    return out
+
+
+@functools.cache
+def run_summaries() -> list[dict]:
+    """Every results/runs/**/summary.json (the runs the tables were made from)."""
+    return [json.loads(p.read_text()) for p in sorted(path("runs").rglob("summary.json"))
+            if not any(part.startswith((".", "_")) for part in p.relative_to(RESULTS / "runs").parts[:-1])]
+
+
+@functools.cache
+def run_config(dataset: str, model: str) -> dict:
+    """The resolved config.yaml of one run of (dataset, model) (the first activation/seed found)."""
+    import yaml
+
+    runs = sorted((RESULTS / "runs" / dataset / model).glob("*/seed*/config.yaml"))
+    if not runs:
+        raise MissingResult(f"no run config under {RESULTS / 'runs' / dataset / model}")
+    return yaml.safe_load(runs[0].read_text())
+
+
+def experiments() -> list[tuple[str, str]]:
+    """(dataset, model) pairs of the sweep, in the summary's order of first appearance."""
+    s = summary()
+    return list(dict.fromkeys(zip(s["dataset"], s["model"])))
+
+
+def activations(dataset: str, model: str) -> list[str]:
+    """Activations of one experiment in registry order (the order the article always uses)."""
+    from actlab.activations import NAMES
+
+    s = summary()
+    present = set(s.loc[(s["dataset"] == dataset) & (s["model"] == model), "activation"])
+    return [a for a in NAMES if a in present] + sorted(present - set(NAMES))
+
+
+def experiment_for(claim_dataset: str = "mnist") -> tuple[tuple[str, str], str]:
+    """The experiment a claim about `claim_dataset` rests on, and a sentence saying so.
+
+    The claim's own dataset if the sweep has it (MLP first), else the first experiment of the sweep.
+    """
+    exps = experiments()
+    own = [e for e in exps if e[0] == claim_dataset]
+    if own:
+        exp = sorted(own, key=lambda e: e[1] != "mlp")[0]
+        return exp, f"This verdict rests on {dataset_name(exp[0])} ({MODELS.get(exp[1], exp[1])}), the claim's own dataset."
+    exp = exps[0]
+    return exp, (f"The claim is about {dataset_name(claim_dataset)}; this sweep has no {dataset_name(claim_dataset)} "
+                 f"runs, so the verdict rests on {dataset_name(exp[0])} ({MODELS.get(exp[1], exp[1])}) "
+                 f"and says nothing about {dataset_name(claim_dataset)} itself.")
+
+
+# -----------------------------------------------------------------------------
+# numbers as the article prints them
+
+
+MINUS = "\u2212"  # typographic minus sign
+
+
+def _num(v: float, nd: int, sign: bool) -> str:
+    if round(v, nd) == 0:
+        v = 0.0  # never "-0.0"
+    return (f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}").replace("-", MINUS)
+
+
+def pct(x: float, nd: int = 1, unit: bool = True) -> str:
+    """0.9641 -> '96.4%'."""
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    return _num(100 * x, nd, False) + ("%" if unit else "")
+
+
+def pp(x: float, nd: int = 1, sign: bool = True, unit: bool = True) -> str:
+    """A difference of fractions in percentage points: 0.0123 -> '+1.2 pp'."""
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    return _num(100 * x, nd, sign) + (" pp" if unit else "")
+
+
+def clip01(x: float) -> float:
+    """A t-interval bound of a fraction, clipped to [0, 1] for display."""
+    return x if not np.isfinite(x) else min(1.0, max(0.0, x))
+
+
+def ci(lo: float, hi: float, fmt=pct) -> str:
+    """'95% CI 95.8% to 97.0%' (or 'no CI (one seed)' when it cannot be computed)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "no CI: fewer than two seeds"
+    return f"95% CI {fmt(lo)} to {fmt(hi)}"
+
+
+def pvalue(p: float) -> str:
+    if p is None or not np.isfinite(p):
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def seconds(s: float) -> str:
+    """A duration for prose: '0.8 s', '42 s', '3.2 min', '1.5 h'."""
+    if not np.isfinite(s):
+        return "n/a"
+    if s < 10:
+        return f"{s:.2g} s" if s < 1 else f"{s:.1f} s"
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def ms(s: float) -> str:
+    return "n/a" if not np.isfinite(s) else f"{1000 * s:.1f} ms"
+
+
+def join(items, last: str = "and") -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + f" {last} " + items[-1]
+
+
+# -----------------------------------------------------------------------------
+# verdict rules
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The paired difference a - b (a, b activation names) over seeds."""
+
+    a: str
+    b: str
+    n: int
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_holm: float
+
+    @property
+    def outcome(self) -> str:
+        return separation(self.diff, self.p_holm)
+
+    def text(self, fmt=pp) -> str:
+        """'GELU - ReLU = +0.3 pp (95% CI -0.5 pp to +1.1 pp, Holm p = 0.412, 5 seeds)'."""
+        return (f"{name(self.a)} − {name(self.b)} = {fmt(self.diff)} "
+                f"({ci(self.ci_low, self.ci_high, fmt)}, Holm {pvalue(self.p_holm)}, {self.n} seeds)")
+
+
+def separation(diff: float, p_holm: float, alpha: float = ALPHA) -> str:
+    """'higher' / 'lower' when the Holm-corrected p-value is below alpha, else 'inseparable'."""
+    if p_holm is None or not np.isfinite(p_holm) or not np.isfinite(diff) or p_holm >= alpha or diff == 0:
+        return "inseparable"
+    return "higher" if diff > 0 else "lower"
+
+
+def close(c: Comparison, margin: float = CLOSE_MARGIN) -> str:
+    """'close' (not separated and the CI within +-margin), 'different' (separated), or 'unresolved'
+    (not separated, but the CI is too wide to call them close)."""
+    if c.outcome != "inseparable":
+        return "different"
+    if np.isfinite(c.ci_low) and np.isfinite(c.ci_high) and -margin <= c.ci_low and c.ci_high <= margin:
+        return "close"
+    return "unresolved"
+
+
+def paired_comparisons(df: pd.DataFrame, ref: str, others, metric: str = "test_acc") -> list[Comparison]:
+    """Paired-by-seed differences (other - ref) with Holm over `others` (actlab.stats' tests)."""
+    from actlab import stats
+
+    base = df[df["activation"] == ref].set_index("seed")[metric]
+    rows = []
+    for o in others:
+        a = df[df["activation"] == o].set_index("seed")[metric]
+        paired = pd.concat({"a": a, "b": base}, axis=1, join="inner").dropna()
+        rows.append((o, stats.paired_test(paired["a"] - paired["b"])))
+    adj = stats.holm([r["p_value"] for _, r in rows]) if rows else []
+    return [Comparison(o, ref, r["n_pairs"], r["mean_diff"], r["ci_low"], r["ci_high"], float(p))
+            for (o, r), p in zip(rows, adj)]
+
+
+def vs_relu_comparison(dataset: str, model: str, activation: str, metric: str = "test_acc") -> Comparison:
+    """The pipeline's paired comparison (results/stats/vs_relu.csv) of `activation` with ReLU."""
+    v = vs_relu()
+    row = v[(v["dataset"] == dataset) & (v["model"] == model) & (v["activation"] == activation)
+            & (v["metric"] == metric)]
+    if row.empty:
+        raise MissingResult(f"vs_relu.csv has no {dataset}/{model}/{activation} {metric} row")
+    r = row.iloc[0]
+    return Comparison(activation, r["baseline"], int(r["n_pairs"]), float(r["mean_diff"]),
+                      float(r["ci_low"]), float(r["ci_high"]), float(r["p_holm"]))
+
+
+def welch_vs(df: pd.DataFrame, ref: str, others, metric: str) -> pd.DataFrame:
+    """Unpaired Welch t-tests (other vs ref) with Holm over `others`: for timings, which seeds do not
+    pair. Columns: activation, n, mean, ref_mean, ratio, ci_low/ci_high (of the difference), p, p_holm."""
+    from scipy import stats as sst
+
+    from actlab import stats
+
+    b = df.loc[df["activation"] == ref, metric].dropna().to_numpy(float)
+    rows = []
+    for o in others:
+        a = df.loc[df["activation"] == o, metric].dropna().to_numpy(float)
+        diff = a.mean() - b.mean() if len(a) and len(b) else math.nan
+        if len(a) >= 2 and len(b) >= 2:
+            res = sst.ttest_ind(a, b, equal_var=False)
+            lo, hi = res.confidence_interval(0.95)
+            p = float(res.pvalue)
+        else:
+            lo = hi = p = math.nan
+        rows.append({"activation": o, "n": len(a), "mean": a.mean() if len(a) else math.nan,
+                     "ref_mean": b.mean() if len(b) else math.nan, "ratio": a.mean() / b.mean() if len(a) and len(b) else math.nan,
+                     "diff": diff, "ci_low": float(lo), "ci_high": float(hi), "p": p})
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out["p_holm"] = stats.holm(out["p"])
+    return out
+
+
+def cost_verdict(ratio: float, p_holm: float, diff: float, noticeable: float = NOTICEABLE) -> str:
+    """'noticeably slower', 'slower, but less than noticeable', 'faster', or 'inseparable'."""
+    s = separation(diff, p_holm)
+    if s == "inseparable":
+        return "inseparable"
+    if s == "lower":
+        return "faster"
+    return "noticeably slower" if ratio >= noticeable else "slightly slower"
+
+
+# -----------------------------------------------------------------------------
+# the machine that built the book (and, under `snakemake`, ran the sweep)
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = math.nan
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) / 1024 ** 2
+                break
+    except OSError:
+        pass
+    return {"os": f"{platform.system()} {platform.release()}", "cpu": cpu, "cores": os.cpu_count(),
+            "memory_gib": mem, "python": platform.python_version()}

@@ -1,0 +1,316 @@
+"""The four claims of the introduction, each turned into a verdict by code from results/.
+
+Each ``claim_*`` function returns a `Verdict`: a short label ("supported", "not supported",
+"contradicted", "cannot be separated", ...), the markdown the article prints (every number in it
+formatted from the results tables), and which experiment it rests on. The rules themselves
+(separation by Holm-corrected p, the "close" margin, ...) live in bookdata.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+import bookdata as bd
+from bookdata import join, name, pct, pp
+
+
+@dataclass
+class Verdict:
+    claim: str
+    label: str
+    text: str
+    basis: str
+    parts: list = field(default_factory=list)  # (sub-claim, label) pairs, for the summary table
+
+
+def _experiment_runs(dataset: str, model: str) -> pd.DataFrame:
+    s = bd.summary()
+    return s[(s["dataset"] == dataset) & (s["model"] == model)]
+
+
+def _stat(dataset: str, model: str, activation: str, metric: str) -> pd.Series | None:
+    a = bd.accuracy()
+    row = a[(a["dataset"] == dataset) & (a["model"] == model) & (a["activation"] == activation)
+            & (a["metric"] == metric)]
+    return None if row.empty else row.iloc[0]
+
+
+def _missing(acts_needed, present) -> list[str]:
+    return [a for a in acts_needed if a not in present]
+
+
+# -----------------------------------------------------------------------------
+# (a) GELU highest; ReLU ~ Leaky ReLU; PReLU slightly lower
+
+
+def claim_a() -> Verdict:
+    (dataset, model), basis = bd.experiment_for("mnist")
+    runs = _experiment_runs(dataset, model)
+    acts = bd.activations(dataset, model)
+    means = {a: _stat(dataset, model, a, "test_acc") for a in acts}
+    parts, sentences = [], []
+
+    # a1: GELU gives the highest accuracy
+    if "gelu" not in acts:
+        parts.append(("GELU highest", "not tested"))
+        sentences.append("*GELU highest:* not tested, the sweep has no GELU runs.")
+    else:
+        others = [a for a in acts if a != "gelu"]
+        comps = bd.paired_comparisons(runs, "gelu", others)
+        above = [c for c in comps if c.outcome == "higher"]
+        tied = [c for c in comps if c.outcome == "inseparable"]
+        best = max(acts, key=lambda a: means[a]["mean"] if means[a] is not None else -np.inf)
+        g = means["gelu"]
+        gtxt = f"GELU's mean test accuracy is {pct(g['mean'])} ({bd.ci(g['ci_low'], g['ci_high'])})"
+        if above:
+            label = "contradicted"
+            detail = (f"{join(name(c.a) for c in above)} {'is' if len(above) == 1 else 'are'} higher than GELU: "
+                      + "; ".join(c.text() for c in above) + ".")
+        elif not tied:
+            label = "supported"
+            detail = f"GELU is higher than each of the other {len(others)} activations (Holm p < {bd.ALPHA} in every paired comparison)."
+        else:
+            label = "cannot be separated"
+            rank = "the highest mean" if best == "gelu" else f"below the highest mean ({name(best)}, {pct(means[best]['mean'])})"
+            detail = (f"that is {rank}, but GELU cannot be separated from {join(name(c.a) for c in tied)} "
+                      f"(Holm-corrected paired t-tests over the {len(others)} comparisons with GELU, p ≥ {bd.ALPHA})")
+            by_name = {c.a: c for c in tied}
+            closest = by_name.get(best) or min(tied, key=lambda c: abs(c.diff))
+            detail += f"; e.g. {closest.text()}."
+        parts.append(("GELU highest", label))
+        sentences.append(f"*GELU highest:* **{label}**. {gtxt}; {detail}" if label == "cannot be separated"
+                         else f"*GELU highest:* **{label}**. {gtxt}. {detail}")
+
+    # a2: ReLU and Leaky ReLU are close
+    miss = _missing(["relu", "leaky_relu"], acts)
+    if miss:
+        parts.append(("ReLU ≈ Leaky ReLU", "not tested"))
+        sentences.append(f"*ReLU and Leaky ReLU close:* not tested, the sweep has no {join(name(a) for a in miss)} runs.")
+    else:
+        c = bd.vs_relu_comparison(dataset, model, "leaky_relu")
+        verdict = bd.close(c)
+        label = {"close": "supported", "different": "contradicted", "unresolved": "cannot be decided"}[verdict]
+        why = {"close": f"the whole 95% CI of the difference lies within ±{pp(bd.CLOSE_MARGIN, sign=False)}",
+               "different": "the two are separated",
+               "unresolved": (f"they cannot be separated, but the 95% CI of the difference reaches beyond "
+                              f"±{pp(bd.CLOSE_MARGIN, sign=False)}, so the data cannot call them close either")}[verdict]
+        parts.append(("ReLU ≈ Leaky ReLU", label))
+        sentences.append(f"*ReLU and Leaky ReLU close:* **{label}**: {c.text()}; {why}.")
+
+    # a3: PReLU is slightly lower (than ReLU)
+    miss = _missing(["relu", "prelu"], acts)
+    if miss:
+        parts.append(("PReLU slightly lower", "not tested"))
+        sentences.append(f"*PReLU slightly lower:* not tested, the sweep has no {join(name(a) for a in miss)} runs.")
+    else:
+        c = bd.vs_relu_comparison(dataset, model, "prelu")
+        label = {"lower": "supported", "higher": "contradicted", "inseparable": "cannot be separated"}[c.outcome]
+        why = {"lower": "PReLU is lower than ReLU", "higher": "PReLU is higher than ReLU, not lower",
+               "inseparable": "PReLU cannot be separated from ReLU"}[c.outcome]
+        parts.append(("PReLU slightly lower", label))
+        sentences.append(f"*PReLU slightly lower:* **{label}**: {why}; {c.text()}.")
+
+    labels = [lab for _, lab in parts]
+    overall = ("supported" if all(lab == "supported" for lab in labels)
+               else "contradicted in part" if "contradicted" in labels
+               else "not supported by these data")
+    text = "\n\n".join(f"- {s}" for s in sentences)
+    return Verdict("a", overall, text, basis, parts)
+
+
+# -----------------------------------------------------------------------------
+# (b) Leaky ReLU, PReLU and ELU avoid dead units; ReLU does not
+
+
+def _dead_at_init(dataset: str, model: str) -> pd.Series:
+    """Mean over seeds of the hidden-layer mean dead fraction at initialisation, per activation."""
+    d = bd.curves("dead_units")
+    d = d[(d["dataset"] == dataset) & (d["model"] == model) & (d["metric"] == "dead_fraction") & (d["epoch"] == 0)]
+    return d.groupby(["activation", "seed"])["value"].mean().groupby("activation").mean()
+
+
+def relu_dead_state(runs_dead: pd.Series, ci_low: float) -> str:
+    """'none' (no run has a dead unit), 'some' (dead units in some runs, but the mean cannot be
+    separated from 0: its 95% CI reaches 0), or 'clear' (the CI excludes 0, or every run has some)."""
+    x = runs_dead.dropna()
+    if x.empty or not x.gt(0).any():
+        return "none"
+    if (np.isfinite(ci_low) and ci_low > 0) or x.gt(0).all():
+        return "clear"
+    return "some"
+
+
+def claim_b() -> Verdict:
+    dataset, model = bd.experiments()[0]
+    basis = f"This verdict rests on {bd.dataset_name(dataset)} ({bd.MODELS.get(model, model)}), the sweep's first experiment."
+    runs = _experiment_runs(dataset, model)
+    acts = bd.activations(dataset, model)
+    r = _stat(dataset, model, "relu", "final_dead_fraction")
+    if "relu" not in acts or r is None:
+        return Verdict("b", "not tested", "The sweep has no ReLU runs with the dead-unit probe.", basis,
+                       [("dead units", "not tested")])
+    others = [a for a in ("leaky_relu", "prelu", "elu") if a in acts]
+    missing = [a for a in ("leaky_relu", "prelu", "elu") if a not in acts]
+    relu_runs = runs.loc[runs["activation"] == "relu", "final_dead_fraction"]
+    state = relu_dead_state(relu_runs, r["ci_low"])
+    init = _dead_at_init(dataset, model)
+    at0 = f"; at initialisation {pct(init['relu'])}" if "relu" in init else ""
+    measured = (f"{pct(r['mean'])} of ReLU's hidden units are dead after training on average "
+                f"({bd.ci(bd.clip01(r['ci_low']), bd.clip01(r['ci_high']))}; per run at most {pct(relu_runs.max())}{at0})")
+    sentences = [{
+        "clear": f"ReLU does have dead units: {measured}.",
+        "some": f"ReLU has few dead units, not separable from none: {measured}.",
+        "none": f"ReLU developed no dead units in any run of this setting ({measured}).",
+    }[state]]
+    zero, nonzero = [], []
+    for a in others:
+        mx = runs.loc[runs["activation"] == a, "final_dead_fraction"].max()
+        (zero if mx == 0 else nonzero).append((a, mx))
+    if zero:
+        sentences.append(f"{join(name(a) for a, _ in zero)}: no dead unit in any run"
+                         + (" (Leaky ReLU and PReLU by construction: their derivative is never 0 while the slope a ≠ 0)"
+                            if any(a in ("leaky_relu", "prelu") for a, _ in zero) else "") + ".")
+    for a, mx in nonzero:
+        sentences.append(f"{name(a)}: up to {pct(mx)} dead units in a run.")
+    # dormant units: the informative measure when f' never vanishes
+    rd = _stat(dataset, model, "relu", "final_dormant_fraction")
+    if others and rd is not None:
+        comps = bd.paired_comparisons(runs, "relu", others, metric="final_dormant_fraction")
+        word = {"lower": "fewer", "higher": "more", "inseparable": "cannot be separated"}
+        sentences.append(
+            f"τ-dormant units after training: ReLU {pct(rd['mean'])}; "
+            + "; ".join(f"{c.text()}: {word[c.outcome]}" for c in comps) + ".")
+    if missing:
+        sentences.append(f"The sweep has no {join(name(a) for a in missing)} runs, so the claim is tested "
+                         f"only for {join([name(a) for a in others]) or 'ReLU'}.")
+    if not others:
+        label = "half tested"
+    elif state == "clear" and not nonzero:
+        label = "supported"
+    elif state == "clear":
+        label = "partly supported"
+    elif state == "some":
+        label = "cannot be separated"
+        sentences.append("The contrast the claim draws is not resolved here: ReLU's dead fraction cannot be "
+                         "separated from zero (deep narrow networks: claim c).")
+    else:
+        label = "not supported here"
+        sentences.append("The contrast the claim draws does not appear in this setting "
+                         "(deep narrow networks: claim c).")
+    return Verdict("b", label, " ".join(sentences), basis, [("dead units", label)])
+
+
+# -----------------------------------------------------------------------------
+# (c) deep narrow ReLU networks are often born dead
+
+
+HE_INITS = ("he", "kaiming")
+
+
+def born_dead_relu(init=HE_INITS) -> pd.DataFrame:
+    b = bd.born_dead()
+    return b[(b["activation"] == "relu") & (b["init"].isin(init))].sort_values(["width", "depth"])
+
+
+def claim_c() -> Verdict:
+    basis = "This verdict rests on the depth study (freshly initialised networks, no training)."
+    b = born_dead_relu()
+    if b.empty:
+        return Verdict("c", "not tested", "The depth study has no ReLU networks with He initialisation.", basis,
+                       [("born dead", "not tested")])
+    widths = sorted(b["width"].unique())
+    w0, w1 = widths[0], widths[-1]
+    d_max = b["depth"].max()
+    narrow = b[b["width"] == w0]
+    deep = narrow[narrow["depth"] == narrow["depth"].max()].iloc[0]
+    shallow = narrow[narrow["depth"] == narrow["depth"].min()].iloc[0]
+    wide_deep = b[(b["width"] == w1)]
+    wide_deep = wide_deep[wide_deep["depth"] == wide_deep["depth"].max()].iloc[0]
+
+    def p(row):
+        return f"{pct(row['p_born_dead'])} ({bd.ci(row['ci_low'], row['ci_high'])}, {int(row['trials'])} networks)"
+
+    rises = deep["ci_low"] > shallow["ci_high"]
+    often = deep["ci_low"] >= bd.OFTEN
+    # the first depth at which the narrowest nets are born dead "often"
+    often_rows = narrow[narrow["ci_low"] >= bd.OFTEN]
+    sentences = [
+        f"At width {w0}, the probability that a He-initialised ReLU network is born dead (a constant function) "
+        f"rises from {p(shallow)} at depth {int(shallow['depth'])} to {p(deep)} at depth {int(deep['depth'])}"
+        + ("." if rises else ", an increase these trials cannot resolve."),
+        f"At width {w1} and depth {int(wide_deep['depth'])} it is {p(wide_deep)}.",
+    ]
+    if not often_rows.empty:
+        first = often_rows.iloc[0]
+        sentences.append(f"From depth {int(first['depth'])} on, width-{w0} networks are born dead in at least "
+                         f"{pct(bd.OFTEN, 0)} of initialisations with 95% confidence.")
+    rai = bd.born_dead()
+    rai = rai[(rai["activation"] == "relu") & (rai["init"] == "rai") & (rai["width"] == w0) & (rai["depth"] == deep["depth"])]
+    if not rai.empty:
+        sentences.append(f"With the randomized asymmetric initialisation (RAI) of Lu et al. the same "
+                         f"width-{w0}, depth-{int(deep['depth'])} networks are born dead in {p(rai.iloc[0])}.")
+    label = "supported" if (often and rises) else "not supported here"
+    if label != "supported":
+        sentences.append(f"The deepest narrow networks tested (depth {int(d_max)}) do not reach the "
+                         f"{pct(bd.OFTEN, 0)} this article takes as \"often\" with 95% confidence, or do not rise with depth.")
+    return Verdict("c", label, " ".join(sentences), basis, [("born dead", label)])
+
+
+# -----------------------------------------------------------------------------
+# (d) smooth activations cost noticeably more compute
+
+
+SMOOTH_FAMILIES = ("smooth", "exponential")
+
+
+def claim_d() -> Verdict:
+    from actlab.activations import spec
+
+    dataset, model = bd.experiments()[0]
+    runs = _experiment_runs(dataset, model)
+    acts = bd.activations(dataset, model)
+    devices = sorted(set(map(str, runs["device"]))) if "device" in runs else []
+    basis = (f"This verdict rests on seconds per training epoch of {bd.dataset_name(dataset)} "
+             f"({bd.MODELS.get(model, model)}) on {join(devices) or 'an unrecorded device'}; the time includes "
+             f"validation and the probes, and other jobs shared the machine.")
+    smooth = [a for a in acts if spec(a).family in SMOOTH_FAMILIES] if all(a in _registry() for a in acts) else []
+    if "relu" not in acts or not smooth:
+        return Verdict("d", "not tested", "The sweep lacks ReLU or any smooth activation.", basis,
+                       [("compute", "not tested")])
+    w = bd.welch_vs(runs, "relu", smooth, "seconds_per_epoch")
+    w["verdict"] = [bd.cost_verdict(r.ratio, r.p_holm, r.diff) for r in w.itertuples()]
+    relu_t = w["ref_mean"].iloc[0]
+    items = [f"{name(r.activation)} {r.ratio:.2f}× ({r.verdict if r.verdict != 'inseparable' else 'cannot be separated'}, "
+             f"Holm {bd.pvalue(r.p_holm)})" for r in w.itertuples()]
+    noticeable = w[w["verdict"] == "noticeably slower"]
+    faster = w[w["verdict"] == "faster"]
+    sentences = [f"ReLU takes {bd.ms(relu_t)} per epoch. Relative to it, the smooth activations take: "
+                 + "; ".join(items) + "."]
+    if len(noticeable) == len(w):
+        label = "supported"
+    elif len(noticeable):
+        label = "partly supported"
+        sentences.append(f"Only {join(name(a) for a in noticeable['activation'])} cost at least "
+                         f"{(bd.NOTICEABLE - 1) * 100:.0f}% more, with the difference resolved.")
+    else:
+        label = "not supported here"
+        sentences.append(f"None is both resolved and at least {(bd.NOTICEABLE - 1) * 100:.0f}% slower: the largest ratio is "
+                         f"{w['ratio'].max():.2f}× ({name(w.loc[w['ratio'].idxmax(), 'activation'])}).")
+    if len(faster):
+        sentences.append(f"{join(name(a) for a in faster['activation'])} came out faster than ReLU, which no "
+                         "activation function's arithmetic explains: the seeds of one activation ran back to back "
+                         "in one job, so the machine's load at that time is part of each activation's timing, and "
+                         "this verdict is weak evidence either way.")
+    return Verdict("d", label, " ".join(sentences), basis, [("compute", label)])
+
+
+def _registry():
+    from actlab.activations import REGISTRY
+
+    return REGISTRY
+
+
+def all_claims() -> dict[str, Verdict]:
+    return {"a": claim_a(), "b": claim_b(), "c": claim_c(), "d": claim_d()}

@@ -1,0 +1,422 @@
+"""The article (paper/): its verdict rules, its offline build, and the built book as a reader sees it.
+
+Fast tests check the rules that turn numbers into verdict text (paper/bookdata.py) and the offline
+set-up (vendored MathJax). The slow tests run the real tiny sweep (conf/sweep/test.yaml) with
+Snakemake in a temporary working directory -- training, statistics, depth study, figures and the
+`book` rule, exactly as `snakemake --cores all` does -- and then check the built HTML: no network
+resource, every internal link resolves, the numbers are the results' numbers, and, in headless
+Chromium, every page loads without console errors, every image loads and the math is typeset.
+Screenshots go to <tmp>/sweep/results/screenshots/ (and to $ACTLAB_SCREENSHOTS if set).
+"""
+from __future__ import annotations
+
+import functools
+import html.parser
+import http.server
+import importlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ROOT / "paper"
+BIN = Path(sys.executable).parent
+PAGES = ["index", "definitions", "methods", "results", "appendix", "bibliography"]
+
+sys.path.insert(0, str(PAPER))
+import bookdata as bd  # noqa: E402
+
+
+# -----------------------------------------------------------------------------
+# the verdict rules
+
+
+def comparison(diff, lo, hi, p, n=5):
+    return bd.Comparison("gelu", "relu", n, diff, lo, hi, p)
+
+
+@pytest.mark.parametrize("diff, p, expected", [
+    (0.02, 0.01, "higher"), (-0.02, 0.049, "lower"),
+    (0.02, 0.05, "inseparable"),  # p == alpha is not below it
+    (0.02, 0.2, "inseparable"), (0.02, float("nan"), "inseparable"), (0.0, 0.0, "inseparable"),
+])
+def test_separation_needs_holm_p_below_alpha(diff, p, expected):
+    assert bd.separation(diff, p) == expected
+
+
+def test_close_needs_the_whole_ci_inside_the_margin():
+    assert bd.close(comparison(0.001, -0.004, 0.006, 0.7)) == "close"
+    assert bd.close(comparison(0.001, -0.02, 0.022, 0.7)) == "unresolved"  # not separated, CI too wide
+    assert bd.close(comparison(0.03, 0.02, 0.04, 0.001)) == "different"
+    assert bd.close(comparison(0.0, float("nan"), float("nan"), float("nan"), n=1)) == "unresolved"
+
+
+def test_cost_verdict():
+    assert bd.cost_verdict(1.5, 0.001, 0.01) == "noticeably slower"
+    assert bd.cost_verdict(1.05, 0.001, 0.001) == "slightly slower"
+    assert bd.cost_verdict(1.5, 0.3, 0.01) == "inseparable"
+    assert bd.cost_verdict(0.8, 0.001, -0.01) == "faster"
+
+
+def test_comparison_text_says_what_was_measured():
+    text = comparison(0.0123, -0.004, 0.0286, 0.4123).text()
+    assert text == "GELU − ReLU = +1.2 pp (95% CI −0.4 pp to +2.9 pp, Holm p = 0.412, 5 seeds)"
+
+
+def test_number_formats():
+    assert bd.pct(0.96412) == "96.4%"
+    assert bd.pp(-0.00004) == "+0.0 pp"  # no "-0.0"
+    assert bd.pp(-0.0123) == "−1.2 pp" and bd.pct(0.5, unit=False) == "50.0"
+    assert bd.clip01(-0.01) == 0.0 and bd.clip01(0.3) == 0.3
+    assert bd.pvalue(0.0004) == "p < 0.001"
+    assert bd.ci(float("nan"), 1.0).startswith("no CI")
+    assert bd.seconds(0.25) == "0.25 s" and bd.seconds(95) == "95 s" and bd.seconds(600) == "10.0 min"
+    assert bd.join(["a", "b", "c"]) == "a, b and c"
+
+
+def test_paired_comparisons_pair_by_seed_and_holm_correct():
+    import pandas as pd
+
+    rows = [("relu", s, 0.90 + 0.001 * s) for s in range(5)]
+    rows += [("gelu", s, 0.95 + 0.001 * s + 0.0005 * (s % 2)) for s in range(5)]
+    rows += [("tanh", s, 0.90 + 0.001 * s + 0.002 * (-1) ** s) for s in range(5)]
+    df = pd.DataFrame(rows, columns=["activation", "seed", "test_acc"])
+    gelu, tanh = bd.paired_comparisons(df, "relu", ["gelu", "tanh"])
+    assert gelu.n == 5 and gelu.outcome == "higher" and abs(gelu.diff - 0.0502) < 1e-9
+    assert tanh.outcome == "inseparable"
+    assert gelu.p_holm <= 1 and tanh.p_holm >= gelu.p_holm
+
+
+def test_results_dir_is_configurable(monkeypatch):
+    try:
+        monkeypatch.setenv("ACTLAB_RESULTS", "../elsewhere")
+        assert importlib.reload(bd).RESULTS == (ROOT / "elsewhere").resolve()  # relative to paper/
+        monkeypatch.setenv("ACTLAB_RESULTS", "/tmp/abs-results")
+        assert importlib.reload(bd).RESULTS == Path("/tmp/abs-results")
+        monkeypatch.delenv("ACTLAB_RESULTS")
+        assert importlib.reload(bd).RESULTS == ROOT / "results"
+        with pytest.raises(bd.MissingResult, match="run the pipeline"):
+            bd.path("no/such/table.csv")
+    finally:
+        monkeypatch.undo()
+        importlib.reload(bd)
+
+
+def test_mathjax_is_vendored_and_configured():
+    import yaml
+
+    js = PAPER / "_static" / "mathjax" / "tex-svg-full.js"
+    assert js.is_file() and js.stat().st_size < 3_000_000, "run scripts/vendor_mathjax.sh"
+    assert (PAPER / "_static" / "mathjax" / "LICENSE").is_file()
+    cfg = yaml.safe_load((PAPER / "_config.yml").read_text())
+    assert cfg["sphinx"]["config"]["mathjax_path"] == "mathjax/tex-svg-full.js"
+    assert cfg["execute"]["execute_notebooks"] == "force"  # results change without the pages changing
+
+
+def test_every_page_is_in_the_toc_and_computing_pages_are_myst_notebooks():
+    import yaml
+
+    toc = yaml.safe_load((PAPER / "_toc.yml").read_text())
+    assert [toc["root"], *(c["file"] for c in toc["chapters"])] == PAGES
+    for page in PAGES:
+        text = (PAPER / f"{page}.md").read_text()
+        if "```{code-cell}" in text:
+            assert text.startswith("---\n") and "kernelspec:" in text.split("---")[1], page
+
+
+def test_no_typed_numbers_in_the_prose():
+    """Numbers in the computing pages' prose come from glue; digits typed into the text would not
+    follow a new sweep. Allowed: equation content, citations, years and the fixed design constants."""
+    allowed = {"0", "1", "2", "5", "8", "95", "100"}  # 95% CIs, 5% level, 8x8 digits, 0-100%, 1-D ..
+    for page in PAGES:
+        text = (PAPER / f"{page}.md").read_text()
+        if "```{code-cell}" not in text:
+            continue
+        prose = re.sub(r"```.*?```", "", text, flags=re.S)  # code cells and fenced blocks
+        prose = re.sub(r"\$\$.*?\$\$|\$[^$]*\$", "", prose, flags=re.S)  # math
+        prose = re.sub(r"\{[a-z:]+\}`[^`]*`|`[^`]*`", "", prose)  # roles, inline code
+        prose = re.sub(r"^---.*?---", "", prose, flags=re.S)  # front matter
+        numbers = set(re.findall(r"(?<![\w.])\d+(?:\.\d+)?", prose))
+        assert numbers <= allowed, f"{page}.md types numbers {sorted(numbers - allowed)}; glue them from results"
+
+
+# -----------------------------------------------------------------------------
+# the tiny sweep, and the book built from it (shared with test_notebooks.py)
+
+
+@functools.cache
+def tiny_sweep(base: str) -> dict:
+    """Run the real tiny sweep, book included, with Snakemake in <base>/sweep; once per session."""
+    work = Path(base) / "sweep"
+    work.mkdir(parents=True, exist_ok=True)
+    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(work), "--cores", "2",
+           "--configfile", str(ROOT / "conf" / "sweep" / "test.yaml")]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=work)
+    elapsed = time.perf_counter() - t0
+    log = work / "results" / "logs" / "book.log"
+    if proc.returncode != 0:
+        tail = log.read_text()[-3000:] if log.exists() else ""
+        raise AssertionError(f"tiny sweep failed ({proc.returncode}):\n{proc.stderr[-4000:]}\n--- book.log:\n{tail}")
+    bench = work / "results" / "benchmarks" / "book.tsv"
+    book_s = float(bench.read_text().splitlines()[1].split("\t")[0]) if bench.exists() else float("nan")
+    return {"work": work, "results": work / "results", "html": work / "paper" / "_build" / "html",
+            "elapsed": elapsed, "book_seconds": book_s}
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    if not (BIN / "snakemake").exists():
+        pytest.skip("snakemake is not installed in this environment")
+    return tiny_sweep(str(tmp_path_factory.getbasetemp() / "book"))
+
+
+class _Tags(html.parser.HTMLParser):
+    """Every (tag, attrs) and every id of one HTML file."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+
+
+@functools.cache
+def parse(path: Path) -> _Tags:
+    p = _Tags()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+def html_files(root: Path) -> list[Path]:
+    return sorted(root.glob("*.html"))
+
+
+@pytest.mark.slow
+def test_book_builds_from_the_tiny_sweep(built_book):
+    html = built_book["html"]
+    for page in PAGES:
+        assert (html / f"{page}.html").is_file(), page
+    # the book rule ran on the sweep's results and recorded what it did
+    assert (built_book["results"] / "logs" / "book.log").is_file()
+    assert (built_book["results"] / "sweep.yaml").is_file()
+    print(f"tiny sweep + book: {built_book['elapsed']:.0f} s, of which the book {built_book['book_seconds']:.0f} s")
+
+
+@pytest.mark.slow
+def test_built_html_loads_nothing_from_the_network(built_book):
+    bad = []
+    for f in html_files(built_book["html"]):
+        for tag, attrs in parse(f).tags:
+            for attr in ("src", "href", "srcset", "data-src", "poster"):
+                value = attrs.get(attr) or ""
+                if tag == "a" and attr == "href":
+                    continue  # a link the reader may follow is not a load
+                if re.match(r"\s*(https?:)?//", value):
+                    bad.append(f"{f.name}: <{tag} {attr}={value}>")
+    assert not bad, "external resources:\n" + "\n".join(bad)
+
+
+@pytest.mark.slow
+def test_internal_links_resolve(built_book):
+    root = built_book["html"]
+    broken = []
+    for f in html_files(root):
+        for tag, attrs in parse(f).tags:
+            for attr in ("href", "src"):
+                value = attrs.get(attr)
+                if not value or tag == "link" and attrs.get("rel") in ("canonical",):
+                    continue
+                url = urlsplit(value)
+                if url.scheme or value.startswith(("//", "mailto:", "javascript:", "data:")):
+                    continue
+                target = (f.parent / unquote(url.path)).resolve() if url.path else f
+                if not target.exists():
+                    broken.append(f"{f.name}: {value}")
+                elif url.fragment and target.suffix == ".html" and url.fragment not in parse(target).ids:
+                    broken.append(f"{f.name}: {value} (no id {url.fragment!r})")
+    assert not broken, "broken internal links:\n" + "\n".join(broken)
+
+
+def _text(path: Path) -> str:
+    raw = path.read_text(encoding="utf-8")
+    raw = re.sub(r"<script.*?</script>|<style.*?</style>", " ", raw, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", raw)))
+
+
+@pytest.mark.slow
+def test_the_numbers_are_the_results_numbers(built_book):
+    import pandas as pd
+
+    res, root = built_book["results"], built_book["html"]
+    summary = pd.read_csv(res / "summary.csv")
+    index = _text(root / "index.html")
+    assert f"We train {len(summary)} networks" in index
+    assert f"{summary['activation'].nunique()} activation functions" in index
+    acc = pd.read_csv(res / "stats" / "accuracy.csv")
+    relu = acc[(acc["activation"] == "relu") & (acc["metric"] == "test_acc")].iloc[0]
+    results = _text(root / "results.html")
+    cell = f"{100 * relu['mean']:.1f} [{100 * relu['ci_low']:.1f}, {100 * relu['ci_high']:.1f}]"
+    assert cell.replace("-", "\u2212") in results
+    # every claim got a verdict, and the test sweep (no Leaky ReLU, PReLU, ELU) says what it could not test
+    for claim in "abcd":
+        assert f"({claim})" in index
+    assert "not tested" in index
+    born = pd.read_csv(res / "depth" / "born_dead.csv")
+    assert f"{int(born['trials'].max())} networks per cell" in _text(root / "methods.html")
+    for page in PAGES:  # no unresolved glue, no Python error output
+        text = _text(root / f"{page}.html")
+        assert "Traceback" not in text and "glue key" not in text.lower(), page
+
+
+# -----------------------------------------------------------------------------
+# the built book in headless Chromium
+
+
+def _browser_paths():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    return chromium, driver
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def served_book(built_book):
+    handler = functools.partial(_Quiet, directory=str(built_book["html"]))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    chromium, chromedriver = _browser_paths()
+    if not (chromium and chromedriver):
+        pytest.skip("chromium and chromedriver are not installed "
+                    "(Debian: apt-get install chromium chromium-driver; or `make system`)")
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager try to download a driver
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--disable-extensions", "--hide-scrollbars", "--window-size=1280,900",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+                # anything but the loopback server fails to resolve: a page that needs the network shows it
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+WAIT_FOR_MATHJAX = """
+const done = arguments[arguments.length - 1];
+if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+  MathJax.startup.promise.then(() => done('typeset')).catch(e => done('error: ' + e));
+} else { done('no mathjax'); }
+"""
+
+LOAD_IMAGES = """
+const done = arguments[arguments.length - 1];
+const imgs = [...document.images];
+imgs.forEach(i => { i.loading = 'eager'; i.scrollIntoView(); });
+Promise.all(imgs.map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })))
+  .then(() => { window.scrollTo(0, 0);
+                done(imgs.map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])); });
+"""
+
+PROSE_TEXT = """
+const clone = document.querySelector('main, article, body').cloneNode(true);
+clone.querySelectorAll('pre, code, script, style, mjx-container, .MathJax').forEach(e => e.remove());
+return clone.innerText;
+"""
+
+
+def _screenshot(driver, path: Path, width: int = 1280) -> None:
+    height = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
+    driver.set_window_size(width, min(int(height) + 100, 16000))
+    time.sleep(0.3)
+    driver.save_screenshot(str(path))
+    driver.set_window_size(width, 900)
+
+
+@pytest.mark.slow
+def test_every_page_renders_in_chromium(built_book, served_book, browser):
+    html_root = built_book["html"]
+    shots = built_book["results"] / "screenshots"
+    shots.mkdir(exist_ok=True)
+    problems = []
+    for f in html_files(html_root):
+        page = f.stem
+        browser.get(f"{served_book}/{f.name}")
+        mathjax = browser.execute_async_script(WAIT_FOR_MATHJAX)
+        images = browser.execute_async_script(LOAD_IMAGES)
+        for src, complete, width in images:
+            if not (complete and width > 0):
+                problems.append(f"{page}: image {src} did not load")
+        has_math = 'class="math' in f.read_text(encoding="utf-8")
+        if has_math:
+            n = browser.execute_script("return document.querySelectorAll('mjx-container').length")
+            if mathjax != "typeset" or n == 0:
+                problems.append(f"{page}: math not typeset (MathJax: {mathjax}, {n} formulas)")
+            prose = browser.execute_script(PROSE_TEXT)
+            for raw in ("\\(", "\\)", "\\[", "$$", "\\frac", "\\max"):
+                if raw in prose:
+                    problems.append(f"{page}: raw TeX {raw!r} left in the text")
+            if re.search(r"\$[^$\s][^$]*\$", prose):
+                problems.append(f"{page}: unparsed $...$ math in the text")
+        for entry in browser.get_log("browser"):
+            if entry["level"] == "SEVERE":
+                problems.append(f"{page}: console: {entry['message']}")
+        if page in ("results", "index", "definitions"):
+            _screenshot(browser, shots / f"{page}.png")
+    extra = os.environ.get("ACTLAB_SCREENSHOTS")
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        for png in shots.glob("*.png"):
+            shutil.copy(png, Path(extra) / png.name)
+    assert (shots / "results.png").stat().st_size > 50_000
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_figures_are_the_pipelines_figures(built_book, served_book, browser):
+    """The results page shows every figure the pipeline made for it (same pixels, via glue)."""
+    browser.get(f"{served_book}/results.html")
+    images = browser.execute_async_script(LOAD_IMAGES)
+    figures = [src for src, _, _ in images if "_images/" in (src or "")]
+    made = sorted((built_book["results"] / "figures").rglob("*.png"))
+    assert len(figures) == len(made) == 7, (figures, made)
+    # glue copies the PNG bytes; check the sizes of the served images match the pipeline's files
+    served = sorted((built_book["html"] / src.split("?")[0]).stat().st_size for src in figures)
+    assert served == sorted(p.stat().st_size for p in made)
