@@ -16,7 +16,7 @@ from actlab.train import job_dir
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["trainer.max_epochs=2", "trainer.threads=1", "trainer.progress=quiet", "activation=gelu"]
 # Keys of summary.json that legitimately differ between two runs of the same experiment.
-VOLATILE = {"train_seconds", "seconds_per_epoch", "run_dir"}
+VOLATILE = {"train_seconds", "seconds_per_epoch", "run_dir", "git_commit", "git_dirty"}  # others commit meanwhile
 
 
 def train(*overrides: str, check: bool = True) -> subprocess.CompletedProcess:
