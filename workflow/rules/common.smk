@@ -78,7 +78,17 @@ def _check_composes(overrides, where):
 
 def check_sweep(config):
     """Schema first (types, empty lists, unknown keys), then names and overrides. Fills defaults."""
-    validate(config, str(REPO / "workflow" / "schemas" / "sweep.schema.yaml"))
+    schema = REPO / "workflow" / "schemas" / "sweep.schema.yaml"
+    try:
+        validate(config, str(schema))
+    except WorkflowError as e:  # one line naming the offending key instead of the whole schema
+        import jsonschema
+
+        error = e.__cause__ or e.__context__  # validate() raises it while handling the ValidationError
+        if not isinstance(error, jsonschema.ValidationError):
+            raise
+        where = ".".join(map(str, error.absolute_path)) or "top level"
+        _fail(f"{where}: {error.message} (schema: workflow/schemas/{schema.name})")
     if any(isinstance(s, float) for s in config["seeds"]):  # JSON Schema calls 1.0 an integer
         _fail(f"seeds must be integers, got {config['seeds']}")
     _check_names(config["activations"], "activation", "activations")
@@ -162,26 +172,29 @@ def data_marks(wildcards):
 # -----------------------------------------------------------------------------
 # the training jobs' Hydra overrides (their params: a change reruns exactly the affected jobs)
 
-def base_overrides(wildcards, threads):
+# (Param functions must not take `threads`: Snakemake leaves such "derived" params out of its params
+# rerun trigger. The thread count goes on the command line instead: trainer.threads={threads}.)
+
+def base_overrides(wildcards):
     e = experiment(wildcards.dataset, wildcards.model)
     return [f"data={wildcards.dataset}", f"model={wildcards.model}", f"activation={wildcards.activation}",
-            f"trainer.threads={threads}", "trainer.progress=quiet", *config["overrides"], *e["overrides"]]
+            "trainer.progress=quiet", *config["overrides"], *e["overrides"]]
 
 
-def run_overrides(wildcards, threads):
+def run_overrides(wildcards):
     """One run: seed=S, run_dir = its results/runs/... directory."""
     run_dir = Path(str(RUN).format(**wildcards))
-    return [f"seed={wildcards.seed}", f"run_dir={run_dir}", *base_overrides(wildcards, threads)]
+    return [f"seed={wildcards.seed}", f"run_dir={run_dir}", *base_overrides(wildcards)]
 
 
-def group_overrides(wildcards, threads):
+def group_overrides(wildcards):
     """All seeds of one (dataset, model, activation) in one process: one run_dir per seed (Hydra
     resolves ${seed} per seed); Hydra's own job files go to the job's log dir."""
     run_dir = RUNS / wildcards.dataset / wildcards.model / wildcards.activation / "seed${seed}"
     job_dir = (LOGS / "train" / wildcards.dataset / wildcards.model / wildcards.activation).with_suffix(".hydra")
     seeds = ",".join(str(s) for s in config["seeds"])
     return [f"seeds=[{seeds}]", f"run_dir={run_dir}", f"hydra.run.dir={job_dir}",
-            *base_overrides(wildcards, threads)]
+            *base_overrides(wildcards)]
 
 
 # -----------------------------------------------------------------------------
@@ -204,24 +217,26 @@ def all_tables(wildcards=None):
 
 
 def book_sources(wildcards=None):
-    """Every file of the book's source (pages, code, bibliography, extensions, static files), so any
-    edit rebuilds it; not its build output (paper/_build) nor editor/Python caches."""
+    """Every file of the book's source in the repository's paper/ (pages, code, bibliography,
+    extensions, static files), so any edit rebuilds it; not its build output (paper/_build) nor
+    editor/Python caches."""
+    src = REPO / "paper"
     skip = {"_build", "__pycache__", ".ipynb_checkpoints", ".jupyter_cache"}
-    return sorted(str(p) for p in Path("paper").rglob("*")
-                  if p.is_file() and not skip.intersection(p.parts) and not p.name.startswith("."))
+    return sorted(str(p) for p in src.rglob("*")
+                  if p.is_file() and not skip.intersection(p.relative_to(src).parts) and not p.name.startswith("."))
 
 
 def all_targets(wildcards=None):
     return [*all_tables(), *all_figures(), str(BOOK_INDEX)]
 
 
-def depth_args(threads):
+def depth_args(wildcards=None):
     """The command line of python -m actlab.depth for the sweep's `depth` settings."""
     d, c = config["depth"], config["depth"]["collapse"]
     join = lambda values: ",".join(map(str, values))
     return ["--activations", join(d["activations"]), "--inits", join(d["inits"]), "--depths", join(d["depths"]),
             "--widths", join(d["widths"]), "--trials", str(d["trials"]), "--grid", str(d["grid"]),
-            "--seed", str(d["seed"]), "--threads", str(threads), "--collapse",
+            "--seed", str(d["seed"]), "--collapse",
             "--collapse-activations", join(c["activations"]), "--collapse-cells", join(c["cells"]),
             "--collapse-seeds", str(c["seeds"]), "--collapse-steps", str(c["steps"]),
             "--collapse-lr", str(c["lr"])]

@@ -9,7 +9,7 @@ rule depth_study:
         collapse=DEPTH / "collapse.csv",
     params:
         out_dir=DEPTH,
-        args=lambda wildcards, threads: depth_args(threads),
+        args=depth_args,
     threads: config["depth"]["threads"]
     conda:
         ENV
@@ -18,4 +18,4 @@ rule depth_study:
     benchmark:
         BENCH / "depth_study.tsv"
     shell:
-        "python -m actlab.depth --out-dir {params.out_dir:q} {params.args:q} > {log:q} 2>&1"
+        "python -m actlab.depth --out-dir {params.out_dir:q} {params.args:q} --threads {threads} > {log:q} 2>&1"

@@ -23,7 +23,7 @@ if config["multi_seed"]:
         output:
             expand(RUN / "summary.json", seed=config["seeds"], allow_missing=True),
         params:
-            overrides=lambda wildcards, threads: group_overrides(wildcards, threads),
+            overrides=group_overrides,
         conda:
             ENV
         log:
@@ -36,7 +36,7 @@ if config["multi_seed"]:
             gpu=config["resources"]["gpu"],
             runtime=config["resources"]["runtime"] * len(config["seeds"]),
         shell:
-            "python -m actlab.train {params.overrides:q} > {log:q} 2>&1"
+            "python -m actlab.train {params.overrides:q} trainer.threads={threads} > {log:q} 2>&1"
 
 else:
 
@@ -47,7 +47,7 @@ else:
         output:
             RUN / "summary.json",
         params:
-            overrides=lambda wildcards, threads: run_overrides(wildcards, threads),
+            overrides=run_overrides,
         conda:
             ENV
         log:
@@ -60,4 +60,4 @@ else:
             gpu=config["resources"]["gpu"],
             runtime=config["resources"]["runtime"],
         shell:
-            "python -m actlab.train {params.overrides:q} > {log:q} 2>&1"
+            "python -m actlab.train {params.overrides:q} trainer.threads={threads} > {log:q} 2>&1"

@@ -1,0 +1,211 @@
+"""The Snakemake pipeline: sweep-config validation, lint, and the real DAG end to end on the tiny
+sweep (conf/sweep/test.yaml) in a temporary copy of the repository."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TEST_SWEEP = "conf/sweep/test.yaml"
+# the rules that compute or draw something from the training runs
+RUN_RULES = {"train", "aggregate", "statistics", "fig_learning_curves", "fig_accuracy", "fig_dead_units",
+             "fig_grad_flow", "fig_accuracy_vs_dead"}
+
+
+def copy_repo(dest: Path) -> Path:
+    """The working tree as a fresh clone would have it: tracked and untracked-but-not-ignored files
+    (no results/, .snakemake/, .venv/, paper/_build/)."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split("\0")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def snakemake(*args, cwd, timeout=600):
+    env = {**os.environ, "ACTLAB_CONF": str(Path(cwd) / "conf"), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a (dry) run: {rule: count}."""
+    counts, table = {}, False
+    for line in output.splitlines():
+        if line.startswith("Job stats"):
+            table = True
+        elif table:
+            m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if m and m.group(1) != "total":
+                counts[m.group(1)] = int(m.group(2))
+            elif line.strip().startswith("total"):
+                break
+    return counts
+
+
+# -----------------------------------------------------------------------------
+# the sweep configs
+
+
+def test_sweep_configs_cover_what_the_study_needs():
+    from actlab.activations import NAMES
+
+    conf_names = sorted(p.stem for p in (ROOT / "conf" / "activation").glob("*.yaml"))
+    assert conf_names == sorted(NAMES)  # the pipeline checks names against conf/activation/
+    default = yaml.safe_load((ROOT / "conf" / "sweep" / "default.yaml").read_text())
+    assert sorted(default["activations"]) == sorted(NAMES)
+    assert len(default["seeds"]) >= 5
+    assert [(e["dataset"], e["model"]) for e in default["experiments"]] == [("digits", "mlp")]
+    paper = yaml.safe_load((ROOT / "conf" / "sweep" / "paper.yaml").read_text())
+    assert sorted(paper["activations"]) == sorted(NAMES) and len(paper["seeds"]) >= 5
+    assert {(e["dataset"], e["model"]) for e in paper["experiments"]} == {
+        ("mnist", "mlp"), ("fashion_mnist", "mlp"), ("cifar10", "cnn")}
+    assert paper["resources"]["gpu"] == 1
+    assert set(paper) == set(default)  # every key set: --configfile merges over the default sweep
+
+
+BAD_CONFIGS = [
+    ("activations: [relu, swish]", "activations: unknown activation 'swish'; valid: elu, gelu"),
+    ("activations: []", "activations: [] should be non-empty"),
+    ("seeds: [0, 1.5]", "seeds.1: 1.5 is not of type 'integer'"),
+    ("seeds: [0, 1.0]", "seeds must be integers"),
+    ("experiments: [{dataset: imagenet, model: mlp}]", "unknown data 'imagenet'"),
+    ("overrides: [seed=3]", "sets 'seed', which the pipeline sets itself"),
+    ("overrides: [trainer.max_epoch=3]", "do not compose: Could not override 'trainer.max_epoch'"),
+    ("baseline: gelu\nactivations: [relu, tanh]", "baseline 'gelu' is not among the activations"),
+    ("epochs: 3", "'epochs' was unexpected"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_CONFIGS, ids=[c[0].split(":")[0] + str(i) for i, c in enumerate(BAD_CONFIGS)])
+def test_a_bad_sweep_config_fails_before_any_job(tmp_path, text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text + "\n")
+    res = snakemake("-n", "--configfile", str(bad), cwd=ROOT, timeout=120)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    assert "invalid sweep config" in out and message in out, out
+    assert "Job stats" not in out  # failed while reading the config, before planning any job
+
+
+def test_every_shipped_sweep_plans(tmp_path):
+    for sweep, rules in (("conf/sweep/default.yaml", {"train": 11, "fig_accuracy": 1, "book": 1}),
+                         ("conf/sweep/paper.yaml", {"download": 3, "train": 33, "fig_accuracy": 3})):
+        res = snakemake("-n", "--configfile", sweep, "--directory", str(tmp_path), "-s", str(ROOT / "Snakefile"),
+                        cwd=ROOT, timeout=120)
+        counts = job_counts(res.stdout)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert {k: counts.get(k) for k in rules} == rules
+
+
+def test_lint_is_clean():
+    res = snakemake("--lint", cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Lints for" not in res.stdout + res.stderr
+
+
+# -----------------------------------------------------------------------------
+# the real DAG, end to end
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return copy_repo(tmp_path_factory.mktemp("repo"))
+
+
+@pytest.mark.slow
+def test_end_to_end(repo):
+    sweep = yaml.safe_load((repo / TEST_SWEEP).read_text())
+    acts, seeds = sweep["activations"], sweep["seeds"]
+    runs = repo / "results" / "runs" / "digits" / "mlp"
+
+    # 1. one training job fails (a file sits where its Hydra job dir goes): the others finish, intact
+    broken = repo / "results" / "logs" / "train" / "digits" / "mlp" / "gelu.hydra"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("not a directory\n")
+    res = snakemake("--cores", "2", "--keep-going", "--configfile", TEST_SWEEP, cwd=repo)
+    assert res.returncode != 0
+    assert "Error in rule train" in res.stdout + res.stderr, res.stdout + res.stderr
+    for act in acts:
+        for seed in seeds:
+            summary = runs / act / f"seed{seed}" / "summary.json"
+            if act == "gelu":
+                assert not summary.exists()
+            else:
+                assert json.loads(summary.read_text())["seed"] == seed
+    assert not (repo / "results" / "summary.csv").exists()
+
+    # 2. the rerun redoes only what is missing: the failed group and what depends on it
+    broken.unlink()
+    res = snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo)
+    counts = job_counts(res.stdout)
+    assert counts.get("train") == 1 and "depth_study" not in counts and "fig_activations" not in counts, res.stdout
+    res = snakemake("--cores", "2", "--configfile", TEST_SWEEP, cwd=repo)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+    # 3. the outputs
+    table = pd.read_csv(repo / "results" / "summary.csv")
+    assert len(table) == len(acts) * len(seeds)
+    assert sorted(set(zip(table["activation"], table["seed"]))) == sorted((a, s) for a in acts for s in seeds)
+    assert {"final_dead_fraction", "final_dormant_fraction", "final_saturated_fraction"} <= set(table.columns)
+    assert len(pd.read_parquet(repo / "results" / "summary.parquet")) == len(table)
+    for curve in ("metrics", "dead_units", "grad_flow"):
+        assert not pd.read_parquet(repo / "results" / "curves" / f"{curve}.parquet").empty
+    vs = pd.read_csv(repo / "results" / "stats" / "vs_relu.csv")
+    assert sorted(vs["activation"]) == sorted(a for a in acts if a != "relu")
+    assert len(pd.read_csv(repo / "results" / "stats" / "accuracy.csv").query("metric == 'test_acc'")) == len(acts)
+    assert not pd.read_csv(repo / "results" / "stats" / "compute.csv").empty
+    assert not pd.read_csv(repo / "results" / "depth" / "born_dead.csv").empty
+    figures = repo / "results" / "figures"
+    names = [figures / "activations", figures / "depth",
+             *(figures / "digits" / "mlp" / n for n in ("learning_curves", "accuracy", "dead_units", "grad_flow",
+                                                         "accuracy_vs_dead"))]
+    for stem in names:
+        png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        script = f"workflow/scripts/fig_{stem.name}.py"
+        assert f"made by {script}".encode() in png.read_bytes()  # PNG metadata (tEXt)
+        assert f"made by {script}" in svg.read_text()  # footer text and metadata
+    assert (repo / "paper" / "_build" / "html" / "index.html").is_file()
+    logs = repo / "results" / "logs"
+    assert (logs / "aggregate.log").is_file() and (logs / "book.log").is_file()
+    assert list((repo / "results" / "benchmarks" / "train").rglob("*.tsv"))
+
+    # 4. right after a finished run there is nothing to do
+    res = snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo)
+    assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr, res.stdout
+
+    # 5. a changed setting reruns exactly what it affects: the depth grid -> no training, no aggregation
+    changed = yaml.safe_load((repo / TEST_SWEEP).read_text())
+    changed["depth"]["trials"] += 1
+    (repo / "changed.yaml").write_text(yaml.safe_dump(changed))
+    counts = job_counts(snakemake("-n", "--configfile", "changed.yaml", cwd=repo).stdout)
+    assert {"depth_study", "fig_depth"} <= set(counts) and not set(counts) & RUN_RULES, counts
+    # ... and one experiment override -> every training job of the sweep, nothing of the depth study
+    changed = yaml.safe_load((repo / TEST_SWEEP).read_text())
+    changed["experiments"][0]["overrides"].append("optimizer.lr=0.002")
+    (repo / "changed.yaml").write_text(yaml.safe_dump(changed))
+    counts = job_counts(snakemake("-n", "--configfile", "changed.yaml", cwd=repo).stdout)
+    assert counts.get("train") == len(acts) and not {"depth_study", "fig_depth", "fig_activations"} & set(counts)
+    # 6. the report (before step 7 makes a figure out of date), with the figures in it
+    res = snakemake("--report", "report.html", "--configfile", TEST_SWEEP, cwd=repo, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    html = (repo / "report.html").read_text()
+    for stem in names:
+        assert stem.with_suffix(".png").name in html
+
+    # 7. restyling a figure redraws that figure (and the book) only
+    script = repo / "workflow" / "scripts" / "fig_accuracy.py"
+    script.write_text(script.read_text() + "\n")
+    counts = job_counts(snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo).stdout)
+    assert "fig_accuracy" in counts and not set(counts) & (RUN_RULES - {"fig_accuracy"}), counts
