@@ -197,6 +197,7 @@ class DeadUnits(pl.Callback):
             self._last_write = now
 
     def on_train_start(self, trainer, pl_module):
+        self._last_write = time.monotonic()  # first write after flush_seconds, or at the end
         self.measure(trainer, pl_module, 0)
 
     def on_train_epoch_end(self, trainer, pl_module):
@@ -219,11 +220,11 @@ def grad_flow_stats(grads: list[torch.Tensor], before: list[torch.Tensor],
     """(4, L) tensor on the weights' device: grad_norm, grad_abs_mean, weight_norm, update_ratio
     for L weight tensors, given each one's step gradient and its value before and after the step."""
     g2 = torch.stack(torch._foreach_norm(grads))  # (L,)
-    g1 = torch.stack(torch._foreach_norm(grads, 1))  # (L,)
-    numel = torch.tensor([g.numel() for g in grads], device=g2.device, dtype=g2.dtype)
+    # mean |g| = ||g||_1 / numel; scalar list, so no host-to-device copy
+    g1 = torch.stack(torch._foreach_div(torch._foreach_norm(grads, 1), [float(g.numel()) for g in grads]))
     w2 = torch.stack(torch._foreach_norm(before))
     dw = torch.stack(torch._foreach_norm(torch._foreach_sub(after, before)))
-    return torch.stack([g2, g1 / numel, w2, dw / w2])
+    return torch.stack([g2, g1, w2, dw / w2])
 
 
 GRAD_METRICS = ("grad_norm", "grad_abs_mean", "weight_norm", "update_ratio")
@@ -244,14 +245,18 @@ class GradFlow(pl.Callback):
         layers = weight_layers(_net(pl_module))
         self.names = [n for n, m in layers.items() if m.weight.requires_grad]
         self.weights = [layers[n].weight for n in self.names]
+        self._src = [w.detach() for w in self.weights]  # aliases: the optimizer updates in place
         # Reused buffers: each weight before the step, then each weight's gradient of the step.
         self.buf = [torch.empty_like(w) for w in self.weights + self.weights]
+        self._last_write = time.monotonic()  # first write after flush_seconds, or at the end
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         # One fused copy per step, no host sync. Lightning zeroes .grad later (before on_train_end), and
         # the last step is only known once training ends, so every step keeps what the last one needs.
-        grads = [w.grad.detach() if w.grad is not None else torch.zeros_like(w) for w in self.weights]
-        torch._foreach_copy_(self.buf, [*(w.detach() for w in self.weights), *grads])
+        grads = [w.grad for w in self.weights]
+        if any(g is None for g in grads):  # a layer the loss did not reach: zero gradient
+            grads = [torch.zeros_like(w) if g is None else g for w, g in zip(self.weights, grads)]
+        torch._foreach_copy_(self.buf, self._src + grads)
         self._step += 1
         self._epoch = trainer.current_epoch + 1
 
@@ -263,7 +268,7 @@ class GradFlow(pl.Callback):
     def record(self) -> None:
         """Append the rows of the most recent optimizer step (weights now hold its result)."""
         n = len(self.weights)
-        stats = grad_flow_stats(self.buf[n:], self.buf[:n], [w.detach() for w in self.weights])
+        stats = grad_flow_stats(self.buf[n:], self.buf[:n], self._src)
         vals = stats.double().cpu()  # the one host sync
         s, e = self._step, self._epoch
         for i, metric in enumerate(GRAD_METRICS):
