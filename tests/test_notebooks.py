@@ -47,8 +47,11 @@ def test_notebook_runs_on_the_tiny_sweep(path, built_book, monkeypatch):
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory):
     """The tiny sweep of tests/test_book.py (the same one, when both modules run in one session)."""
-    from test_book import BIN, tiny_sweep
+    from test_book import BIN, existing_book, tiny_sweep
 
+    existing = existing_book()
+    if existing:
+        return existing
     if not (BIN / "snakemake").exists():
         pytest.skip("snakemake is not installed in this environment")
     return tiny_sweep(str(tmp_path_factory.getbasetemp() / "book"))

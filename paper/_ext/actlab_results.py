@@ -22,7 +22,7 @@ from pathlib import Path
 
 PAPER = Path(__file__).resolve().parent.parent
 # What the pages read under the results directory (not logs/, screenshots/ or the book's own files).
-READ = ("summary.*", "sweep.yaml", "stats/**/*", "curves/**/*", "depth/**/*", "figures/**/*",
+READ = ("summary.*", "sweep.json", "stats/**/*", "curves/**/*", "depth/**/*", "figures/**/*",
         "benchmarks/**/*.tsv", "runs/**/summary.json", "runs/**/config.yaml", "book/**/*")
 
 

@@ -13,31 +13,19 @@ localrules:
     sweep_config,
 
 
-def book_source_files(wildcards=None):
-    """Every file of the book's source (pages, code, bibliography, extension, static files), so any
-    edit rebuilds it; not its build output nor editor/Python caches."""
-    skip = {"_build", "__pycache__", ".ipynb_checkpoints", ".jupyter_cache"}
-    return sorted(str(p) for p in BOOK_SRC.rglob("*")
-                  if p.is_file() and not skip.intersection(p.relative_to(BOOK_SRC).parts)
-                  and not p.name.startswith("."))
-
-
 rule sweep_config:
-    """The sweep Snakemake ran (conf/sweep/default.yaml merged with any --configfile/--config),
-    for the article's reproducibility appendix; rewritten whenever the sweep changes."""
+    """The sweep Snakemake ran (conf/sweep/default.yaml merged with any --configfile/--config), as
+    JSON, for the article's reproducibility appendix; rewritten whenever the sweep changes."""
     output:
-        RESULTS / "sweep.yaml",
+        RESULTS / "sweep.json",
     params:
-        sweep=json.dumps(config, sort_keys=True, default=str),
+        sweep=json.dumps(config, indent=1, default=str),
+    conda:
+        ENV
     log:
         LOGS / "sweep_config.log",
-    run:
-        import yaml
-
-        text = ("# The sweep of these results, as Snakemake resolved it (written by rule sweep_config).\n"
-                + yaml.safe_dump(json.loads(params.sweep), sort_keys=False, default_flow_style=None, width=100))
-        Path(output[0]).write_text(text)
-        Path(log[0]).write_text(f"wrote {output[0]}\n")
+    shell:
+        "printf '%s\\n' {params.sweep:q} > {output:q} 2> {log:q}"
 
 
 rule book:
@@ -45,10 +33,10 @@ rule book:
     errors (-W): a page that cannot compute a number, a missing figure or a broken reference fails
     the build instead of publishing a wrong book. `jupyter-book build paper/` works alone too."""
     input:
-        sources=book_source_files,
+        sources=book_sources,
         figures=all_figures,
         tables=all_tables,
-        sweep=RESULTS / "sweep.yaml",
+        sweep=RESULTS / "sweep.json",
     output:
         BOOK_INDEX,
     params:
