@@ -64,7 +64,8 @@ def main() -> None:
     for i, what in enumerate(("fit wall", "run cpu")):
         off = statistics.median(t[i] for t in times[False])
         on = statistics.median(t[i] for t in times[True])
-        print(f"{what}: median off {off:.3f}s  on {on:.3f}s  ratio {on / off:.3f}  overhead {100 * (on / off - 1):+.1f}%")
+        print(f"{what}: median off {off:.3f}s  on {on:.3f}s  ratio {on / off:.3f}  "
+              f"overhead {100 * (on / off - 1):+.1f}%")
 
 
 if __name__ == "__main__":
