@@ -67,6 +67,10 @@ def dataset_name(dataset: str) -> str:
     return DATASETS.get(dataset, dataset)
 
 
+def optimizer_name(optimizer: str) -> str:
+    return {"adam": "Adam", "sgd": "SGD"}.get(optimizer, optimizer)
+
+
 # -----------------------------------------------------------------------------
 # where the results are, and reading them
 
@@ -182,10 +186,20 @@ def run_config(dataset: str, model: str) -> dict:
     return yaml.safe_load(runs[0].read_text())
 
 
+@functools.cache
+def sweep() -> dict | None:
+    """The sweep Snakemake ran (results/sweep.json, written by rule sweep_config), if recorded."""
+    p = RESULTS / "sweep.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
 def experiments() -> list[tuple[str, str]]:
-    """(dataset, model) pairs of the sweep, in the summary's order of first appearance."""
+    """(dataset, model) pairs that have runs, in the sweep config's order (the first is the article's
+    main experiment), else in the summary's order."""
     s = summary()
-    return list(dict.fromkeys(zip(s["dataset"], s["model"])))
+    present = list(dict.fromkeys(zip(s["dataset"], s["model"])))
+    order = [(e["dataset"], e["model"]) for e in (sweep() or {}).get("experiments", [])]
+    return [e for e in order if e in present] + [e for e in present if e not in order]
 
 
 def activations(dataset: str, model: str) -> list[str]:
@@ -280,6 +294,62 @@ def join(items, last: str = "and") -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + f" {last} " + items[-1]
+
+
+# -----------------------------------------------------------------------------
+# the results table
+
+
+def stat(dataset: str, model: str, activation: str, metric: str) -> pd.Series | None:
+    """One row of stats/accuracy.csv (n, mean, std, ci_low, ci_high, ...), or None."""
+    a = accuracy()
+    r = a[(a["dataset"] == dataset) & (a["model"] == model) & (a["activation"] == activation) & (a["metric"] == metric)]
+    return None if r.empty else r.iloc[0]
+
+
+def mean_ci(r, clip: bool = False) -> str:
+    """'94.3 [93.3, 95.4]' in percent; fractions' bounds clipped to [0, 100]; one value when there
+    is no interval (one seed) or no spread (every seed the same, e.g. no dead unit at all)."""
+    if r is None or not np.isfinite(r["mean"]):
+        return "–"
+    f = lambda x: pct(clip01(x) if clip else x, unit=False)  # noqa: E731
+    if not (np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"])) or r["std"] == 0:
+        return f(r["mean"])
+    return f"{f(r['mean'])} [{f(r['ci_low'])}, {f(r['ci_high'])}]"
+
+
+def results_table(dataset: str, model: str) -> str:
+    """The article's results table of one experiment, as MyST markdown: per activation the test
+    accuracy, the paired difference to ReLU with its Holm p (bold when separated), the final dead,
+    dormant (and saturated) fractions, and milliseconds per epoch."""
+    s = summary()
+    runs = s[(s["dataset"] == dataset) & (s["model"] == model)]
+    comp = compute()
+    comp = comp[(comp["dataset"] == dataset) & (comp["model"] == model)].set_index("activation")
+    has_sat = bool(runs["final_saturated_fraction"].notna().any())
+    head = ["activation", "test accuracy, %", "− ReLU, pp", "Holm p", "dead, %", "dormant, %"]
+    head += ["saturated, %"] if has_sat else []
+    head += ["ms / epoch"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for act in activations(dataset, model):
+        if act == BASELINE:
+            diff, p = "(baseline)", ""
+        else:
+            c = vs_relu_comparison(dataset, model, act)
+            f = lambda x: pp(x, unit=False)  # noqa: E731
+            diff = f"{f(c.diff)} [{f(c.ci_low)}, {f(c.ci_high)}]"
+            p = pvalue(c.p_holm).replace("p = ", "").replace("p ", "")
+            if c.outcome != "inseparable":
+                diff, p = f"**{diff}**", f"**{p}**"
+        n_div = int(runs.loc[runs["activation"] == act, "diverged"].astype(bool).sum())
+        cells = [name(act) + (f" ({n_div} diverged)" if n_div else ""),
+                 mean_ci(stat(dataset, model, act, "test_acc")), diff, p,
+                 mean_ci(stat(dataset, model, act, "final_dead_fraction"), True),
+                 mean_ci(stat(dataset, model, act, "final_dormant_fraction"), True)]
+        cells += [mean_ci(stat(dataset, model, act, "final_saturated_fraction"), True)] if has_sat else []
+        cells += [ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 # -----------------------------------------------------------------------------

@@ -192,7 +192,7 @@ def claim_b() -> Verdict:
     elif state == "clear":
         label = "partly supported"
     elif state == "some":
-        label = "cannot be separated"
+        label = "not resolved"
         sentences.append("The contrast the claim draws is not resolved here: ReLU's dead fraction cannot be "
                          "separated from zero (deep narrow networks: claim c).")
     else:
@@ -249,7 +249,7 @@ def claim_c() -> Verdict:
     rai = bd.born_dead()
     rai = rai[(rai["activation"] == "relu") & (rai["init"] == "rai") & (rai["width"] == w0) & (rai["depth"] == deep["depth"])]
     if not rai.empty:
-        sentences.append(f"With the randomized asymmetric initialisation (RAI) of Lu et al. the same "
+        sentences.append(f"With the randomized asymmetric initialisation (RAI) of Lu et al., the same "
                          f"width-{w0}, depth-{int(deep['depth'])} networks are born dead in {p(rai.iloc[0])}.")
     label = "supported" if (often and rises) else "not supported here"
     if label != "supported":
@@ -299,10 +299,11 @@ def claim_d() -> Verdict:
         sentences.append(f"None is both resolved and at least {(bd.NOTICEABLE - 1) * 100:.0f}% slower: the largest ratio is "
                          f"{w['ratio'].max():.2f}× ({name(w.loc[w['ratio'].idxmax(), 'activation'])}).")
     if len(faster):
+        label = "cannot be decided"
         sentences.append(f"{join(name(a) for a in faster['activation'])} came out faster than ReLU, which no "
                          "activation function's arithmetic explains: the seeds of one activation ran back to back "
                          "in one job, so the machine's load at that time is part of each activation's timing, and "
-                         "this verdict is weak evidence either way.")
+                         "these timings cannot decide the claim.")
     return Verdict("d", label, " ".join(sentences), basis, [("compute", label)])
 
 
