@@ -38,10 +38,11 @@ def _fingerprint() -> str:
     if root.is_dir():
         for pattern in READ:
             files += sorted(p for p in root.glob(pattern) if p.is_file() and not p.name.startswith("book"))
-    import actlab.activations as acts
-    import actlab.probes as probes
+    import importlib.util
 
-    files += [Path(acts.__file__), Path(probes.__file__)]
+    spec = importlib.util.find_spec("actlab")  # the package's files, without importing torch
+    if spec and spec.origin:
+        files += sorted(Path(spec.origin).parent.glob("*.py"))
     for p in files:
         try:
             st = p.stat()
