@@ -106,9 +106,10 @@ def value_and_slope(act: nn.Module, z: torch.Tensor) -> tuple[torch.Tensor, torc
     return h.detach(), d
 
 
-def _every(t: torch.Tensor) -> torch.Tensor:
-    """(N, C, ...) bool -> (C,): True where t holds for every sample and every position."""
-    return t.transpose(0, 1).flatten(1).all(1)
+def _per_unit(t: torch.Tensor, reduce: str) -> torch.Tensor:
+    """(N, C, ...) bool -> (C,): `reduce` ("any" or "all") over samples and positions."""
+    t = getattr(t, reduce)(0)  # (C, ...)
+    return getattr(t.flatten(1), reduce)(1) if t.ndim > 1 else t
 
 
 def unit_stats(act: nn.Module, z: torch.Tensor, tol: float, tau: float,
@@ -120,12 +121,12 @@ def unit_stats(act: nn.Module, z: torch.Tensor, tol: float, tau: float,
     h, d = value_and_slope(act, z)
     d = d.abs()
     n, c = z.shape[:2]
-    red = [0, *range(2, z.ndim)]  # reduce over samples and positions -> (C,)
     active = d > tol  # (N, C, ...)
     per_sample = active.flatten(2).any(-1) if z.ndim > 2 else active  # (N, C)
-    e_abs = h.abs().mean(red)  # (C,) E|h_i|
+    e_abs = h.abs().mean([0, *range(2, z.ndim)])  # (C,) E|h_i| over samples and positions
     stats = {
-        "dead_fraction": (_every(~active).sum(), c),
+        # dead = never active on any sample or position
+        "dead_fraction": (c - _per_unit(per_sample, "any").sum(), c),
         # s_i <= tau with s_i = E|h_i| / mean_j E|h_j|, written without the division (0/0 -> dormant)
         "dormant_fraction": ((e_abs <= tau * e_abs.mean()).sum(), c),
         "mean_activation": (h.mean(), 1),
@@ -134,7 +135,7 @@ def unit_stats(act: nn.Module, z: torch.Tensor, tol: float, tau: float,
         "active_per_sample": (per_sample.sum(), n * c),
     }
     if saturate_at is not None:
-        stats["saturated_fraction"] = (_every(z.abs() > saturate_at).sum(), c)
+        stats["saturated_fraction"] = (_per_unit(z.abs() > saturate_at, "all").sum(), c)
     return stats
 
 
@@ -150,8 +151,9 @@ def measure_units(model: nn.Module, x: torch.Tensor, activation: str, tol: float
             continue
         for metric, (v, den) in unit_stats(act, zs[name], tol, tau, sat).items():
             keys.append((name, metric))
-            vals.append(v.float())  # counts < 2**24 stay exact
+            vals.append(v)
             dens.append(den)
+    # counts (int64) and means (float32) promote to float32: counts < 2**24 stay exact
     host = [v / den for v, den in zip(torch.stack(vals).cpu().tolist(), dens)] if vals else []
     rows = [{"layer": n, "metric": m, "value": v} for (n, m), v in zip(keys, host)]
     for name in acts:
