@@ -139,7 +139,9 @@ class StackedAct(nn.Module):
 
 
 class StackedMLP(nn.Module):
-    """K `actlab.models.MLP`s as stacked tensors: weight i is (K, out, in), bias i is (K, out)."""
+    """K `actlab.models.MLP`s as stacked tensors: weight i is (K, in, out) (nn.Linear's weight
+    transposed: the forward is one bmm without a transpose, and autograd's gradient comes out in
+    the parameter's own layout, so accumulating it is not a strided copy), bias i is (K, out)."""
 
     def __init__(self, nets: list[nn.Module], groups: list[tuple[int, int]]):
         super().__init__()
@@ -148,7 +150,7 @@ class StackedMLP(nn.Module):
         self.act_names = list(models.activation_layers(nets[0]))  # act1..
         stack = lambda ts: nn.Parameter(torch.stack([t.detach().clone() for t in ts]))  # noqa: E731
         self.weights = nn.ParameterList(
-            [stack([n.get_submodule(name).weight for n in nets]) for name in self.layer_names])
+            [stack([n.get_submodule(name).weight.t() for n in nets]) for name in self.layer_names])
         self.biases = nn.ParameterList(
             [stack([n.get_submodule(name).bias for n in nets]) for name in self.layer_names])
         self.acts = nn.ModuleList(
@@ -161,9 +163,9 @@ class StackedMLP(nn.Module):
         if shared:
             # One GEMM for all K: (B, D) @ (D, K*H), no K-fold copy of the inputs.
             w, b = self.weights[0], self.biases[0]
-            k, h_out, d = w.shape
+            k, d, h_out = w.shape
             x2 = x.reshape(x.shape[0], -1)
-            h = torch.mm(x2, w.permute(2, 0, 1).reshape(d, k * h_out)).view(-1, k, h_out).transpose(0, 1)
+            h = torch.mm(x2, w.transpose(0, 1).reshape(d, k * h_out)).view(-1, k, h_out).transpose(0, 1)
             h = h + b.unsqueeze(1)
             start = 1
         else:
@@ -172,7 +174,7 @@ class StackedMLP(nn.Module):
         for i in range(start, n_layers):
             if i > 0:
                 h = self.acts[i - 1](h)
-            h = torch.baddbmm(self.biases[i].unsqueeze(1), h, self.weights[i].transpose(1, 2))
+            h = torch.baddbmm(self.biases[i].unsqueeze(1), h, self.weights[i])
         return h
 
     def decay_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -184,7 +186,7 @@ class StackedMLP(nn.Module):
         """Copy model k's parameters into `net` (a `models.build()`-shaped module): a per-model view."""
         for i, name in enumerate(self.layer_names):
             layer = net.get_submodule(name)
-            layer.weight.copy_(self.weights[i][k])
+            layer.weight.copy_(self.weights[i][k].t())
             layer.bias.copy_(self.biases[i][k])
         for name, act in zip(self.act_names, self.acts):
             slope = act.slope_of(k)
@@ -260,6 +262,22 @@ class VecData(pl.LightningDataModule):
 # the LightningModule
 
 
+def _keep_freed_memory() -> None:
+    """glibc: serve large allocations from the heap and keep freed memory (instead of an mmap and
+    page faults every step for each multi-MB gradient: ~15% of a K=10 step on CPU). Process-wide;
+    costs at most the retained heap. No-op where glibc's mallopt is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD: glibc's maximum, 32 MiB
+        libc.mallopt(-1, 512 * 1024 * 1024)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 class VecLitModel(pl.LightningModule):
     """K stacked models, their losses and one optimizer; manual optimisation, `chunk` steps a call."""
 
@@ -277,28 +295,37 @@ class VecLitModel(pl.LightningModule):
         self._reset("train"), self._reset("val"), self._reset("test")
         self.epoch_means: dict[str, torch.Tensor] = {}
 
-    # metric accumulators, on the device: sum of loss * batch size, sum of correct, sample count
+    # Metric accumulators, on the device (no host sync per step): per model, the sum of loss x batch
+    # size and the number of correct predictions; the sample count is a Python int.
     def _reset(self, stage: str) -> None:
         setattr(self, f"_{stage}_acc", None)
         setattr(self, f"_{stage}_n", 0)
 
     def _accumulate(self, stage: str, losses: torch.Tensor, correct: torch.Tensor | None, b: int) -> None:
-        row = torch.stack([losses.detach().float() * b,
-                           (correct.float() if correct is not None else torch.full_like(losses, math.nan))])
         acc = getattr(self, f"_{stage}_acc")
-        setattr(self, f"_{stage}_acc", row if acc is None else acc + row)
+        if acc is None:
+            acc = torch.zeros(2, self.k, dtype=torch.float64 if losses.device.type == "cpu" else torch.float32,
+                              device=losses.device)
+            if correct is None:
+                acc[1] = math.nan
+            setattr(self, f"_{stage}_acc", acc)
+        acc[0].add_(losses.detach(), alpha=b)
+        if correct is not None:
+            acc[1].add_(correct)
         setattr(self, f"_{stage}_n", getattr(self, f"_{stage}_n") + b)
 
     def _finish(self, stage: str) -> None:
         acc, n = getattr(self, f"_{stage}_acc"), getattr(self, f"_{stage}_n")
         if acc is not None:
-            self.epoch_means[stage] = acc / n  # (2, K): mean loss, accuracy
+            self.epoch_means[stage] = (acc / n).float()  # (2, K): mean loss, accuracy
         self._reset(stage)
 
     def _losses(self, x, y, shared: bool):
         return per_model_losses(self.net(x, shared=shared), y, self.task, shared)
 
     def on_fit_start(self) -> None:
+        if self.device.type == "cpu":
+            _keep_freed_memory()
         dm = self.trainer.datamodule
         self._x, self._y = dm.splits.x_train, dm.splits.y_train
         self._steps_per_epoch = math.ceil(len(self._x) / dm.batch_size)
@@ -308,10 +335,14 @@ class VecLitModel(pl.LightningModule):
         raw = opt.optimizer
         epoch = self.current_epoch + 1
         for idx in batch:  # (K, b) indices, one row per model
-            x, y = self._x[idx], self._y[idx]
+            k, b = idx.shape
+            flat = idx.reshape(-1)
+            x = torch.index_select(self._x, 0, flat).view(k, b, *self._x.shape[1:])
+            y = torch.index_select(self._y, 0, flat).view(k, b, *self._y.shape[1:])
             losses, correct = self._loss_fn(x, y, False)
             raw.zero_grad(set_to_none=True)
-            self.manual_backward(losses.sum())
+            # Plain backward: single device, and no loss scaling (fp16 is refused by supported()).
+            losses.sum().backward()
             self.step_count += 1
             s = self.step_count
             record = self.grad_flow_every is not None and (
@@ -330,7 +361,7 @@ class VecLitModel(pl.LightningModule):
                     self.grad_flow.append((s, epoch, stats))
                 if s % self._steps_per_epoch == 0:
                     self.last_step_stats = (s, epoch, stats)
-            self._accumulate("train", losses, correct, idx.shape[1])
+            self._accumulate("train", losses, correct, b)
 
     def on_train_epoch_start(self) -> None:
         self._reset("train")
