@@ -70,11 +70,11 @@ def main(argv=None) -> None:
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="upper right", ncol=3, frameon=False, bbox_to_anchor=(0.99, 1.0))
+    fig.legend(handles, labels, loc="upper left", ncol=3, frameon=False, bbox_to_anchor=(0.0, 0.965))
     final = "final mean validation accuracy" if has_acc else "final mean validation loss"
     fig.suptitle(f"Learning curves, {args.dataset} / {args.model}: mean and 95% t-band across seeds "
                  f"(titles: {final}; n = seeds)", fontsize=9, x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     figlib.save(fig, args.out, __file__, f"Learning curves ({args.dataset}/{args.model})")
 
 
