@@ -126,16 +126,16 @@ def unit_stats(act: nn.Module, z: torch.Tensor, tol: float, tau: float,
     e_abs = h.abs().mean([0, *range(2, z.ndim)])  # (C,) E|h_i| over samples and positions
     stats = {
         # dead = never active on any sample or position
-        "dead_fraction": (c - _per_unit(per_sample, "any").sum(), c),
+        "dead_fraction": (c - torch.count_nonzero(_per_unit(per_sample, "any")), c),
         # s_i <= tau with s_i = E|h_i| / mean_j E|h_j|, written without the division (0/0 -> dormant)
-        "dormant_fraction": ((e_abs <= tau * e_abs.mean()).sum(), c),
+        "dormant_fraction": (torch.count_nonzero(e_abs <= tau * e_abs.mean()), c),
         "mean_activation": (h.mean(), 1),
         "mean_abs_grad": (d.mean(), 1),
         # mean over samples of the fraction of active units = (active (sample, unit) pairs) / (N C)
-        "active_per_sample": (per_sample.sum(), n * c),
+        "active_per_sample": (torch.count_nonzero(per_sample), n * c),
     }
     if saturate_at is not None:
-        stats["saturated_fraction"] = (_per_unit(z.abs() > saturate_at, "all").sum(), c)
+        stats["saturated_fraction"] = (torch.count_nonzero(_per_unit(z.abs() > saturate_at, "all")), c)
     return stats
 
 
