@@ -16,7 +16,9 @@ def _pyproject_pins() -> set[str]:
 
 def _environment_pins() -> set[str]:
     deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
-    return {d for entry in deps if isinstance(entry, dict) for d in entry["pip"]}
+    pip = [d for entry in deps if isinstance(entry, dict) for d in entry["pip"]]
+    assert "-e ." in pip, "environment.yml must install actlab itself"
+    return {d for d in pip if d != "-e ."}
 
 
 def test_environment_yml_pins_what_pyproject_pins():
