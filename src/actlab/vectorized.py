@@ -397,6 +397,8 @@ class VecLitModel(pl.LightningModule):
         decay, no_decay = self.net.decay_groups()
         groups = [{"params": decay, "weight_decay": cfg.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
+        if not cfg.weight_decay:  # the same hyperparameters: one group = one fused kernel call per step
+            groups = [{"params": decay + no_decay, "weight_decay": 0.0}]
         dev = decay[0].device.type
         # Fused kernels: one pass over the stacked tensors (CPU and CUDA); elementwise, as per model.
         fused = {"fused": True} if dev in ("cpu", "cuda") and decay[0].dtype == torch.float32 else {}
