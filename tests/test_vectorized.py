@@ -151,3 +151,30 @@ def test_cli_seeds_vectorised_by_default(tmp_path):
     assert ks == [2, 2, 1]  # vectorize_max_k=2: seeds [0, 1], then [2]
     p = run_cli("seeds=[0,1]", f"run_dir={tmp_path}/cnn/seed${{seed}}", "model=cnn", "vectorize=true", *FAST)
     assert p.returncode == 2 and "cannot vectorise" in p.stderr
+
+
+def test_cli_activations_and_seeds_in_one_process(tmp_path, compose):
+    """activations=[...] x seeds=[...]: every run in one vectorised process, each in its own run dir,
+    each the run `activation=A seed=S` would have made (to fp tolerance)."""
+    p = run_cli("activations=[tanh,leaky_relu]", "seeds=[0,1]", f"run_dir={tmp_path}/${{activation.name}}/seed${{seed}}",
+                f"hydra.run.dir={tmp_path}/job", *FAST)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for a in ("tanh", "leaky_relu"):
+        for s in (0, 1):
+            summary = json.loads((tmp_path / a / f"seed{s}" / "summary.json").read_text())
+            assert (summary["activation"], summary["seed"], summary["vectorized"]["k"]) == (a, s, 4)
+            assert yaml_load(tmp_path / a / f"seed{s}" / ".hydra" / "overrides.yaml")[:2] == [f"activation={a}",
+                                                                                              f"seed={s}"]
+    assert (tmp_path / "job" / ".hydra" / "hydra.yaml").is_file()
+    one = train.run(compose("activation=leaky_relu", "seed=1", f"run_dir={tmp_path}/one", *FAST))
+    vec = json.loads((tmp_path / "leaky_relu" / "seed1" / "summary.json").read_text())
+    _assert_same_run(tmp_path / "leaky_relu" / "seed1", tmp_path / "one", vec, one)
+    p = run_cli("activations=[tanh,leaky_relu]", "activation=leaky_relu", "activation.negative_slope=0.2",
+                f"run_dir={tmp_path}/x", *FAST)
+    assert p.returncode == 2 and "cannot be overridden" in p.stderr
+
+
+def yaml_load(path):
+    import yaml
+
+    return yaml.safe_load(path.read_text())

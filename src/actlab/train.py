@@ -3,7 +3,8 @@
 Several seeds in one process: `python -m actlab.train seeds=[0,1,2,3,4] activation=gelu ...` trains
 each seed and writes one complete run directory per seed (``run_dir`` resolved with that seed),
 exactly as `python -m actlab.train seed=S` would; Hydra's own files (.hydra/, train.log of the whole
-job) then go to ``hydra.run.dir``, which the caller should pass (default: `job_dir`). By default
+job) then go to ``hydra.run.dir``, which the caller should pass (default: `job_dir`).
+`activations=[relu,gelu,...]` likewise trains every activation (x every seed) in one process. By default
 (``vectorize=auto``) the seeds train together as one batched model (actlab.vectorized; same results
 to floating-point tolerance); ``vectorize=false`` trains them one after the other (bit-identical).
 
@@ -36,19 +37,25 @@ CONF_DIR = Path(os.environ.get("ACTLAB_CONF", Path(__file__).resolve().parents[2
 GROUPS = ("activation", "data", "model", "optimizer", "trainer", "probes")
 
 
-def job_dir(run_dir: str, seeds) -> str:
+def job_dir(run_dir: str, seeds, activations=None) -> str:
     """Hydra's output dir (`hydra.run.dir` in conf/config.yaml).
 
-    One seed: the run dir itself (unchanged single-run layout). Several seeds: a job dir beside the
+    One run: the run dir itself (unchanged single-run layout). Several seeds: a job dir beside the
     seed dirs, ``<parent of run_dir>/_jobs/seeds<first>-<last>`` (a name no ``seed*`` glob matches),
-    so the per-seed run dirs hold only what a single run writes.
+    so the per-seed run dirs hold only what a single run writes. With ``activations``, the name
+    starts with ``<n>acts_`` (the dir is then beside the first activation's seed dirs).
     """
+    try:
+        acts = [str(a) for a in activations] if activations is not None and not isinstance(activations, str) else []
+    except TypeError:
+        acts = []
+    prefix = f"{len(acts)}acts_" if acts else ""
     try:
         seeds = [int(s) for s in seeds]
     except (TypeError, ValueError):  # null, or a bad value that validation reports
-        return run_dir
+        seeds = []
     if not seeds:
-        return run_dir
+        return str(Path(run_dir).parent / "_jobs" / f"{prefix}seed") if acts else run_dir
     if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
         name = f"seeds{seeds[0]}-{seeds[-1]}"
     elif len(seeds) <= 8:
@@ -58,7 +65,7 @@ def job_dir(run_dir: str, seeds) -> str:
 
         digest = hashlib.sha1(",".join(map(str, seeds)).encode()).hexdigest()[:8]
         name = f"seeds{seeds[0]}-{seeds[-1]}_n{len(seeds)}_{digest}"
-    return str(Path(run_dir).parent / "_jobs" / name)
+    return str(Path(run_dir).parent / "_jobs" / (prefix + name))
 
 
 OmegaConf.register_new_resolver("actlab_job_dir", job_dir, replace=True)
@@ -244,6 +251,48 @@ def seed_config(cfg: DictConfig, seed: int) -> DictConfig:
     return one
 
 
+def activation_configs(cfg: DictConfig) -> list[DictConfig]:
+    """One config per entry of ``cfg.activations`` (each as `activation=<name>` would compose it),
+    or [cfg]. Activation parameter overrides cannot apply to a list of activations: refused."""
+    import copy
+
+    from omegaconf import open_dict
+
+    acts = cfg.get("activations")
+    if acts is None:
+        return [cfg]
+    if isinstance(acts, str) or len(acts) == 0 or not all(isinstance(a, str) for a in acts):
+        raise ConfigError(f"activations must be a non-empty list of names, e.g. activations=[relu,gelu], "
+                          f"got {acts!r}")
+    if len(set(acts)) != len(acts):
+        raise ConfigError(f"activations must be distinct, got {list(acts)}")
+    for a in acts:
+        if a not in choices("activation"):
+            raise ConfigError(f"unknown activation {a!r}; valid: {', '.join(choices('activation'))}")
+    own = OmegaConf.load(CONF_DIR / "activation" / f"{cfg.activation.name}.yaml")
+    if OmegaConf.to_container(cfg.activation, resolve=True) != OmegaConf.to_container(own, resolve=True):
+        raise ConfigError("activation parameters cannot be overridden together with activations=[...]")
+    out = []
+    for a in acts:
+        one = copy.deepcopy(cfg)
+        with open_dict(one):
+            one.activation = OmegaConf.load(CONF_DIR / "activation" / f"{a}.yaml")
+            one.activations = None
+        out.append(one)
+    return out
+
+
+def job_configs(cfg: DictConfig) -> list[DictConfig]:
+    """Every run of a job: activations (``activations``, or the one ``activation``) x seeds
+    (``seeds``, or the one ``seed``), activation-major; validated, with distinct run dirs."""
+    cfgs = [c for a in activation_configs(cfg) for c in seed_configs(a)]
+    dirs = [str(c.run_dir) for c in cfgs]
+    if len(set(dirs)) != len(dirs):
+        raise ConfigError(f"run_dir must depend on the activation (contain ${{activation.name}}) when "
+                          f"activations is given, got {cfg._get_node('run_dir')._value()!r}")
+    return cfgs
+
+
 def seed_configs(cfg: DictConfig) -> list[DictConfig]:
     """One config per entry of ``cfg.seeds`` (validated: distinct integers, distinct run dirs)."""
     seeds = cfg.get("seeds")
@@ -272,18 +321,20 @@ def _hydra_files(cfg: DictConfig) -> None:
     if not HydraConfig.initialized():
         return
     task = [o for o in OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
-            if o.lstrip("+~").partition("=")[0] not in ("seed", "seeds")]
+            if o.lstrip("+~").partition("=")[0] not in ("seed", "seeds", "activation", "activations")]
     hdir = Path(cfg.run_dir) / ".hydra"
     hdir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(hdir / "config.yaml", OmegaConf.to_yaml(cfg))
-    atomic.write_text(hdir / "overrides.yaml", yaml.safe_dump([f"seed={cfg.seed}", *task], default_flow_style=False))
+    own = [f"activation={cfg.activation.name}", f"seed={cfg.seed}"]
+    atomic.write_text(hdir / "overrides.yaml", yaml.safe_dump([*own, *task], default_flow_style=False))
 
 
 def run_seeds(cfg: DictConfig) -> list[dict]:
-    """Train every seed of ``cfg.seeds`` (or the one ``cfg.seed``); one run dir and summary each."""
-    cfgs = seed_configs(cfg)
-    if cfg.get("seeds") is None:
+    """Train every seed of ``cfg.seeds`` (or the one ``cfg.seed``) for every activation of
+    ``cfg.activations`` (or the one ``cfg.activation``); one run dir and summary each."""
+    if cfg.get("seeds") is None and cfg.get("activations") is None:
         return [run(cfg)]
+    cfgs = job_configs(cfg)
     vectorize = use_vectorized(cfg, len(cfgs))
     for c in cfgs:  # fail before training anything
         validate(c)
