@@ -162,7 +162,8 @@ def main() -> None:
     print(f"# fp32 matmul {peak:.0f} GFLOP/s (2048^3 GEMM, median); MLP 784-128-10 = {p} params; "
           f"6*params*samples = {flops / 1e9:.1f} GFLOP/epoch -> limit {flops / peak / 1e9:.3f} s/epoch")
     limit = flops / peak / 1e9
-    print(f"{'arm':<16}{'batch':>6}{'s/epoch/model':>15}{'vs plain':>10}{'of peak':>9}   timed epochs (s, all k models)")
+    print(f"{'arm':<16}{'batch':>6}{'s/epoch/model':>15}{'vs plain':>10}{'of peak':>9}"
+          "   timed epochs (s, all k models)")
     for batch in args.batches:
         arms = [("plain", 1, lambda n: plain_epochs(splits, batch, n)),
                 ("plain fusedAdam", 1, lambda n: plain_epochs(splits, batch, n, fused=True)),

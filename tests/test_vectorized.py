@@ -156,8 +156,8 @@ def test_cli_seeds_vectorised_by_default(tmp_path):
 def test_cli_activations_and_seeds_in_one_process(tmp_path, compose):
     """activations=[...] x seeds=[...]: every run in one vectorised process, each in its own run dir,
     each the run `activation=A seed=S` would have made (to fp tolerance)."""
-    p = run_cli("activations=[tanh,leaky_relu]", "seeds=[0,1]", f"run_dir={tmp_path}/${{activation.name}}/seed${{seed}}",
-                f"hydra.run.dir={tmp_path}/job", *FAST)
+    p = run_cli("activations=[tanh,leaky_relu]", "seeds=[0,1]",
+                f"run_dir={tmp_path}/${{activation.name}}/seed${{seed}}", f"hydra.run.dir={tmp_path}/job", *FAST)
     assert p.returncode == 0, p.stderr[-3000:]
     for a in ("tanh", "leaky_relu"):
         for s in (0, 1):

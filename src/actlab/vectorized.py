@@ -589,7 +589,7 @@ def fit_many(cfgs: list[DictConfig]) -> list[dict]:
         torch.backends.cudnn.allow_tf32 = True
 
     splits = data.load(cfg0.data)
-    nets, views = [], []
+    nets = []
     for c in cfgs_s:  # each model's initialisation, exactly as its single run draws it
         pl.seed_everything(c.seed, workers=True, verbose=False)
         nets.append(models.build(c.model, splits.in_shape, splits.num_outputs, c.activation.name, act_params(c)))
@@ -609,6 +609,8 @@ def fit_many(cfgs: list[DictConfig]) -> list[dict]:
     )
     for v in views:
         v.to(trainer.strategy.root_device)
+    log.info("vectorised run: %d models (%s) on %s", len(cfgs_s),
+             ", ".join(f"{c.activation.name}/seed{c.seed}" for c in cfgs_s), trainer.strategy.root_device)
     t0 = time.perf_counter()
     trainer.fit(lit, datamodule=dm)
     train_seconds = time.perf_counter() - t0
