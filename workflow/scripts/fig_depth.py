@@ -3,7 +3,8 @@
 One panel per activation; x = depth (hidden layers), y = fraction of random initialisations whose
 network is a constant function of its input (results/depth/born_dead.csv, python -m actlab.depth);
 colour = width, solid = He init, dashed = randomized asymmetric init (RAI, Lu et al. 2019); bands =
-the 95% Wilson intervals the study reports.
+the 95% Wilson intervals the study reports; thin dotted lines = the theoretical lower and upper
+bounds for ReLU with He init (bias-free; derived in actlab.depth), where the table has them.
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ def main(argv=None) -> None:
             c = palette[width]
             ax.plot(g["depth"], g["p_born_dead"], color=c, ls=ls, marker=marker, ms=3, lw=1.3)
             ax.fill_between(g["depth"], g["ci_low"], g["ci_high"], color=c, alpha=0.15, lw=0)
+            if init == "he" and "theory_low" in g and g["theory_low"].notna().all():
+                for bound in ("theory_low", "theory_high"):
+                    ax.plot(g["depth"], g[bound], color=c, ls=":", lw=0.9)
         ax.set_title(figlib.label(act))
         ax.set_xscale("log")
         ax.set_ylim(-0.02, 1.02)
@@ -49,6 +53,8 @@ def main(argv=None) -> None:
     handles = [Line2D([], [], color=palette[w], lw=1.5, label=f"width {w}") for w in widths]
     handles += [Line2D([], [], color="0.3", ls=ls, marker=m, ms=3, label=f"{name} init")
                 for init, (name, ls, m) in STYLES.items() if init in set(df["init"])]
+    if "theory_low" in df and df["theory_low"].notna().any():
+        handles.append(Line2D([], [], color="0.3", ls=":", lw=0.9, label="theory bounds (He)"))
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     trials = int(df["trials"].max())
     fig.suptitle(f"Born dead at initialisation: constant-output MLPs on a 1-D input ({trials} inits per point, "
