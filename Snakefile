@@ -45,5 +45,6 @@ rule all:
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/depth.smk"
+include: "workflow/rules/timing.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/book.smk"

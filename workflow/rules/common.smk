@@ -212,7 +212,8 @@ def all_figures(wildcards=None):
 
 def all_tables(wildcards=None):
     return [str(p) for p in (RESULTS / "summary.csv", RESULTS / "summary.parquet", STATS / "accuracy.csv",
-                             STATS / "vs_relu.csv", STATS / "compute.csv", DEPTH / "born_dead.csv",
+                             STATS / "vs_relu.csv", STATS / "compute.csv", STATS / "timing.csv",
+                             DEPTH / "born_dead.csv",
                              DEPTH / "collapse.csv")]
 
 
@@ -240,6 +241,39 @@ def depth_args(wildcards=None):
             "--collapse-activations", join(c["activations"]), "--collapse-cells", join(c["cells"]),
             "--collapse-seeds", str(c["seeds"]), "--collapse-steps", str(c["steps"]),
             "--collapse-lr", str(c["lr"])]
+
+
+# -----------------------------------------------------------------------------
+# the controlled timing of claim (d) (workflow/rules/timing.smk)
+
+TIMING_REPEATS = 15  # measured rounds: the 95% order-statistic CI of the median = 4th to 12th value
+TIMING_WARMUP = 2  # rounds run first and discarded
+TIMING_TORCH_THREADS = 1  # torch.set_num_threads in the measuring process
+
+
+def timing_experiment():
+    """The main experiment (the sweep's first) as the wildcards its helpers take."""
+    from types import SimpleNamespace
+
+    e = config["experiments"][0]
+    return SimpleNamespace(dataset=e["dataset"], model=e["model"], activation=config["baseline"])
+
+
+def timing_args(wildcards=None):
+    """The command line of python -m actlab.timing: the sweep's activations and the main experiment's
+    Hydra overrides (model, data shape, batch size and optimiser come from them; --config goes last)."""
+    device = "auto" if config["resources"]["gpu"] else "cpu"  # where the training runs ran
+    return ["--activations", ",".join(config["activations"]), "--baseline", config["baseline"],
+            "--repeats", str(TIMING_REPEATS), "--warmup", str(TIMING_WARMUP),
+            "--threads", str(TIMING_TORCH_THREADS), "--device", device,
+            "--config", *base_overrides(timing_experiment())]
+
+
+def timing_cores():
+    """Every core of a local run, so that no other job of the workflow shares the machine while the
+    timing job measures (seconds on the default sweep); torch itself uses TIMING_TORCH_THREADS."""
+    cores = workflow.resource_settings.cores
+    return cores if isinstance(cores, int) and cores >= 1 else 1
 
 
 # -----------------------------------------------------------------------------

@@ -1,0 +1,396 @@
+"""Controlled timing of one training epoch per activation, for the "smooth activations cost more
+compute" claim.
+
+    python -m actlab.timing --out results/stats/timing.csv [--activations relu,gelu,...]
+        [--config data=digits model=mlp ...] [--depth 2 --width 128 --in-features 64 --classes 10
+        --batch-size 64 --samples 1078] [--repeats 15 --warmup 2 --threads 1 --device cpu]
+
+Why not the training runs' own seconds per epoch (results/stats/compute.csv): each activation's seeds
+train back to back in one job, while other jobs load the machine, and that time includes validation,
+the probes and Lightning; a difference there can be the machine's load at that moment, not the
+activation. Here, in ONE process:
+
+- Model: the sweep's model, built by `actlab.models.build` (so the same layers and init as training):
+  the model and data settings come from the Hydra config (``--config``: the same overrides as the
+  sweep's main experiment; default: the project's default config), each overridable by a flag.
+  Data: random standard-normal inputs of the dataset's input shape and random labels (the dataset's
+  classes), ``samples`` of them (default: the training split's size), held as tensors on the device.
+- One *epoch* = a pass over the samples in mini-batches of ``batch_size`` in a shuffled order
+  (index gather, forward, loss, zero_grad, backward, optimiser step: the config's optimiser, Adam by
+  default), as in training, without validation, probes or Lightning. On CUDA the clock is read
+  after torch.cuda.synchronize().
+- Design: every activation has its own model and optimiser; the rounds are interleaved round-robin
+  (round r times one epoch of every activation, starting at activation r mod k, so no activation
+  always follows the same one), ``warmup`` rounds first and discarded, then ``repeats`` rounds. All
+  activations of one round see the same batch order. Load drift of the machine thus hits every
+  activation alike, and the per-round ratio to the baseline (ReLU) cancels the drift slower than a
+  round. torch.set_num_threads(``threads``) (default 1) and Python's garbage collector is off while
+  the clock runs.
+- Micro-benchmark: the activation module alone, forward + backward on a (batch_size, width) tensor,
+  ``inner`` calls per measurement (reported per call), measured in the same rounds. A MLP step is
+  mostly matrix products; this isolates what the activation itself costs.
+
+Statistics (per activation; n = ``repeats``): the median, and a distribution-free 95% confidence
+interval of the median from order statistics: [x_(l), x_(n+1-l)] with the largest l such that
+2 P(B <= l - 1) <= 0.05, B ~ Binomial(n, 1/2) (coverage >= 95%, exact under any continuous
+distribution of i.i.d. repeats; n >= 6 needed). The ratio to the baseline is the median of the
+per-round ratios t_act / t_baseline, with the same interval (the baseline's ratio is exactly 1).
+The machine (CPU model from /proc/cpuinfo, threads, torch version, device) goes into every row.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from actlab import activations, atomic
+
+CONFIDENCE = 0.95
+CI_METHOD = "order-statistic interval of the median (distribution-free, binomial)"
+CONF_DIR = Path(os.environ.get("ACTLAB_CONF", Path(__file__).resolve().parents[2] / "conf"))
+COLUMNS = ["activation", "family", "baseline",
+           "s_per_epoch", "ci_low", "ci_high", "ratio", "ratio_ci_low", "ratio_ci_high",
+           "act_s", "act_ci_low", "act_ci_high", "act_ratio", "act_ratio_ci_low", "act_ratio_ci_high",
+           "mean_s_per_epoch", "min_s_per_epoch", "max_s_per_epoch",
+           "repeats", "warmup", "coverage", "ci_method", "model", "depth", "width", "in_features", "classes",
+           "batch_size", "samples", "steps_per_epoch", "optimizer", "inner",
+           "threads", "device", "device_name", "cpu", "torch", "python"]
+
+
+class UsageError(ValueError):
+    pass
+
+
+# -----------------------------------------------------------------------------
+# statistics
+
+
+def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int, float] | None:
+    """1-based ranks (l, u = n + 1 - l) of the order-statistic interval of the median and its exact
+    coverage 1 - 2 P(B <= l - 1), B ~ Binomial(n, 1/2); None when even [min, max] covers less than
+    `confidence` (n <= 5 for 95%)."""
+    alpha = 1 - confidence
+    best, cdf, term = None, 0.0, 0.5 ** n  # term = P(B = k)
+    for l in range(1, n // 2 + 1):  # noqa: E741
+        cdf += term  # P(B <= l - 1)
+        if 2 * cdf > alpha + 1e-12:
+            break
+        best = (l, n + 1 - l, 1 - 2 * cdf)
+        term = term * (n - (l - 1)) / l  # P(B = l)
+    return best
+
+
+def median_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(median, ci_low, ci_high): the order-statistic interval of `median_ci_ranks` (NaN bounds when
+    there are too few values for it). NaNs are dropped first."""
+    x = np.sort(np.asarray(values, dtype=float))
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return math.nan, math.nan, math.nan
+    ranks = median_ci_ranks(len(x), confidence)
+    med = float(np.median(x))
+    if ranks is None:
+        return med, math.nan, math.nan
+    lo, hi, _ = ranks
+    return med, float(x[lo - 1]), float(x[hi - 1])
+
+
+# -----------------------------------------------------------------------------
+# the machine
+
+
+def machine(device: torch.device) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
+    return {"threads": torch.get_num_threads(), "device": device.type, "device_name": name, "cpu": cpu,
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+# -----------------------------------------------------------------------------
+# the setting: the sweep's model and data shape
+
+
+def compose(overrides: list[str]):
+    """The project's Hydra config with `overrides` (model, data and optimiser are all this reads)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise UsageError(f"--config {' '.join(overrides)}: {first}") from None
+
+
+def setting(a: argparse.Namespace) -> dict:
+    """Model config, input shape, classes, task, batch size, samples and optimiser: the flags where
+    given, else the composed config (the dataset is loaded only when its shape or size is needed)."""
+    from omegaconf import OmegaConf
+
+    cfg = compose(a.config)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    for key in ("depth", "width"):
+        if getattr(a, key) is not None:
+            model_cfg[key] = getattr(a, key)
+    task = "classification"
+    in_shape = (a.in_features,) if a.in_features is not None else None
+    classes, samples = a.classes, a.samples
+    if in_shape is None or classes is None or samples is None:
+        from actlab import data
+
+        try:
+            sp = data.load(cfg.data)
+        except (OSError, data.DataError) as e:
+            raise UsageError(f"cannot load {cfg.data.name} for its shape ({e}); give --in-features, "
+                             f"--classes and --samples") from None
+        task = sp.task
+        in_shape = in_shape or sp.in_shape
+        classes = classes if classes is not None else sp.num_outputs
+        samples = samples if samples is not None else len(sp.y_train)
+    if model_cfg["name"] == "cnn" and len(in_shape) != 3:
+        raise UsageError(f"model cnn needs image input (C, H, W); --in-features gives {in_shape}")
+    opt = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    return {"model": model_cfg, "in_shape": tuple(int(d) for d in in_shape), "classes": int(classes),
+            "task": task, "samples": int(samples),
+            "batch_size": int(a.batch_size if a.batch_size is not None else cfg.data.batch_size),
+            "optimizer": opt}
+
+
+# -----------------------------------------------------------------------------
+# the measurement
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _optimizer(params, opt: dict) -> torch.optim.Optimizer:
+    if opt["name"] == "adam":
+        return torch.optim.Adam(params, lr=opt["lr"])
+    if opt["name"] == "sgd":
+        return torch.optim.SGD(params, lr=opt["lr"], momentum=opt.get("momentum") or 0.0)
+    raise UsageError(f"unknown optimizer {opt['name']!r}; valid: adam, sgd")
+
+
+def measure(acts: list[str], s: dict, repeats: int, warmup: int, inner: int, device: torch.device,
+            seed: int = 0, log=print) -> tuple[dict, dict]:
+    """Seconds per epoch and per activation call, {activation: [one value per repeat]} each."""
+    from omegaconf import OmegaConf
+
+    from actlab import models
+
+    torch.manual_seed(seed)
+    n, b = s["samples"], s["batch_size"]
+    x = torch.randn(n, *s["in_shape"], device=device)
+    if s["task"] == "classification":
+        y = torch.randint(0, s["classes"], (n,), device=device)
+        loss_fn = F.cross_entropy
+    else:
+        y = torch.randn(n, s["classes"], device=device)
+        loss_fn = F.mse_loss
+    steps = math.ceil(n / b)
+    mcfg = OmegaConf.create(s["model"])
+    nets, opts, units = {}, {}, {}
+    for act in acts:
+        nets[act] = models.build(mcfg, s["in_shape"], s["classes"], act, {}).to(device)
+        opts[act] = _optimizer(nets[act].parameters(), s["optimizer"])
+        units[act] = activations.build(act, num_features=s["model"]["width"]).to(device)
+    z = torch.randn(b, s["model"]["width"], device=device, requires_grad=True)
+    g = torch.randn(b, s["model"]["width"], device=device)
+    gen = torch.Generator().manual_seed(seed)
+
+    def epoch(act, order):
+        net, opt = nets[act], opts[act]
+        _sync(device)
+        t0 = time.perf_counter()
+        for i in range(steps):
+            idx = order[i * b:(i + 1) * b]
+            loss = loss_fn(net(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        _sync(device)
+        return time.perf_counter() - t0
+
+    def alone(act):
+        unit = units[act]
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            z.grad = None
+            unit(z).backward(g)
+        _sync(device)
+        return (time.perf_counter() - t0) / inner
+
+    per_epoch = {a: [] for a in acts}
+    per_call = {a: [] for a in acts}
+    k = len(acts)
+    gc.collect()
+    gc.disable()
+    try:
+        for r in range(warmup + repeats):
+            order = torch.randperm(n, generator=gen).to(device)
+            t_round = time.perf_counter()
+            for act in acts[r % k:] + acts[:r % k]:
+                te, ta = epoch(act, order), alone(act)
+                if r >= warmup:
+                    per_epoch[act].append(te)
+                    per_call[act].append(ta)
+            kind = "warm-up" if r < warmup else "repeat"
+            log(f"round {r + 1}/{warmup + repeats} ({kind}): {time.perf_counter() - t_round:.2f}s", flush=True)
+    finally:
+        gc.enable()
+    return per_epoch, per_call
+
+
+def summarise(per_epoch: dict, per_call: dict, baseline: str) -> pd.DataFrame:
+    """One row per activation: medians, their CIs, and the per-round ratios to `baseline`."""
+    rows = []
+    base_e, base_a = np.asarray(per_epoch[baseline]), np.asarray(per_call[baseline])
+    for act in per_epoch:
+        e, c = np.asarray(per_epoch[act]), np.asarray(per_call[act])
+        med, lo, hi = median_ci(e)
+        r, rlo, rhi = median_ci(e / base_e)
+        am, alo, ahi = median_ci(c)
+        ar, arlo, arhi = median_ci(c / base_a)
+        rows.append({"activation": act, "family": activations.spec(act).family, "baseline": baseline,
+                     "s_per_epoch": med, "ci_low": lo, "ci_high": hi, "ratio": r, "ratio_ci_low": rlo,
+                     "ratio_ci_high": rhi, "act_s": am, "act_ci_low": alo, "act_ci_high": ahi, "act_ratio": ar,
+                     "act_ratio_ci_low": arlo, "act_ratio_ci_high": arhi, "mean_s_per_epoch": float(e.mean()),
+                     "min_s_per_epoch": float(e.min()), "max_s_per_epoch": float(e.max())})
+    return pd.DataFrame(rows)
+
+
+# -----------------------------------------------------------------------------
+# command line
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse would print the usage too)
+        raise UsageError(message)
+
+
+def _names(s: str) -> list[str]:
+    return [v.strip() for v in s.replace(" ", ",").split(",") if v.strip()]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    ap = _Parser(prog="python -m actlab.timing",
+                 description="Seconds per training epoch per activation, interleaved, in one process.")
+    ap.add_argument("--out", type=Path, required=True, help="the CSV to write (atomically)")
+    ap.add_argument("--activations", type=_names, default=list(activations.NAMES),
+                    help="comma-separated (default: every registered activation)")
+    ap.add_argument("--baseline", default="relu", help="the ratios' denominator; must be among --activations")
+    ap.add_argument("--config", nargs="*", default=[], metavar="OVERRIDE",
+                    help="Hydra overrides of the setting, e.g. data=digits model=mlp model.width=32")
+    ap.add_argument("--depth", type=int, help="hidden layers (default: the config's model.depth)")
+    ap.add_argument("--width", type=int, help="units per hidden layer (default: model.width)")
+    ap.add_argument("--in-features", type=int, help="input size (default: the dataset's)")
+    ap.add_argument("--classes", type=int, help="outputs (default: the dataset's classes)")
+    ap.add_argument("--batch-size", type=int, help="default: the config's data.batch_size")
+    ap.add_argument("--samples", type=int, help="samples per epoch (default: the training split's size)")
+    ap.add_argument("--repeats", type=int, default=15, help="measured rounds (>= 6, for a 95%% CI of the median)")
+    ap.add_argument("--warmup", type=int, default=2, help="rounds run first and discarded")
+    ap.add_argument("--inner", type=int, default=20, help="activation calls per micro-benchmark measurement")
+    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    if not a.activations:
+        raise UsageError("--activations must not be empty")
+    for name in a.activations:
+        activations.spec(name)  # UnknownActivation names the valid ones
+    a.activations = list(dict.fromkeys(a.activations))
+    if a.baseline not in a.activations:
+        raise UsageError(f"--baseline {a.baseline!r} is not among --activations {','.join(a.activations)}")
+    checks = [(a.repeats >= 6, f"--repeats must be >= 6 (a 95% CI of the median needs 6), got {a.repeats}"),
+              (a.warmup >= 0, f"--warmup must be >= 0, got {a.warmup}"),
+              (a.inner >= 1, f"--inner must be >= 1, got {a.inner}"),
+              (a.threads >= 1, f"--threads must be >= 1, got {a.threads}")]
+    for key in ("depth", "width", "in_features", "classes", "batch_size", "samples"):
+        v = getattr(a, key)
+        checks.append((v is None or v >= 1, f"--{key.replace('_', '-')} must be >= 1, got {v}"))
+    for ok, msg in checks:
+        if not ok:
+            raise UsageError(msg)
+    if a.device == "auto":
+        a.device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(a.device)
+    except RuntimeError:
+        raise UsageError(f"--device {a.device!r}: expected cpu, cuda, cuda:N or auto") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {a.device!r}: expected cpu, cuda, cuda:N or auto")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {a.device}: CUDA is not available here")
+    a.device = dev
+    try:  # fail before the measurement, not after it
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        probe = a.out.parent / f".{a.out.name}.write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"--out {str(a.out)!r} is not writable: {e.strerror}") from None
+    return a
+
+
+def run(a: argparse.Namespace) -> pd.DataFrame:
+    torch.set_num_threads(a.threads)
+    s = setting(a)
+    if s["batch_size"] > s["samples"]:
+        raise UsageError(f"--batch-size {s['batch_size']} exceeds --samples {s['samples']}")
+    m = s["model"]
+    print(f"timing {len(a.activations)} activations: {m['name']} depth {m['depth']} width {m['width']}, "
+          f"input {s['in_shape']}, {s['classes']} outputs, {s['samples']} samples in batches of {s['batch_size']}, "
+          f"{a.warmup} warm-up + {a.repeats} rounds, {a.threads} thread(s), {a.device}", flush=True)
+    t0 = time.perf_counter()
+    per_epoch, per_call = measure(a.activations, s, a.repeats, a.warmup, a.inner, a.device, a.seed)
+    out = summarise(per_epoch, per_call, a.baseline)
+    mach = machine(a.device)
+    lo_hi = median_ci_ranks(a.repeats)
+    out = out.assign(repeats=a.repeats, warmup=a.warmup, coverage=lo_hi[2], ci_method=CI_METHOD,
+                     model=m["name"], depth=m["depth"], width=m["width"],
+                     in_features=math.prod(s["in_shape"]), classes=s["classes"], batch_size=s["batch_size"],
+                     samples=s["samples"], steps_per_epoch=math.ceil(s["samples"] / s["batch_size"]),
+                     optimizer=s["optimizer"]["name"], inner=a.inner, **mach)[COLUMNS]
+    atomic.write_csv(a.out, out)
+    for r in out.itertuples():
+        print(f"{r.activation:>11}: {1e3 * r.s_per_epoch:8.2f} ms/epoch [{1e3 * r.ci_low:.2f}, {1e3 * r.ci_high:.2f}]"
+              f"  x{r.ratio:.3f} [{r.ratio_ci_low:.3f}, {r.ratio_ci_high:.3f}]"
+              f"  alone {1e6 * r.act_s:7.1f} us x{r.act_ratio:.2f} [{r.act_ratio_ci_low:.2f}, {r.act_ratio_ci_high:.2f}]",
+              flush=True)
+    print(f"{a.out}: {len(out)} activations in {time.perf_counter() - t0:.1f}s on {mach['device_name']}", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        run(parse(sys.argv[1:] if argv is None else argv))
+    except (UsageError, activations.UnknownActivation) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
