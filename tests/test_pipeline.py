@@ -84,6 +84,9 @@ BAD_CONFIGS = [
     ("overrides: [trainer.max_epoch=3]", "do not compose: Could not override 'trainer.max_epoch'"),
     ("baseline: gelu\nactivations: [relu, tanh]", "baseline 'gelu' is not among the activations"),
     ("epochs: 3", "'epochs' was unexpected"),
+    ("group_by: seed", "group_by: 'seed' is not one of ['experiment', 'activation', 'run']"),
+    ("multi_seed: false", "multi_seed was replaced by group_by: write group_by: run"),
+    ("overrides: ['activations=[relu]']", "sets 'activations', which the pipeline sets itself"),
 ]
 
 
@@ -99,13 +102,31 @@ def test_a_bad_sweep_config_fails_before_any_job(tmp_path, text, message):
 
 
 def test_every_shipped_sweep_plans(tmp_path):
-    for sweep, rules in (("conf/sweep/default.yaml", {"train": 11, "fig_accuracy": 1, "book": 1}),
+    for sweep, rules in (("conf/sweep/default.yaml", {"train": 1, "fig_accuracy": 1, "book": 1}),
                          ("conf/sweep/paper.yaml", {"download": 3, "train": 33, "fig_accuracy": 3})):
         res = snakemake("-n", "--configfile", sweep, "--directory", str(tmp_path), "-s", str(ROOT / "Snakefile"),
                         cwd=ROOT, timeout=120)
         counts = job_counts(res.stdout)
         assert res.returncode == 0, res.stdout + res.stderr
         assert {k: counts.get(k) for k in rules} == rules
+
+
+@pytest.mark.parametrize("group_by, jobs", [("experiment", 1), ("activation", 3), ("run", 6)])
+def test_group_by_sets_the_training_jobs(tmp_path, group_by, jobs):
+    """The tiny sweep (3 activations x 2 seeds): one job per experiment / activation / run; every
+    run's summary.json is some job's output either way, so the rest of the DAG is the same."""
+    res = snakemake("-n", "-p", "--configfile", TEST_SWEEP, "--config", f"group_by={group_by}",
+                    "--directory", str(tmp_path), "-s", str(ROOT / "Snakefile"), cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    counts = job_counts(res.stdout)
+    assert counts["train"] == jobs and counts["aggregate"] == 1, counts
+    commands = [ln for ln in res.stdout.splitlines() if "-m actlab.train" in ln]
+    assert len(commands) == jobs
+    if group_by == "experiment":  # every activation x seed in one process, one run dir each
+        assert "'activations=[relu,gelu,tanh]' 'seeds=[0,1]'" in commands[0], commands[0]
+        assert "run_dir=results/runs/digits/mlp/${activation.name}/seed${seed}" in commands[0]
+    runs = set(re.findall(r"results/runs/digits/mlp/\w+/seed\d/summary.json", res.stdout))
+    assert len(runs) == 6, runs  # the same declared outputs whatever the grouping
 
 
 def test_lint_is_clean():
@@ -209,3 +230,32 @@ def test_end_to_end(repo):
     script.write_text(script.read_text() + "\n")
     counts = job_counts(snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo).stdout)
     assert "fig_accuracy" in counts and not set(counts) & (RUN_RULES - {"fig_accuracy"}), counts
+
+
+@pytest.mark.slow
+def test_one_job_per_experiment_writes_every_run(tmp_path):
+    """group_by=experiment (the default sweep's): one process trains every activation x seed and
+    writes one complete run directory each, as separate jobs would."""
+    repo = copy_repo(tmp_path)
+    args = ["--configfile", TEST_SWEEP, "--config", "group_by=experiment"]
+    res = snakemake("results/summary.csv", "--cores", "2", *args, cwd=repo)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert job_counts(res.stdout + res.stderr)["train"] == 1
+    sweep = yaml.safe_load((repo / TEST_SWEEP).read_text())
+    runs = repo / "results" / "runs" / "digits" / "mlp"
+    for act in sweep["activations"]:
+        for seed in sweep["seeds"]:
+            run = runs / act / f"seed{seed}"
+            summary = json.loads((run / "summary.json").read_text())
+            assert (summary["activation"], summary["seed"]) == (act, seed)
+            assert summary["vectorized"]["k"] == len(sweep["activations"]) * len(sweep["seeds"])
+            for name in ("metrics.csv", "dead_units.csv", "grad_flow.csv", "config.yaml"):
+                assert (run / name).is_file(), run / name
+            assert yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())[:2] == [
+                f"activation={act}", f"seed={seed}"]
+    assert sorted(p.name for p in runs.iterdir()) == sorted(sweep["activations"])  # no job dirs among the runs
+    assert (repo / "results" / "logs" / "train" / "digits" / "mlp.hydra").is_dir()
+    assert (repo / "results" / "benchmarks" / "train" / "digits" / "mlp.tsv").is_file()
+    assert len(pd.read_csv(repo / "results" / "summary.csv")) == len(sweep["activations"]) * len(sweep["seeds"])
+    res = snakemake("results/summary.csv", "-n", *args, cwd=repo)
+    assert "Nothing to be done" in res.stdout + res.stderr, res.stdout

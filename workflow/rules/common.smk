@@ -23,7 +23,6 @@ ENV = "../../environment.yml"  # relative to workflow/rules/
 RESULTS = Path("results")
 RUNS = RESULTS / "runs"
 RUN = RUNS / "{dataset}" / "{model}" / "{activation}" / "seed{seed}"
-GROUP_LOG = Path("{dataset}") / "{model}" / "{activation}"
 LOGS = RESULTS / "logs"
 BENCH = RESULTS / "benchmarks"
 CURVES = RESULTS / "curves"
@@ -33,7 +32,8 @@ DEPTH = RESULTS / "depth"
 DATA_MARKS = RESULTS / "data"
 
 # Overrides the pipeline itself sets for every run; a sweep config may not set them.
-RESERVED = {"seed", "seeds", "activation", "data", "model", "run_dir", "trainer.threads", "trainer.progress"}
+RESERVED = {"seed", "seeds", "activation", "activations", "data", "model", "run_dir", "trainer.threads",
+            "trainer.progress"}
 
 
 def _choices(group):
@@ -79,6 +79,9 @@ def _check_composes(overrides, where):
 def check_sweep(config):
     """Schema first (types, empty lists, unknown keys), then names and overrides. Fills defaults."""
     schema = REPO / "workflow" / "schemas" / "sweep.schema.yaml"
+    if "multi_seed" in config:  # replaced by group_by (activation = multi_seed: true, run = false)
+        _fail(f"multi_seed was replaced by group_by: write group_by: "
+              f"{'activation' if config['multi_seed'] else 'run'} (or experiment, the default)")
     try:
         validate(config, str(schema))
     except WorkflowError as e:  # one line naming the offending key instead of the whole schema
@@ -177,23 +180,29 @@ def data_marks(wildcards):
 
 def base_overrides(wildcards):
     e = experiment(wildcards.dataset, wildcards.model)
-    return [f"data={wildcards.dataset}", f"model={wildcards.model}", f"activation={wildcards.activation}",
-            "trainer.progress=quiet", *config["overrides"], *e["overrides"]]
+    return [f"data={wildcards.dataset}", f"model={wildcards.model}", "trainer.progress=quiet",
+            *config["overrides"], *e["overrides"]]
 
 
-def run_overrides(wildcards):
-    """One run: seed=S, run_dir = its results/runs/... directory."""
-    run_dir = Path(str(RUN).format(**wildcards))
-    return [f"seed={wildcards.seed}", f"run_dir={run_dir}", *base_overrides(wildcards)]
-
-
-def group_overrides(wildcards):
-    """All seeds of one (dataset, model, activation) in one process: one run_dir per seed (Hydra
-    resolves ${seed} per seed); Hydra's own job files go to the job's log dir."""
-    run_dir = RUNS / wildcards.dataset / wildcards.model / wildcards.activation / "seed${seed}"
-    job_dir = (LOGS / "train" / wildcards.dataset / wildcards.model / wildcards.activation).with_suffix(".hydra")
-    seeds = ",".join(str(s) for s in config["seeds"])
-    return [f"seeds=[{seeds}]", f"run_dir={run_dir}", f"hydra.run.dir={job_dir}",
+def train_overrides(wildcards):
+    """One training job (config["group_by"] says which runs it trains, workflow/rules/train.smk):
+    run = seed=S and its run_dir; activation = seeds=[...] of one activation; experiment =
+    activations=[...] x seeds=[...] of one (dataset, model). Several runs train in one process with
+    one run_dir each (Hydra resolves ${activation.name} and ${seed} per run); Hydra's own job files
+    then go beside the job's log (results/logs/train/.../<job>.hydra)."""
+    if config["group_by"] == "run":
+        run_dir = Path(str(RUN).format(**wildcards))
+        return [f"seed={wildcards.seed}", f"activation={wildcards.activation}", f"run_dir={run_dir}",
+                *base_overrides(wildcards)]
+    seeds = "seeds=[" + ",".join(str(s) for s in config["seeds"]) + "]"
+    if config["group_by"] == "activation":
+        job = Path(wildcards.dataset) / wildcards.model / wildcards.activation
+        which = f"activation={wildcards.activation}"
+    else:  # experiment
+        job = Path(wildcards.dataset) / wildcards.model
+        which = "activations=[" + ",".join(config["activations"]) + "]"
+    run_dir = RUNS / wildcards.dataset / wildcards.model / "${activation.name}" / "seed${seed}"
+    return [which, seeds, f"run_dir={run_dir}", f"hydra.run.dir={(LOGS / 'train' / job).with_suffix('.hydra')}",
             *base_overrides(wildcards)]
 
 

@@ -1,4 +1,5 @@
 # Download the datasets that need it, then train every run of the sweep.
+import math
 
 
 rule download:
@@ -13,51 +14,44 @@ rule download:
         "python -m actlab.download {wildcards.dataset:q} > {output:q} 2> {log:q}"
 
 
-if config["multi_seed"]:
+# How many runs one training job trains, in one process (sweep config `group_by`): importing torch
+# and Lightning costs ~5 s per process, paid once per job. Each run keeps its own run directory and
+# its summary.json stays a declared output, so what depends on the runs does not change; but a job
+# reruns as a unit (a changed param reruns every run of the job, a failure loses them all).
+#   experiment  one job per (dataset, model): every activation x seed, vectorised together
+#   activation  one job per (dataset, model, activation): every seed (parallel GPU / cluster jobs)
+#   run         one job per run
+TRAIN_JOB = {
+    "experiment": Path("{dataset}") / "{model}",
+    "activation": Path("{dataset}") / "{model}" / "{activation}",
+    "run": Path("{dataset}") / "{model}" / "{activation}" / "seed{seed}",
+}[config["group_by"]]
+TRAIN_RUNS = {  # what one job's runs range over
+    "experiment": {"activation": config["activations"], "seed": config["seeds"]},
+    "activation": {"seed": config["seeds"]},
+    "run": {},
+}[config["group_by"]]
+RUNS_PER_JOB = math.prod(len(values) for values in TRAIN_RUNS.values())
 
-    rule train:
-        """All seeds of one (dataset, model, activation) in one process (one run dir per seed):
-        importing torch + Lightning costs ~5 s, paid once per job instead of once per run."""
-        input:
-            data_marks,
-        output:
-            expand(RUN / "summary.json", seed=config["seeds"], allow_missing=True),
-        params:
-            overrides=group_overrides,
-        conda:
-            ENV
-        log:
-            (LOGS / "train" / GROUP_LOG).with_suffix(".log"),
-        benchmark:
-            (BENCH / "train" / GROUP_LOG).with_suffix(".tsv")
-        threads: config["resources"]["threads"]
-        resources:
-            mem_mb=config["resources"]["mem_mb"],
-            gpu=config["resources"]["gpu"],
-            runtime=config["resources"]["runtime"] * len(config["seeds"]),
-        shell:
-            "python -m actlab.train {params.overrides:q} trainer.threads={threads} > {log:q} 2>&1"
 
-else:
-
-    rule train:
-        """One run per job."""
-        input:
-            data_marks,
-        output:
-            RUN / "summary.json",
-        params:
-            overrides=run_overrides,
-        conda:
-            ENV
-        log:
-            LOGS / "train" / GROUP_LOG / "seed{seed}.log",
-        benchmark:
-            BENCH / "train" / GROUP_LOG / "seed{seed}.tsv"
-        threads: config["resources"]["threads"]
-        resources:
-            mem_mb=config["resources"]["mem_mb"],
-            gpu=config["resources"]["gpu"],
-            runtime=config["resources"]["runtime"],
-        shell:
-            "python -m actlab.train {params.overrides:q} trainer.threads={threads} > {log:q} 2>&1"
+rule train:
+    """The runs of one training job (config `group_by`) in one process, one run directory each."""
+    input:
+        data_marks,
+    output:
+        expand(RUN / "summary.json", **TRAIN_RUNS, allow_missing=True),
+    params:
+        overrides=train_overrides,
+    conda:
+        ENV
+    log:
+        (LOGS / "train" / TRAIN_JOB).with_suffix(".log"),
+    benchmark:
+        (BENCH / "train" / TRAIN_JOB).with_suffix(".tsv")
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        gpu=config["resources"]["gpu"],
+        runtime=config["resources"]["runtime"] * RUNS_PER_JOB,
+    shell:
+        "python -m actlab.train {params.overrides:q} trainer.threads={threads} > {log:q} 2>&1"
