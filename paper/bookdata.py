@@ -14,8 +14,9 @@ Verdict rules (one place, so the text the article prints is chosen here from the
   means say. The 95% t-interval of the difference is printed beside it.
 - "Close" (claim a: ReLU vs Leaky ReLU) needs more than "not separated": the whole 95% CI of the
   difference must lie within +-``CLOSE_MARGIN`` (an equivalence margin, stated in the text).
-- "Noticeably more compute" (claim d): seconds per epoch at least ``NOTICEABLE`` x ReLU's, with the
-  difference separated (Welch t-test, Holm-corrected over the activations tested).
+- "Noticeably more compute" (claim d), from the controlled timing (results/stats/timing.csv, written
+  by ``python -m actlab.timing``): the whole 95% CI of an activation's time per epoch relative to
+  ReLU's lies above ``NOTICEABLE``; "not noticeably more" when it lies wholly below (claims.py).
 - "Often born dead" (claim c): the 95% CI lower bound of P(born dead) reaches ``OFTEN``.
 """
 from __future__ import annotations
@@ -118,6 +119,11 @@ def vs_relu() -> pd.DataFrame:
 
 def compute() -> pd.DataFrame:
     return table("stats/compute.csv")
+
+
+def timing() -> pd.DataFrame:
+    """The controlled timing: one row per activation (median s/epoch, ratios to ReLU, CIs, machine)."""
+    return table("stats/timing.csv")
 
 
 def curves(kind: str) -> pd.DataFrame:
@@ -349,6 +355,48 @@ def results_table(dataset: str, model: str) -> str:
         cells += [mean_ci(stat(dataset, model, act, "final_saturated_fraction"), True)] if has_sat else []
         cells += [ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")]
         rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def ratio(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else f"{x:.2f}×"
+
+
+def timing_setting(row) -> str:
+    """What one epoch of the controlled timing is (from a row of timing.csv): the model and the data."""
+    model = MODELS.get(row["model"], row["model"])
+    shape = (f"{int(row['depth'])} hidden layers × {int(row['width'])} units" if row["model"] == "mlp"
+             else f"{int(row['depth'])} conv blocks, {int(row['width'])} channels")
+    return (f"the {dataset_name(row['dataset'])} {model} ({shape}, {int(row['in_features'])} inputs, "
+            f"{int(row['classes'])} outputs, {optimizer_name(row['optimizer'])}), {int(row['samples'])} random "
+            f"samples of the dataset's shape per epoch in {int(row['steps_per_epoch'])} mini-batches of "
+            f"{int(row['batch_size'])}")
+
+
+def timing_machine(row) -> str:
+    threads = int(row["threads"])
+    where = row["device_name"] if row["device"] == "cpu" else f"{row['device_name']} ({row['device']})"
+    return f"{where}, {threads} thread{'s' if threads != 1 else ''}, torch {row['torch']}"
+
+
+def timing_table() -> str:
+    """The controlled timing as MyST markdown: per activation the median ms per epoch, its ratio to
+    ReLU, and the activation alone (µs per forward + backward call) and its ratio, with 95% CIs."""
+    from actlab.activations import NAMES
+
+    t = timing().set_index("activation")
+    order = [a for a in NAMES if a in t.index] + sorted(set(t.index) - set(NAMES))
+    rows = ["| activation | ms / epoch | × ReLU | activation alone, µs | × ReLU |", "|---|---:|---:|---:|---:|"]
+    f = lambda v, lo, hi, fmt: f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"  # noqa: E731
+    msf = lambda x: f"{1000 * x:.2f}"  # noqa: E731
+    usf = lambda x: f"{1e6 * x:.1f}"  # noqa: E731
+    rf = lambda x: f"{x:.2f}"  # noqa: E731
+    for act in order:
+        r = t.loc[act]
+        rows.append(f"| {name(act)} | {f(r['s_per_epoch'], r['ci_low'], r['ci_high'], msf)} "
+                    f"| {f(r['ratio'], r['ratio_ci_low'], r['ratio_ci_high'], rf)} "
+                    f"| {f(r['act_s'], r['act_ci_low'], r['act_ci_high'], usf)} "
+                    f"| {f(r['act_ratio'], r['act_ratio_ci_low'], r['act_ratio_ci_high'], rf)} |")
     return "\n".join(rows)
 
 

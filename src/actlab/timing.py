@@ -3,12 +3,11 @@ compute" claim.
 
     python -m actlab.timing --out results/stats/timing.csv [--activations relu,gelu,...]
         [--config data=digits model=mlp ...] [--depth 2 --width 128 --in-features 64 --classes 10
-        --batch-size 64 --samples 1078] [--repeats 15 --warmup 2 --threads 1 --device cpu]
+        --batch-size 64 --samples 1078] [--repeats 31 --warmup 2 --threads 1 --device cpu]
 
-Why not the training runs' own seconds per epoch (results/stats/compute.csv): each activation's seeds
-train back to back in one job, while other jobs load the machine, and that time includes validation,
-the probes and Lightning; a difference there can be the machine's load at that moment, not the
-activation. Here, in ONE process:
+Why not the training runs' own seconds per epoch (results/stats/compute.csv): they are taken while
+other jobs load the machine, with no control over what runs beside them, and include validation, the
+probes and Lightning; a difference there can be the machine's load at that moment, not the activation. Here, in ONE process:
 
 - Model: the sweep's model, built by `actlab.models.build` (so the same layers and init as training):
   the model and data settings come from the Hydra config (``--config``: the same overrides as the
@@ -62,7 +61,8 @@ COLUMNS = ["activation", "family", "baseline",
            "s_per_epoch", "ci_low", "ci_high", "ratio", "ratio_ci_low", "ratio_ci_high",
            "act_s", "act_ci_low", "act_ci_high", "act_ratio", "act_ratio_ci_low", "act_ratio_ci_high",
            "mean_s_per_epoch", "min_s_per_epoch", "max_s_per_epoch",
-           "repeats", "warmup", "coverage", "ci_method", "model", "depth", "width", "in_features", "classes",
+           "repeats", "warmup", "coverage", "ci_method",
+           "dataset", "config", "model", "depth", "width", "in_features", "classes",
            "batch_size", "samples", "steps_per_epoch", "optimizer", "inner",
            "threads", "device", "device_name", "cpu", "torch", "python"]
 
@@ -170,7 +170,8 @@ def setting(a: argparse.Namespace) -> dict:
     if model_cfg["name"] == "cnn" and len(in_shape) != 3:
         raise UsageError(f"model cnn needs image input (C, H, W); --in-features gives {in_shape}")
     opt = OmegaConf.to_container(cfg.optimizer, resolve=True)
-    return {"model": model_cfg, "in_shape": tuple(int(d) for d in in_shape), "classes": int(classes),
+    return {"dataset": str(cfg.data.name), "config": " ".join(a.config), "model": model_cfg,
+            "in_shape": tuple(int(d) for d in in_shape), "classes": int(classes),
             "task": task, "samples": int(samples),
             "batch_size": int(a.batch_size if a.batch_size is not None else cfg.data.batch_size),
             "optimizer": opt}
@@ -310,7 +311,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--classes", type=int, help="outputs (default: the dataset's classes)")
     ap.add_argument("--batch-size", type=int, help="default: the config's data.batch_size")
     ap.add_argument("--samples", type=int, help="samples per epoch (default: the training split's size)")
-    ap.add_argument("--repeats", type=int, default=15, help="measured rounds (>= 6, for a 95%% CI of the median)")
+    ap.add_argument("--repeats", type=int, default=31, help="measured rounds (>= 6, for a 95%% CI of the median)")
     ap.add_argument("--warmup", type=int, default=2, help="rounds run first and discarded")
     ap.add_argument("--inner", type=int, default=20, help="activation calls per micro-benchmark measurement")
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
@@ -370,15 +371,17 @@ def run(a: argparse.Namespace) -> pd.DataFrame:
     mach = machine(a.device)
     lo_hi = median_ci_ranks(a.repeats)
     out = out.assign(repeats=a.repeats, warmup=a.warmup, coverage=lo_hi[2], ci_method=CI_METHOD,
-                     model=m["name"], depth=m["depth"], width=m["width"],
-                     in_features=math.prod(s["in_shape"]), classes=s["classes"], batch_size=s["batch_size"],
+                     dataset=s["dataset"], config=s["config"], model=m["name"], depth=m["depth"],
+                     width=m["width"], in_features=math.prod(s["in_shape"]), classes=s["classes"],
+                     batch_size=s["batch_size"],
                      samples=s["samples"], steps_per_epoch=math.ceil(s["samples"] / s["batch_size"]),
                      optimizer=s["optimizer"]["name"], inner=a.inner, **mach)[COLUMNS]
     atomic.write_csv(a.out, out)
     for r in out.itertuples():
         print(f"{r.activation:>11}: {1e3 * r.s_per_epoch:8.2f} ms/epoch [{1e3 * r.ci_low:.2f}, {1e3 * r.ci_high:.2f}]"
               f"  x{r.ratio:.3f} [{r.ratio_ci_low:.3f}, {r.ratio_ci_high:.3f}]"
-              f"  alone {1e6 * r.act_s:7.1f} us x{r.act_ratio:.2f} [{r.act_ratio_ci_low:.2f}, {r.act_ratio_ci_high:.2f}]",
+              f"  alone {1e6 * r.act_s:7.1f} us x{r.act_ratio:.2f}"
+              f" [{r.act_ratio_ci_low:.2f}, {r.act_ratio_ci_high:.2f}]",
               flush=True)
     print(f"{a.out}: {len(out)} activations in {time.perf_counter() - t0:.1f}s on {mach['device_name']}", flush=True)
     return out

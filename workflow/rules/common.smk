@@ -255,7 +255,7 @@ def depth_args(wildcards=None):
 # -----------------------------------------------------------------------------
 # the controlled timing of claim (d) (workflow/rules/timing.smk)
 
-TIMING_REPEATS = 15  # measured rounds: the 95% order-statistic CI of the median = 4th to 12th value
+TIMING_REPEATS = 31  # measured rounds (~5 s on the default sweep): the 95% CI of the median = 10th to 22nd value
 TIMING_WARMUP = 2  # rounds run first and discarded
 TIMING_TORCH_THREADS = 1  # torch.set_num_threads in the measuring process
 

@@ -2,8 +2,7 @@
 # seconds per training epoch of the main experiment's model (the sweep's first experiment), every
 # activation of the sweep in ONE process, interleaved round-robin, after warm-up, torch on a fixed
 # number of threads (helpers: timing_* in common.smk). The training runs' own seconds per epoch
-# (stats/compute.csv) cannot decide it: each activation's seeds run back to back in one job while
-# other jobs load the machine.
+# (stats/compute.csv) cannot decide it: they are taken while other jobs load the machine.
 
 
 rule timing:
