@@ -49,6 +49,7 @@ rule train:
     benchmark:
         (BENCH / "train" / TRAIN_JOB).with_suffix(".tsv")
     threads: config["resources"]["threads"]
+    priority: 1  # first: every figure, the statistics and the book wait for the runs
     resources:
         mem_mb=config["resources"]["mem_mb"],
         gpu=config["resources"]["gpu"],

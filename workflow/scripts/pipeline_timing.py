@@ -7,12 +7,15 @@ runs' summary.json-derived results/summary.csv for the training time (train_seco
 in training itself, inside the process), and results/benchmarks/ for each job's wall time. Prints:
 
   wall             first to last timestamp of the Snakemake log
-  train_seconds    sum over runs (a vectorised multi-seed job splits its time evenly over its runs)
+  train_seconds    sum over runs (a vectorised job splits its time evenly over its runs, so the sum is the
+                   time its processes spent in trainer.fit)
   share_of_wall    train_seconds / wall  (the training share of the whole pipeline)
   share_of_slots   train_seconds / (wall x cores): the same, per core (2 jobs run at once on 2 cores)
   train_jobs_wall  sum of the training jobs' wall time (benchmarks); train_seconds / it = the share of
                    a training job spent training rather than starting Python, torch and Lightning
   per rule         sum of the benchmarked wall time of each rule's jobs
+  load average     of this machine now (1, 5, 15 min): run it right after the run to record how busy
+                   the machine was
 """
 from __future__ import annotations
 
@@ -63,7 +66,10 @@ def main(argv=None) -> int:
     print(f"train_seconds    {train:.1f} s (sum over runs)")
     print(f"share_of_wall    {train / wall:.1%}")
     print(f"share_of_slots   {train / (wall * cores):.1%} ({cores} cores)")
-    print(f"train_jobs_wall  {train_jobs:.1f} s; training share of the training jobs {train / train_jobs:.1%}")
+    n_jobs = int((bench["rule"] == "train").sum()) if not bench.empty else 0
+    print(f"train_jobs_wall  {train_jobs:.1f} s over {n_jobs} jobs; training share of the training jobs "
+          f"{train / train_jobs:.1%}")
+    print("load average     {:.2f} {:.2f} {:.2f} (now: 1, 5, 15 min)".format(*os.getloadavg()))
     if not bench.empty:
         print("per rule (benchmarked job wall time, s):")
         print(bench.groupby("rule")["s"].agg(["count", "sum"]).sort_values("sum", ascending=False).to_string())
