@@ -1,6 +1,12 @@
 # Finished runs -> one table + tidy curves (aggregate), then statistics across seeds.
 
 
+# Light rules: run by Snakemake itself, never submitted to a cluster (profiles/slurm).
+localrules:
+    aggregate,
+    statistics,
+
+
 rule aggregate:
     """One row per run (summary.csv/.parquet) and every run's curves as tidy parquet files."""
     input:

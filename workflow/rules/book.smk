@@ -11,6 +11,7 @@ BOOK_SRC = REPO / "paper"
 
 localrules:
     sweep_config,
+    book,
 
 
 rule sweep_config:

@@ -1,6 +1,17 @@
 # One rule per figure. Figures read only aggregated tables: restyling one reruns that figure alone
 # (its script is an input), never a training run. Each writes PNG + SVG to results/figures/.
 
+# Plotting is light: run by Snakemake itself, never submitted to a cluster (profiles/slurm).
+localrules:
+    fig_activations,
+    fig_learning_curves,
+    fig_accuracy,
+    fig_dead_units,
+    fig_grad_flow,
+    fig_depth,
+    fig_accuracy_vs_dead,
+
+
 rule fig_activations:
     """Figure 1: every activation and its derivative (autograd)."""
     input:
