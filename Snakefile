@@ -19,6 +19,9 @@ include: "workflow/rules/common.smk"
 
 
 check_sweep(config)
+# results/ must be a writable directory (or creatable): one line here, not a traceback from the DAG.
+if (RESULTS.exists() and not RESULTS.is_dir()) or not os.access(RESULTS if RESULTS.exists() else ".", os.W_OK):
+    raise WorkflowError(f"results directory {str(RESULTS)!r} is not a writable directory (in {os.getcwd()})")
 
 
 report: "workflow/report/workflow.rst"

@@ -44,7 +44,8 @@ NOT_COPIED = {".git", ".venv", "runs", "results", "logs", ".snakemake", "outputs
               ".pytest_cache", "report.html"}
 TARGET = "results/summary.csv"  # the runs and their table; figures and the book are not the cluster's business
 # Columns that describe the machine or the checkout, not the model (timings differ between any two runs).
-NOT_METRICS = {"run_dir", "git_commit", "git_dirty", "device", "hostname", "host"}
+# (resumed_from_epoch: a cancelled job's rerun resumes from its checkpoint, docs/reliability.md)
+NOT_METRICS = {"run_dir", "git_commit", "git_dirty", "device", "hostname", "host", "resumed_from_epoch"}
 
 
 def _is_metric(column: str) -> bool:
@@ -78,6 +79,7 @@ def _yte(path: Path, argv: list[str], env: dict[str, str]) -> dict:
 ])
 def test_default_profile_caps_gpus_on_local_runs_only(argv, env, gpus):
     parsed = _yte(ROOT / "profiles" / "default" / "config.yaml", argv, env)
+    assert parsed.pop("rerun-incomplete") is True  # on every run (docs/reliability.md)
     if gpus is None:
         assert "resources" not in parsed, parsed  # cluster run: no global GPU cap
     else:

@@ -55,6 +55,14 @@ class IndexBatches:
         n = len(self.x)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
+    def state_dict(self) -> dict:
+        """The data-order generator's state (a uint8 tensor): saved in a checkpoint between epochs, so a
+        resumed run draws the same remaining epoch orders as an uninterrupted one."""
+        return {"generator": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gen.set_state(state["generator"])
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.x)
         if self.shuffle:

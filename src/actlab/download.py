@@ -67,9 +67,10 @@ def read_sums(root: Path) -> dict[str, str]:
 def record_sum(root: Path, name: str, digest: str) -> None:
     sums = read_sums(root)
     sums[name] = digest
-    tmp = root / (SUMS_FILE + ".tmp")
-    tmp.write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
-    os.replace(tmp, root / SUMS_FILE)  # atomic: a crash never leaves a half-written record
+    from actlab import atomic
+
+    # atomic (temp file, fsync, rename): a crash never leaves a half-written record
+    atomic.write_text(root / SUMS_FILE, "".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
 
 
 def quarantine(path: Path, name: Path) -> Path:

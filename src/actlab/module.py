@@ -15,6 +15,16 @@ class TensorData(pl.LightningDataModule):
     def __init__(self, splits: Splits, batch_size: int, seed: int, eval_batch_size: int = 4096):
         super().__init__()
         self.splits, self.batch_size, self.seed, self.eval_batch_size = splits, batch_size, seed, eval_batch_size
+        self._train: IndexBatches | None = None
+        self._train_state: dict | None = None  # from a checkpoint, applied when the loader is made
+
+    # The data order generator's state goes into a checkpoint (Lightning saves a datamodule's
+    # state_dict), so a resumed run draws the same epoch orders as an uninterrupted one.
+    def state_dict(self) -> dict:
+        return {"train": self._train.state_dict()} if self._train is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._train_state = state.get("train")
 
     def setup(self, stage: str) -> None:
         device = self.trainer.strategy.root_device
@@ -23,7 +33,10 @@ class TensorData(pl.LightningDataModule):
 
     def train_dataloader(self):
         s = self.splits
-        return IndexBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed)
+        self._train = IndexBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed)
+        if self._train_state is not None:
+            self._train.load_state_dict(self._train_state)
+        return self._train
 
     def val_dataloader(self):
         return IndexBatches(self.splits.x_val, self.splits.y_val, self.eval_batch_size, shuffle=False)
@@ -42,6 +55,12 @@ class LitModel(pl.LightningModule):
 
     def forward(self, x):
         return self.model(x)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["diverged"] = self.diverged
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.diverged = bool(checkpoint.get("diverged", False))
 
     def _step(self, batch, stage: str):
         x, y = batch

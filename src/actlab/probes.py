@@ -207,9 +207,19 @@ class DeadUnits(pl.Callback):
             atomic.write_csv(self.path, pd.DataFrame(self.rows, columns=DEAD_COLUMNS))
             self._last_write = now
 
+    # Rows so far travel in a resume checkpoint (actlab.callbacks.ResumeCheckpoint).
+    def state_dict(self) -> dict:
+        return {"rows": [dict(r) for r in self.rows], "measured": sorted(self._measured),
+                "epochs_done": self._epochs_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = [dict(r) for r in state["rows"]]
+        self._measured, self._epochs_done = set(state["measured"]), int(state["epochs_done"])
+
     def on_train_start(self, trainer, pl_module):
         self._last_write = time.monotonic()  # first write after flush_seconds, or at the end
-        self.measure(trainer, pl_module, 0)
+        if 0 not in self._measured:  # (measured already when resumed from a checkpoint)
+            self.measure(trainer, pl_module, 0)
 
     def on_train_epoch_end(self, trainer, pl_module):
         self._epochs_done = trainer.current_epoch + 1
@@ -251,6 +261,14 @@ class GradFlow(pl.Callback):
         self._recorded = 0  # last step written to rows
         self._epoch = 1
         self._last_write = -float("inf")
+
+    def state_dict(self) -> dict:
+        return {"rows": [dict(r) for r in self.rows], "step": self._step, "recorded": self._recorded,
+                "epoch": self._epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = [dict(r) for r in state["rows"]]
+        self._step, self._recorded, self._epoch = int(state["step"]), int(state["recorded"]), int(state["epoch"])
 
     def on_train_start(self, trainer, pl_module):
         layers = weight_layers(_net(pl_module))

@@ -13,6 +13,11 @@ Writes into the run directory (``hydra.run.dir``, = ``run_dir`` in conf/config.y
   metrics.csv     one row per epoch: train/val loss and accuracy, seconds
   dead_units.csv, grad_flow.csv   the probes (actlab.probes), when enabled
   summary.json    written last, atomically: its presence means the run finished
+  last.ckpt       while training: the resume checkpoint (every ``trainer.checkpoint_every_n_epochs``
+                  epochs and at the end of training; deleted once the job's summaries are written).
+                  A rerun of the same command resumes from it; see docs/reliability.md. A vectorised
+                  job (several runs as one model) keeps its one stacked checkpoint in the job's
+                  ``hydra.run.dir`` instead (last.ckpt, or last-part<i>of<n>.ckpt per vectorised part).
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 CONF_DIR = Path(os.environ.get("ACTLAB_CONF", Path(__file__).resolve().parents[2] / "conf"))
+log = logging.getLogger(__name__)
 GROUPS = ("activation", "data", "model", "optimizer", "trainer", "probes")
 
 
@@ -103,6 +109,9 @@ def validate(cfg: DictConfig) -> None:
          f"trainer.max_epochs must be an integer >= 1, got {cfg.trainer.max_epochs!r}"),
         (_int(cfg.data.batch_size) and cfg.data.batch_size >= 1,
          f"data.batch_size must be an integer >= 1, got {cfg.data.batch_size!r}"),
+        (_int(cfg.trainer.get("checkpoint_every_n_epochs", 0)) and cfg.trainer.get("checkpoint_every_n_epochs", 0) >= 0,
+         f"trainer.checkpoint_every_n_epochs must be an integer >= 0 (0 = no checkpoints), "
+         f"got {cfg.trainer.get('checkpoint_every_n_epochs')!r}"),
         (cfg.model.init in (None, *activations.INITS),
          f"model.init must be one of {', '.join(activations.INITS)} (or null), got {cfg.model.init!r}"),
     ]
@@ -156,8 +165,63 @@ def check_writable(run_dir: Path) -> None:
         raise ConfigError(f"run dir {str(run_dir)!r} is not writable: {e.strerror}") from None
 
 
+# Config keys that cannot change a run's numbers: a checkpoint stays valid when only these differ.
+HASH_IGNORED = (("trainer", "progress"), ("trainer", "checkpoint_every_n_epochs"))
+CHECKPOINT = "last.ckpt"
+
+
+def config_hash(cfgs: list[DictConfig]) -> str:
+    """SHA-256 of the resolved configs of the runs a checkpoint covers (in order) and of the library
+    versions: a checkpoint is resumed only by exactly the same training."""
+    import hashlib
+    import json
+
+    parts = []
+    for c in cfgs:
+        d = OmegaConf.to_container(c, resolve=True)
+        for group, key in HASH_IGNORED:
+            d.get(group, {}).pop(key, None)
+        parts.append(d)
+    blob = json.dumps({"runs": parts, "versions": versions()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def gpu_numerics(tr: DictConfig) -> None:
+    """CUDA numerics from the trainer config (no-op on CPU): TF32 only when asked for (torch's default
+    for cuDNN convolutions is TF32 on: switched off here so fp32 means fp32), cuDNN autotuning off when
+    deterministic (it picks algorithms by timing). Lightning's deterministic=True does the rest
+    (torch.use_deterministic_algorithms; CUBLAS_WORKSPACE_CONFIG is set at import)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return
+    tf32 = bool(tr.get("tf32"))
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    if tr.deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def resume_checkpoint(cfgs: list[DictConfig], path: Path, label: str):
+    """(ResumeCheckpoint callback or None, ckpt_path to resume from or None) for the runs ``cfgs``
+    trained together, checkpointed at ``path``."""
+    from actlab.callbacks import ResumeCheckpoint, resume_point
+
+    every = cfgs[0].trainer.get("checkpoint_every_n_epochs", 0)
+    if not every:
+        return None, None
+    digest = config_hash(cfgs)
+    ckpt, epoch = resume_point(path, digest)
+    if ckpt is not None:
+        log.info("resume: %s: resuming from %s (after epoch %d)", label, ckpt, epoch)
+    else:
+        log.info("resume: %s: training from scratch", label)
+    return ResumeCheckpoint(path, every, digest, label=label), ckpt
+
+
 def make_summary(cfg: DictConfig, task: str, hist: list[dict], test: dict, diverged: bool,
-                 train_seconds: float, n_params: int, device: str) -> dict:
+                 train_seconds: float, n_params: int, device: str, resumed_from_epoch: int = 0) -> dict:
     """summary.json of one run (also used per model by the vectorised trainer, actlab.vectorized)."""
     from actlab import models
 
@@ -176,14 +240,18 @@ def make_summary(cfg: DictConfig, task: str, hist: list[dict], test: dict, diver
         "best_val_loss": min((r["val_loss"] for r in hist), default=math.nan),
         "epochs": len(hist), "max_epochs": cfg.trainer.max_epochs, "diverged": diverged,
         "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / max(len(hist), 1),
-        "n_params": n_params,
+        "n_params": n_params, "resumed_from_epoch": resumed_from_epoch,
         "device": device, "versions": versions(),
         "git_commit": commit, "git_dirty": dirty, "run_dir": str(cfg.run_dir),
     }
 
 
-def run(cfg: DictConfig) -> dict:
-    """Train and test one model; return the summary (also written to summary.json)."""
+def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
+    """Train and test one model; return the summary (also written to summary.json).
+
+    Resumes from ``<run_dir>/last.ckpt`` when it holds a checkpoint of this config; deletes it once
+    summary.json is written, unless ``keep_checkpoint`` (run_seeds deletes it when the whole job ends).
+    ``splits``: the data of ``cfg.data``, already loaded (else loaded here)."""
     import pytorch_lightning as pl
     import torch
 
@@ -194,6 +262,8 @@ def run(cfg: DictConfig) -> dict:
     validate(cfg)
     run_dir = Path(cfg.run_dir)
     check_writable(run_dir)
+    if splits is None:
+        splits = data.load(cfg.data)  # verified before anything is written: bad data leaves no run behind
     (run_dir / "summary.json").unlink(missing_ok=True)  # a rerun is unfinished until it ends
     atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
@@ -205,11 +275,13 @@ def run(cfg: DictConfig) -> dict:
     # and a torch-internal deprecation raised inside Lightning itself.
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    # a rerun or resumed run finds Lightning's own logs/ from before: expected, they are rewritten
+    warnings.filterwarnings("ignore", message=".*exists and is not empty. Previous log files.*")
     if cfg.trainer.threads:
         torch.set_num_threads(int(cfg.trainer.threads))
+    gpu_numerics(cfg.trainer)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    splits = data.load(cfg.data)
     model = models.build(cfg.model, splits.in_shape, splits.num_outputs, cfg.activation.name, act_params(cfg))
     lit = LitModel(model, splits.task, cfg.optimizer, cfg.trainer.max_epochs)
     dm = TensorData(splits, cfg.data.batch_size, cfg.seed)
@@ -219,22 +291,27 @@ def run(cfg: DictConfig) -> dict:
         logger = pl.loggers.TensorBoardLogger(save_dir=str(run_dir), name="logs", version="")
     else:
         logger = pl.loggers.CSVLogger(save_dir=str(run_dir), name="logs", version="")
+    ckpt_cb, ckpt_path = resume_checkpoint([cfg], run_dir / CHECKPOINT, str(run_dir))
     trainer = pl.Trainer(
         accelerator="auto" if cfg.device == "auto" else cfg.device, devices=1,
         max_epochs=cfg.trainer.max_epochs, deterministic=cfg.trainer.deterministic,
         precision=cfg.trainer.precision, logger=logger,
-        callbacks=[recorder, *probes.callbacks(cfg.probes, run_dir, cfg.activation.name)],
-        enable_progress_bar=not quiet, enable_model_summary=not quiet, enable_checkpointing=False,
+        callbacks=[recorder, *probes.callbacks(cfg.probes, run_dir, cfg.activation.name),
+                   *([ckpt_cb] if ckpt_cb else [])],
+        enable_progress_bar=not quiet, enable_model_summary=not quiet, enable_checkpointing=ckpt_cb is not None,
         num_sanity_val_steps=0, default_root_dir=str(run_dir),
     )
     t0 = time.perf_counter()
-    trainer.fit(lit, datamodule=dm)
-    train_seconds = time.perf_counter() - t0
+    trainer.fit(lit, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    train_seconds = ckpt_cb.train_seconds() if ckpt_cb else time.perf_counter() - t0
     test = trainer.test(lit, datamodule=dm, verbose=not quiet)[0] if not lit.diverged else {}
 
     summary = make_summary(cfg, splits.task, recorder.rows, test, lit.diverged, train_seconds,
-                           sum(p.numel() for p in model.parameters()), str(trainer.strategy.root_device))
+                           sum(p.numel() for p in model.parameters()), str(trainer.strategy.root_device),
+                           resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0)
     atomic.write_json(run_dir / "summary.json", summary)
+    if not keep_checkpoint:
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return summary
 
 
@@ -334,27 +411,51 @@ def run_seeds(cfg: DictConfig) -> list[dict]:
     ``cfg.activations`` (or the one ``cfg.activation``); one run dir and summary each."""
     if cfg.get("seeds") is None and cfg.get("activations") is None:
         return [run(cfg)]
+    from actlab import data
+
     cfgs = job_configs(cfg)
     vectorize = use_vectorized(cfg, len(cfgs))
     for c in cfgs:  # fail before training anything
         validate(c)
+    # Loaded (downloaded, verified) once for the whole job, before any run dir is made: bad data leaves
+    # nothing behind. The runs of a job differ only in seed and activation, never in data.
+    splits = data.load(cfgs[0].data)
+    for c in cfgs:
         check_writable(Path(c.run_dir))
     for c in cfgs:
         _hydra_files(c)
-    summaries = []
+    summaries, checkpoints = [], []
     if vectorize:
         from actlab import vectorized
 
         max_k = cfg.get("vectorize_max_k") or len(cfgs)
-        for i in range(0, len(cfgs), max_k):
-            part = cfgs[i:i + max_k]
+        parts = [cfgs[i:i + max_k] for i in range(0, len(cfgs), max_k)]
+        for i, part in enumerate(parts):
+            # The stacked checkpoint of a vectorised run covers several run dirs: it lives in the
+            # job's own dir (hydra.run.dir), one file per vectorised part.
+            name = CHECKPOINT if len(parts) == 1 else f"last-part{i + 1}of{len(parts)}.ckpt"
+            checkpoints.append(_job_output_dir(cfg) / name)
             with _seed_logs(part):
-                summaries += vectorized.fit_many(part)
+                summaries += vectorized.fit_many(part, checkpoint=checkpoints[-1], splits=splits)
     else:
         for c in cfgs:
+            checkpoints.append(Path(c.run_dir) / CHECKPOINT)
             with _seed_logs([c]):
-                summaries.append(run(c))
+                summaries.append(run(c, keep_checkpoint=True, splits=splits))
+    # Only now: a job interrupted in a later part (or run) resumes the finished ones from their final
+    # checkpoint instead of training them again (Snakemake deletes an interrupted job's summaries).
+    for path in checkpoints:
+        path.unlink(missing_ok=True)
     return summaries
+
+
+def _job_output_dir(cfg: DictConfig) -> Path:
+    """Hydra's output dir of this job (hydra.run.dir), or the one it would use by default."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations")))
 
 
 def use_vectorized(cfg: DictConfig, k: int) -> bool:
@@ -409,26 +510,62 @@ def _hydra_main(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
-def check_composes(argv: list[str]) -> None:
+def check_composes(argv: list[str]) -> DictConfig:
     """Compose the config once before Hydra runs, so a misspelt key or a malformed override is
-    reported in one line (Hydra's own report spans several lines)."""
+    reported in one line (Hydra's own report spans several lines). Returns the composed config."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
     overrides = [a for a in argv if not a.lstrip("+~").startswith("hydra.") and "=" in a]
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            compose(config_name="config", overrides=overrides)
+            return compose(config_name="config", overrides=overrides)
     except HydraException as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("See https")]
         raise ConfigError(" ".join(lines)) from None
 
 
+def check_creatable(path: Path, what: str = "run dir") -> None:
+    """`path` exists as a directory or can be created (its nearest existing ancestor is a writable
+    directory); checked without creating anything."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise ConfigError(f"{what} {str(path)!r} is not writable: {str(p)!r} is not a directory")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {str(path)!r} is not writable: permission denied on {str(p)!r}")
+
+
+def check_job(cfg: DictConfig, argv: list[str]) -> None:
+    """Every check of a job that needs no file written, before Hydra creates its output dir, so that
+    bad input leaves nothing behind: the values of every run, the seeds/activations lists, the probe
+    settings, and that the run dirs and Hydra's dir can be made."""
+    from actlab import probes
+
+    multi = cfg.get("seeds") is not None or cfg.get("activations") is not None
+    cfgs = job_configs(cfg) if multi else [cfg]
+    if multi:
+        use_vectorized(cfg, len(cfgs))
+    for c in cfgs:
+        validate(c)
+        probes.callbacks(c.probes, Path(c.run_dir), c.activation.name)  # validates; writes nothing
+        check_creatable(Path(c.run_dir))
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
+    hydra_dir = given[-1] if given else job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations"))
+    check_creatable(Path(hydra_dir), "output dir (hydra.run.dir)")
+
+
 def main() -> None:
+    from actlab.activations import UnknownActivation
+
+    argv = sys.argv[1:]
     try:
-        check_group_overrides(sys.argv[1:])
-        check_composes(sys.argv[1:])
-    except ConfigError as e:
+        check_group_overrides(argv)
+        cfg = check_composes(argv)
+        if not any(a.startswith("-") for a in argv):  # not for Hydra's own flags (--help, --cfg, -m)
+            check_job(cfg, argv)
+    except (ConfigError, UnknownActivation) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     _hydra_main()

@@ -222,6 +222,14 @@ class StackedBatches:
         self.gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
         self.n_batches = math.ceil(n / batch_size)
 
+    def state_dict(self) -> dict:
+        """The K data-order generators' states (saved in a resume checkpoint between epochs)."""
+        return {"generators": [g.get_state() for g in self.gens]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for g, st in zip(self.gens, state["generators"], strict=True):
+            g.set_state(st)
+
     def __len__(self) -> int:
         return math.ceil(self.n_batches / self.chunk)
 
@@ -241,6 +249,14 @@ class VecData(pl.LightningDataModule):
         super().__init__()
         self.splits, self.batch_size, self.seeds, self.chunk = splits, batch_size, seeds, chunk
         self.eval_batch_size = eval_batch_size
+        self._train: StackedBatches | None = None
+        self._train_state: dict | None = None  # from a checkpoint, applied when the loader is made
+
+    def state_dict(self) -> dict:
+        return {"train": self._train.state_dict()} if self._train is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._train_state = state.get("train")
 
     def setup(self, stage: str) -> None:
         device = self.trainer.strategy.root_device
@@ -248,8 +264,11 @@ class VecData(pl.LightningDataModule):
             self.splits = self.splits.to(device)
 
     def train_dataloader(self):
-        return StackedBatches(len(self.splits.x_train), self.batch_size, self.seeds, self.chunk,
-                              self.splits.x_train.device)
+        self._train = StackedBatches(len(self.splits.x_train), self.batch_size, self.seeds, self.chunk,
+                                     self.splits.x_train.device)
+        if self._train_state is not None:
+            self._train.load_state_dict(self._train_state)
+        return self._train
 
     def val_dataloader(self):
         return IndexBatches(self.splits.x_val, self.splits.y_val, self.eval_batch_size, shuffle=False)
@@ -322,6 +341,12 @@ class VecLitModel(pl.LightningModule):
 
     def _losses(self, x, y, shared: bool):
         return per_model_losses(self.net(x, shared=shared), y, self.task, shared)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["step_count"] = self.step_count
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.step_count = int(checkpoint["step_count"])
 
     def on_fit_start(self) -> None:
         if self.device.type == "cpu":
@@ -446,6 +471,27 @@ class VecRecorder(pl.Callback):
             self.grad_flow.append({"path": gf[0].path, "every": gf[0].every, "flush": gf[0].flush_seconds,
                                    "rows": [], "recorded": 0, "written": -math.inf} if gf else None)
 
+    # Everything recorded so far travels in a resume checkpoint: rows, divergence, the probes' rows.
+    def state_dict(self) -> dict:
+        return {"rows": [[dict(r) for r in rows] for rows in self.rows], "active": list(self.active),
+                "diverged": list(self.diverged), "finished": list(self.finished),
+                "grad_flow": [None if g is None else {"rows": [dict(r) for r in g["rows"]], "recorded": g["recorded"]}
+                              for g in self.grad_flow],
+                "epoch_probes": [[cb.state_dict() for cb in cbs] for cbs in self.epoch_probes]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["rows"]) != self.k:
+            raise ValueError(f"checkpoint holds {len(state['rows'])} models, this run {self.k}")
+        self.rows = [[dict(r) for r in rows] for rows in state["rows"]]
+        self.active, self.diverged = list(state["active"]), list(state["diverged"])
+        self.finished = list(state["finished"])
+        for g, saved in zip(self.grad_flow, state["grad_flow"]):
+            if g is not None and saved is not None:
+                g["rows"], g["recorded"] = [dict(r) for r in saved["rows"]], int(saved["recorded"])
+        for cbs, saved in zip(self.epoch_probes, state["epoch_probes"]):
+            for cb, st in zip(cbs, saved):
+                cb.load_state_dict(st)
+
     def grad_flow_every(self) -> int | None:
         everies = {g["every"] for g in self.grad_flow if g is not None}
         if len(everies) > 1:
@@ -547,10 +593,15 @@ class VecRecorder(pl.Callback):
 # the run
 
 
-def fit_many(cfgs: list[DictConfig]) -> list[dict]:
+def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Splits | None = None) -> list[dict]:
     """Train the models of `cfgs` (same config but for seed, run_dir and activation) in one
-    vectorised Lightning run; write each model's run dir; return the summaries in cfgs' order."""
-    from actlab.train import act_params, check_writable, make_summary, validate
+    vectorised Lightning run; write each model's run dir; return the summaries in cfgs' order.
+
+    ``checkpoint``: where the stacked resume checkpoint of all the models goes (actlab.train puts it
+    in the job's hydra.run.dir); resumed from when it holds a checkpoint of exactly these configs.
+    Left in place (the caller deletes it when the whole job is done). None: no checkpoints.
+    ``splits``: the data of the configs' ``data``, already loaded (else loaded here)."""
+    from actlab.train import act_params, check_writable, gpu_numerics, make_summary, resume_checkpoint, validate
 
     for c in cfgs:
         validate(c)
@@ -568,6 +619,8 @@ def fit_many(cfgs: list[DictConfig]) -> list[dict]:
     cfgs_s = [cfgs[i] for i in order]
     cfg0 = cfgs_s[0]
 
+    if splits is None:
+        splits = data.load(cfg0.data)  # verified before anything is written: bad data leaves no run behind
     for c in cfgs_s:
         run_dir = Path(c.run_dir)
         check_writable(run_dir)
@@ -584,11 +637,8 @@ def fit_many(cfgs: list[DictConfig]) -> list[dict]:
     if cfg0.trainer.threads:
         torch.set_num_threads(int(cfg0.trainer.threads))
     tr = cfg0.trainer
-    if tr.get("tf32") and torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    gpu_numerics(tr)
 
-    splits = data.load(cfg0.data)
     nets = []
     for c in cfgs_s:  # each model's initialisation, exactly as its single run draws it
         pl.seed_everything(c.seed, workers=True, verbose=False)
@@ -601,19 +651,22 @@ def fit_many(cfgs: list[DictConfig]) -> list[dict]:
     lit = VecLitModel(net, splits.task, cfg0.optimizer, tr.max_epochs, recorder.grad_flow_every(),
                       compile=bool(tr.get("compile")))
     dm = VecData(splits, cfg0.data.batch_size, [int(c.seed) for c in cfgs_s], chunk)
+    ckpt_cb, ckpt_path = (None, None) if checkpoint is None else resume_checkpoint(
+        cfgs_s, Path(checkpoint), f"{len(cfgs_s)} vectorised models")
     trainer = pl.Trainer(
         accelerator="auto" if cfg0.device == "auto" else cfg0.device, devices=1,
         max_epochs=tr.max_epochs, deterministic=tr.deterministic, precision=tr.precision, logger=False,
-        callbacks=[recorder], enable_progress_bar=not quiet, enable_model_summary=not quiet,
-        enable_checkpointing=False, num_sanity_val_steps=0, default_root_dir=str(Path(cfg0.run_dir).parent),
+        callbacks=[recorder, *([ckpt_cb] if ckpt_cb else [])],
+        enable_progress_bar=not quiet, enable_model_summary=not quiet, enable_checkpointing=ckpt_cb is not None,
+        num_sanity_val_steps=0, default_root_dir=str(Path(cfg0.run_dir).parent),
     )
     for v in views:
         v.to(trainer.strategy.root_device)
     log.info("vectorised run: %d models (%s) on %s", len(cfgs_s),
              ", ".join(f"{c.activation.name}/seed{c.seed}" for c in cfgs_s), trainer.strategy.root_device)
     t0 = time.perf_counter()
-    trainer.fit(lit, datamodule=dm)
-    train_seconds = time.perf_counter() - t0
+    trainer.fit(lit, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    train_seconds = ckpt_cb.train_seconds() if ckpt_cb else time.perf_counter() - t0
     test = None
     if not all(recorder.diverged):
         trainer.test(lit, datamodule=dm, verbose=False)
@@ -626,7 +679,8 @@ def fit_many(cfgs: list[DictConfig]) -> list[dict]:
         if splits.task == "regression":
             t.pop("test_acc", None)
         s = make_summary(c, splits.task, recorder.rows[k], t, recorder.diverged[k], train_seconds / len(cfgs),
-                         sum(p.numel() for p in nets[k].parameters()), device)
+                         sum(p.numel() for p in nets[k].parameters()), device,
+                         resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0)
         s["vectorized"] = {"k": len(cfgs), "job_train_seconds": train_seconds}
         atomic.write_json(Path(c.run_dir) / "summary.json", s)
         summaries.append(s)
