@@ -13,8 +13,11 @@ from pathlib import Path
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path in the target's directory; rename it onto `path` on success."""
+def atomic_path(path: str | os.PathLike, durable: bool = True):
+    """Yield a temporary path in the target's directory; rename it onto `path` on success.
+
+    The rename alone makes the write atomic for a killed process; `durable` also fsyncs the data
+    first, so the file survives a power loss too (skipped for cheap, re-creatable side files)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -22,16 +25,17 @@ def atomic_path(path: str | os.PathLike):
     os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
     try:
         yield Path(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        if durable:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_text(path, text: str) -> None:
-    with atomic_path(path) as tmp:
+def write_text(path, text: str, durable: bool = True) -> None:
+    with atomic_path(path, durable) as tmp:
         tmp.write_text(text)
 
 

@@ -22,6 +22,7 @@ Writes into the run directory (``hydra.run.dir``, = ``run_dir`` in conf/config.y
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -128,6 +129,7 @@ def _int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+@functools.cache  # one process runs one version of the code: ask git once, not twice per run
 def git_state() -> tuple[str, bool]:
     """(commit, dirty) of the repository the code runs from; ('unknown', False) outside git."""
     here = Path(__file__).resolve().parent
@@ -265,7 +267,7 @@ def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
     if splits is None:
         splits = data.load(cfg.data)  # verified before anything is written: bad data leaves no run behind
     (run_dir / "summary.json").unlink(missing_ok=True)  # a rerun is unfinished until it ends
-    atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True), durable=False)
 
     quiet = cfg.trainer.progress == "quiet" or (cfg.trainer.progress == "auto" and not sys.stdout.isatty())
     if quiet:
@@ -401,9 +403,10 @@ def _hydra_files(cfg: DictConfig) -> None:
             if o.lstrip("+~").partition("=")[0] not in ("seed", "seeds", "activation", "activations")]
     hdir = Path(cfg.run_dir) / ".hydra"
     hdir.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(hdir / "config.yaml", OmegaConf.to_yaml(cfg))
+    atomic.write_text(hdir / "config.yaml", OmegaConf.to_yaml(cfg), durable=False)
     own = [f"activation={cfg.activation.name}", f"seed={cfg.seed}"]
-    atomic.write_text(hdir / "overrides.yaml", yaml.safe_dump([*own, *task], default_flow_style=False))
+    atomic.write_text(hdir / "overrides.yaml", yaml.safe_dump([*own, *task], default_flow_style=False),
+                      durable=False)
 
 
 def run_seeds(cfg: DictConfig) -> list[dict]:

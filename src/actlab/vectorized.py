@@ -625,7 +625,7 @@ def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Spl
         run_dir = Path(c.run_dir)
         check_writable(run_dir)
         (run_dir / "summary.json").unlink(missing_ok=True)
-        atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(c, resolve=True))
+        atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(c, resolve=True), durable=False)
 
     quiet = cfg0.trainer.progress == "quiet" or (cfg0.trainer.progress == "auto" and not sys.stdout.isatty())
     if quiet:
