@@ -1,6 +1,6 @@
 # The whole study: `snakemake --cores all` (after `make setup`; activate .venv first).
 #
-#   download -> train (one job per dataset/model/activation: all seeds) -> aggregate -> statistics
+#   download -> train (group_by: one job per experiment, activation or run) -> aggregate -> statistics
 #   depth_study                                                               |           |
 #        \----------------------> fig_* (one rule per figure) <---------------+-----------/
 #                                        |
