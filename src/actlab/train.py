@@ -188,6 +188,27 @@ def config_hash(cfgs: list[DictConfig]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def setup_runtime(tr: DictConfig) -> bool:
+    """Process-wide settings of a training job from the trainer config: quiet Lightning logs when not
+    on a terminal, drop warnings that do not apply, torch threads, CUDA numerics. Returns `quiet`."""
+    import torch
+
+    quiet = tr.progress == "quiet" or (tr.progress == "auto" and not sys.stdout.isatty())
+    if quiet:
+        for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    # Per-step logging is off by design (epoch metrics only); a torch-internal deprecation raised inside
+    # Lightning; no DataLoader workers by design (tensors on the device); a rerun or resumed run finds
+    # Lightning's own logs/ from before (they are rewritten).
+    for message in (".*smaller than the logging interval.*", ".*isinstance\\(treespec, LeafSpec\\).*",
+                    ".*does not have many workers.*", ".*exists and is not empty. Previous log files.*"):
+        warnings.filterwarnings("ignore", message=message)
+    if tr.threads:
+        torch.set_num_threads(int(tr.threads))
+    gpu_numerics(tr)
+    return quiet
+
+
 def gpu_numerics(tr: DictConfig) -> None:
     """CUDA numerics from the trainer config (no-op on CPU): TF32 only when asked for (torch's default
     for cuDNN convolutions is TF32 on: switched off here so fp32 means fp32), cuDNN autotuning off when
@@ -255,7 +276,6 @@ def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
     summary.json is written, unless ``keep_checkpoint`` (run_seeds deletes it when the whole job ends).
     ``splits``: the data of ``cfg.data``, already loaded (else loaded here)."""
     import pytorch_lightning as pl
-    import torch
 
     from actlab import atomic, data, models, probes
     from actlab.callbacks import EpochRecorder
@@ -269,19 +289,7 @@ def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
     (run_dir / "summary.json").unlink(missing_ok=True)  # a rerun is unfinished until it ends
     atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True), durable=False)
 
-    quiet = cfg.trainer.progress == "quiet" or (cfg.trainer.progress == "auto" and not sys.stdout.isatty())
-    if quiet:
-        for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    # Lightning warnings that do not apply: per-step logging is off by design (epoch metrics only),
-    # and a torch-internal deprecation raised inside Lightning itself.
-    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
-    # a rerun or resumed run finds Lightning's own logs/ from before: expected, they are rewritten
-    warnings.filterwarnings("ignore", message=".*exists and is not empty. Previous log files.*")
-    if cfg.trainer.threads:
-        torch.set_num_threads(int(cfg.trainer.threads))
-    gpu_numerics(cfg.trainer)
+    quiet = setup_runtime(cfg.trainer)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     model = models.build(cfg.model, splits.in_shape, splits.num_outputs, cfg.activation.name, act_params(cfg))

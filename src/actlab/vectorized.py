@@ -35,7 +35,6 @@ import logging
 import math
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -46,7 +45,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from actlab import atomic, data, models, probes
-from actlab.data import IndexBatches, Splits
+from actlab.data import Splits
+from actlab.module import TensorData
 
 log = logging.getLogger(__name__)
 
@@ -240,28 +240,15 @@ class StackedBatches:
             yield [order[:, i * b:(i + 1) * b] for i in range(c, min(c + self.chunk, self.n_batches))]
 
 
-class VecData(pl.LightningDataModule):
+class VecData(TensorData):
     """All splits on the device; training batches are per-model index chunks, evaluation batches are
-    shared (every model is evaluated on the same contiguous slices, as TensorData does)."""
+    shared (every model is evaluated on the same contiguous slices, as TensorData does). Device
+    placement, evaluation loaders and the data-order state in checkpoints come from TensorData."""
 
     def __init__(self, splits: Splits, batch_size: int, seeds: list[int], chunk: int,
                  eval_batch_size: int = 4096):
-        super().__init__()
-        self.splits, self.batch_size, self.seeds, self.chunk = splits, batch_size, seeds, chunk
-        self.eval_batch_size = eval_batch_size
-        self._train: StackedBatches | None = None
-        self._train_state: dict | None = None  # from a checkpoint, applied when the loader is made
-
-    def state_dict(self) -> dict:
-        return {"train": self._train.state_dict()} if self._train is not None else {}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._train_state = state.get("train")
-
-    def setup(self, stage: str) -> None:
-        device = self.trainer.strategy.root_device
-        if self.splits.x_train.device != device:
-            self.splits = self.splits.to(device)
+        super().__init__(splits, batch_size, seeds[0], eval_batch_size)
+        self.seeds, self.chunk = seeds, chunk
 
     def train_dataloader(self):
         self._train = StackedBatches(len(self.splits.x_train), self.batch_size, self.seeds, self.chunk,
@@ -269,12 +256,6 @@ class VecData(pl.LightningDataModule):
         if self._train_state is not None:
             self._train.load_state_dict(self._train_state)
         return self._train
-
-    def val_dataloader(self):
-        return IndexBatches(self.splits.x_val, self.splits.y_val, self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self):
-        return IndexBatches(self.splits.x_test, self.splits.y_test, self.eval_batch_size, shuffle=False)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -601,7 +582,7 @@ def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Spl
     in the job's hydra.run.dir); resumed from when it holds a checkpoint of exactly these configs.
     Left in place (the caller deletes it when the whole job is done). None: no checkpoints.
     ``splits``: the data of the configs' ``data``, already loaded (else loaded here)."""
-    from actlab.train import act_params, check_writable, gpu_numerics, make_summary, resume_checkpoint, validate
+    from actlab.train import act_params, check_writable, make_summary, resume_checkpoint, setup_runtime, validate
 
     for c in cfgs:
         validate(c)
@@ -627,17 +608,8 @@ def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Spl
         (run_dir / "summary.json").unlink(missing_ok=True)
         atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(c, resolve=True), durable=False)
 
-    quiet = cfg0.trainer.progress == "quiet" or (cfg0.trainer.progress == "auto" and not sys.stdout.isatty())
-    if quiet:
-        for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    if cfg0.trainer.threads:
-        torch.set_num_threads(int(cfg0.trainer.threads))
     tr = cfg0.trainer
-    gpu_numerics(tr)
+    quiet = setup_runtime(tr)
 
     nets = []
     for c in cfgs_s:  # each model's initialisation, exactly as its single run draws it
