@@ -23,13 +23,10 @@ def fmt_p(p: float) -> str:
 
 
 def main(argv=None) -> None:
-    p = figlib.parser(__doc__.split("\n")[0])
+    p = figlib.parser(__doc__.split("\n")[0], experiment=True)
     p.add_argument("--summary", required=True)
     p.add_argument("--accuracy", required=True, help="results/stats/accuracy.csv")
     p.add_argument("--vs-baseline", required=True, help="results/stats/vs_relu.csv")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--activations", nargs="+", required=True)
     p.add_argument("--baseline", default="relu")
     args = p.parse_args(argv)
     figlib.setup()

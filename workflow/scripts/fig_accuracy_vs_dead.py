@@ -14,11 +14,8 @@ PANELS = (("final_dead_fraction", "dead units after training"),
 
 
 def main(argv=None) -> None:
-    p = figlib.parser(__doc__.split("\n")[0])
+    p = figlib.parser(__doc__.split("\n")[0], experiment=True)
     p.add_argument("--summary", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--activations", nargs="+", required=True)
     args = p.parse_args(argv)
     figlib.setup()
     runs = figlib.subset(pd.read_parquet(args.summary), args.dataset, args.model, args.summary)

@@ -16,11 +16,8 @@ METRICS = {"dead_fraction": ("dead", "-"), "dormant_fraction": ("dormant", "--")
 
 
 def main(argv=None) -> None:
-    p = figlib.parser(__doc__.split("\n")[0])
+    p = figlib.parser(__doc__.split("\n")[0], experiment=True)
     p.add_argument("--curves", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--activations", nargs="+", required=True)
     args = p.parse_args(argv)
     figlib.setup()
     df = figlib.subset(pd.read_parquet(args.curves), args.dataset, args.model, args.curves)

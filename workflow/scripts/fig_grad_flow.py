@@ -19,11 +19,8 @@ def layer_key(name: str):
 
 
 def main(argv=None) -> None:
-    p = figlib.parser(__doc__.split("\n")[0])
+    p = figlib.parser(__doc__.split("\n")[0], experiment=True)
     p.add_argument("--curves", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--activations", nargs="+", required=True)
     p.add_argument("--metric", default="grad_norm")
     args = p.parse_args(argv)
     figlib.setup()

@@ -27,11 +27,8 @@ def band(df: pd.DataFrame, column: str, error: bool) -> pd.DataFrame:
 
 
 def main(argv=None) -> None:
-    p = figlib.parser(__doc__.split("\n")[0])
+    p = figlib.parser(__doc__.split("\n")[0], experiment=True)
     p.add_argument("--curves", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--activations", nargs="+", required=True)
     p.add_argument("--baseline", default="relu")
     args = p.parse_args(argv)
     figlib.setup()

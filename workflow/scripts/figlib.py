@@ -50,9 +50,14 @@ def setup() -> None:
                          "figure.dpi": 100, "savefig.dpi": 150})
 
 
-def parser(description: str) -> argparse.ArgumentParser:
+def parser(description: str, experiment: bool = False) -> argparse.ArgumentParser:
+    """--out, and with `experiment` the (dataset, model) the figure is about and its activations."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--out", nargs="+", required=True, type=Path, help="output files: .png and/or .svg")
+    if experiment:
+        p.add_argument("--dataset", required=True)
+        p.add_argument("--model", required=True)
+        p.add_argument("--activations", nargs="+", required=True)
     return p
 
 
