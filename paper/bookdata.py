@@ -512,14 +512,9 @@ def cost_verdict(ratio: float, p_holm: float, diff: float, noticeable: float = N
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from actlab.timing import cpu_name
+
+    cpu = cpu_name()
     mem = math.nan
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

@@ -93,15 +93,21 @@ class LitModel(pl.LightningModule):
             (no_decay if p.ndim <= 1 or id(p) in act_params else decay).append(p)
         groups = [{"params": decay, "weight_decay": cfg.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
-        if cfg.name == "adam":
-            opt = torch.optim.Adam(groups, lr=cfg.lr)
-        elif cfg.name == "sgd":
-            opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum or 0.0)
-        else:
-            raise ValueError(f"unknown optimizer {cfg.name!r}; valid: adam, sgd")
-        if cfg.schedule == "none":
-            return opt
-        if cfg.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.max_epochs)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: none, cosine")
+        return make_optimizer(groups, cfg, self.max_epochs)
+
+
+def make_optimizer(groups: list[dict], cfg, max_epochs: int, **opt_kwargs):
+    """Adam or SGD + momentum over `groups`, with the optional per-epoch cosine schedule, in the form
+    `configure_optimizers` returns (shared by LitModel and the vectorised trainer)."""
+    if cfg.name == "adam":
+        opt = torch.optim.Adam(groups, lr=cfg.lr, **opt_kwargs)
+    elif cfg.name == "sgd":
+        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum or 0.0, **opt_kwargs)
+    else:
+        raise ValueError(f"unknown optimizer {cfg.name!r}; valid: adam, sgd")
+    if cfg.schedule == "none":
+        return opt
+    if cfg.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max_epochs)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: none, cosine")

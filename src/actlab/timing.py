@@ -109,15 +109,19 @@ def median_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float, flo
 # the machine
 
 
-def machine(device: torch.device) -> dict:
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what `platform` knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: torch.device) -> dict:
+    cpu = cpu_name()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
     return {"threads": torch.get_num_threads(), "device": device.type, "device_name": name, "cpu": cpu,
             "torch": torch.__version__, "python": platform.python_version()}

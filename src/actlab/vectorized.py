@@ -46,7 +46,7 @@ from torch import nn
 
 from actlab import atomic, data, models, probes
 from actlab.data import Splits
-from actlab.module import TensorData
+from actlab.module import TensorData, make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -408,18 +408,7 @@ class VecLitModel(pl.LightningModule):
         dev = decay[0].device.type
         # Fused kernels: one pass over the stacked tensors (CPU and CUDA); elementwise, as per model.
         fused = {"fused": True} if dev in ("cpu", "cuda") and decay[0].dtype == torch.float32 else {}
-        if cfg.name == "adam":
-            opt = torch.optim.Adam(groups, lr=cfg.lr, **fused)
-        elif cfg.name == "sgd":
-            opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum or 0.0, **fused)
-        else:
-            raise ValueError(f"unknown optimizer {cfg.name!r}; valid: adam, sgd")
-        if cfg.schedule == "none":
-            return opt
-        if cfg.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.max_epochs)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: none, cosine")
+        return make_optimizer(groups, cfg, self.max_epochs, **fused)
 
 
 # ------------------------------------------------------------------------------------------------
