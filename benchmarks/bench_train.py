@@ -12,9 +12,11 @@ floats, 10 classes) and the study's 784-128-10 MLP (ReLU, He init, Adam 1e-3):
   vec K=k     actlab.vectorized: k models (seeds 0..k-1) in one Lightning run
 Per-model epoch time = (training-epoch wall time) / k, validation and probes off, median over the
 timed epochs of all repeats (the first epoch of each arm is a warm-up and is not timed); "vs
-plain" = plain's per-model time / this arm's (throughput ratio). The FLOP limit is
-6 * params * samples (forward + backward) at the fp32 matmul rate measured here with a large GEMM;
-"of peak" = limit / measured (1.0 would be the whole epoch at peak matmul speed).
+plain" = plain's per-model time / this arm's (throughput ratio). The FLOP limit is the epoch's
+matmul FLOPs (forward 2*in*out per sample and layer, weight gradient the same, input gradient the
+same except for the first layer, which needs none: 409,088 FLOP per sample, i.e. 4.02 * params)
+at the fp32 rate measured here with a large GEMM; "of peak" = limit / measured (1.0 = the whole
+epoch at the large-GEMM rate, nothing else costing anything).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import platform
 import statistics
 import time
 import warnings
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -37,6 +40,9 @@ from omegaconf import OmegaConf
 from actlab import models, vectorized
 from actlab.data import Splits
 from actlab.module import LitModel, TensorData
+from actlab.train import setup_runtime
+
+ROOT = Path(__file__).resolve().parents[1]
 
 IN, WIDTH, OUT = 784, 128, 10
 MODEL_CFG = OmegaConf.create({"name": "mlp", "depth": 1, "width": WIDTH, "fc_width": None, "init": None})
@@ -44,14 +50,25 @@ OPTIM_CFG = OmegaConf.create({"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "
                               "schedule": "none"})
 
 
+DEVICE = torch.device("cpu")  # set by main (--device)
+
+
+def sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
-    """Median fp32 GEMM rate (GFLOP/s) of an n x n x n matmul."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    """Median fp32 GEMM rate (GFLOP/s) of an n x n x n matmul on DEVICE (8192 on a GPU)."""
+    n = 8192 if DEVICE.type == "cuda" else n
+    a, b = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
     a @ b
     times = []
     for _ in range(repeats):
+        sync()
         t = time.perf_counter()
         a @ b
+        sync()
         times.append(time.perf_counter() - t)
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
@@ -61,16 +78,23 @@ def make_splits(n: int, seed: int = 0) -> Splits:
     x = torch.randn(n, 1, 28, 28, generator=g)
     y = torch.randint(0, OUT, (n,), generator=g)
     xv, yv = x[:256].clone(), y[:256].clone()
-    return Splits(x, y, xv, yv, xv, yv, "classification", OUT)
+    return Splits(x, y, xv, yv, xv, yv, "classification", OUT).to(DEVICE)
 
 
 def build(seed: int):
     pl.seed_everything(seed, verbose=False)
-    return models.build(MODEL_CFG, (1, 28, 28), OUT, "relu", {})
+    return models.build(MODEL_CFG, (1, 28, 28), OUT, "relu", {}).to(DEVICE)
 
 
 def n_params() -> int:
     return sum(p.numel() for p in build(0).parameters())
+
+
+def matmul_flops_per_sample() -> int:
+    """Forward + weight-gradient + input-gradient matmul FLOPs of one sample (no input gradient for
+    the first layer: the data need none)."""
+    layers = [m for m in build(0).modules() if isinstance(m, torch.nn.Linear)]
+    return sum(2 * m.in_features * m.out_features * (2 if i == 0 else 3) for i, m in enumerate(layers))
 
 
 def plain_epochs(splits: Splits, batch: int, epochs: int, fused: bool = False) -> list[float]:
@@ -82,14 +106,16 @@ def plain_epochs(splits: Splits, batch: int, epochs: int, fused: bool = False) -
     gen = torch.Generator().manual_seed(0)
     out = []
     for _ in range(epochs):
+        sync()
         t = time.perf_counter()
-        order = torch.randperm(len(x), generator=gen)
+        order = torch.randperm(len(x), generator=gen).to(DEVICE)
         for i in range(0, len(x), batch):
             idx = order[i:i + batch]
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        sync()
         out.append(time.perf_counter() - t)
     return out
 
@@ -99,16 +125,18 @@ class EpochTimer(pl.Callback):
         self.times = []
 
     def on_train_epoch_start(self, trainer, pl_module):
+        sync()
         self._t = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module):
+        sync()
         self.times.append(time.perf_counter() - self._t)
         if hasattr(pl_module, "finish_train_epoch"):
             pl_module.finish_train_epoch()
 
 
 def _trainer(epochs: int, timer: EpochTimer) -> pl.Trainer:
-    return pl.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, deterministic=True, precision="32-true",
+    return pl.Trainer(accelerator=DEVICE.type, devices=1, max_epochs=epochs, deterministic=True, precision="32-true",
                       logger=False, callbacks=[timer], enable_progress_bar=False, enable_model_summary=False,
                       enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0)
 
@@ -142,25 +170,31 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--repeats", type=int, default=1, help="rounds over all arms (interleaved); medians over all")
     ap.add_argument("--quick", action="store_true", help="10,000 samples, K = 1 5, one timed epoch")
+    ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     args = ap.parse_args()
     if args.quick:
         args.samples, args.ks, args.epochs = 10_000, [1, 5], 1
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    global DEVICE
+    DEVICE = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    # The process-wide settings actlab.train makes for a run (threads, deterministic-mode details,
+    # CUDA numerics: TF32 off), from the real trainer config.
+    tr = OmegaConf.load(ROOT / "conf" / "trainer" / "default.yaml")
+    tr.progress, tr.threads = "quiet", args.threads
+    setup_runtime(tr)
     warnings.filterwarnings("ignore")
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else \
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    print(f"# {where}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d %H:%M')}, load average {load:.1f}"
           f"{'  (machine busy: expect noise; --threads 1 suffers least)' if load > (os.cpu_count() or 1) else ''}")
     splits = make_splits(args.samples)
     p = n_params()
     peak = matmul_gflops()
-    flops = 6 * p * args.samples
-    print(f"# fp32 matmul {peak:.0f} GFLOP/s (2048^3 GEMM, median); MLP 784-128-10 = {p} params; "
-          f"6*params*samples = {flops / 1e9:.1f} GFLOP/epoch -> limit {flops / peak / 1e9:.3f} s/epoch")
+    flops = matmul_flops_per_sample() * args.samples
+    print(f"# fp32 matmul {peak:.0f} GFLOP/s (large GEMM, median); MLP 784-128-10 = {p} params; "
+          f"matmul FLOPs {flops / 1e9:.1f} GFLOP/epoch -> limit {flops / peak / 1e9:.3f} s/epoch")
     limit = flops / peak / 1e9
     print(f"{'arm':<16}{'batch':>6}{'s/epoch/model':>15}{'vs plain':>10}{'of peak':>9}"
           "   timed epochs (s, all k models)")

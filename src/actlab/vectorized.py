@@ -204,7 +204,9 @@ def per_model_losses(out: torch.Tensor, y: torch.Tensor, task: str,
         y = y.unsqueeze(0).expand(k, *y.shape)
     if task == "regression":
         return (out - y).pow(2).flatten(1).mean(1), None
-    losses = F.cross_entropy(out.reshape(k * b, -1), y.reshape(k * b), reduction="none").view(k, b).mean(1)
+    # (K, C, B): the class dim is reduced across the contiguous batch dim (CPU log_softmax over a
+    # last dim of 10 classes is ~3x slower than over dim 1 with 128 samples per vector run).
+    losses = F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(1)
     correct = (out.argmax(-1) == y).sum(1)
     return losses, correct
 
