@@ -166,12 +166,30 @@ def measure_units(model: nn.Module, x: torch.Tensor, activation: str, tol: float
     return rows
 
 
-class DeadUnits(pl.Callback):
+class _ProbeTable:
+    """A probe's rows, written to `path` atomically at most every `flush_seconds` (always when forced)."""
+
+    columns: list[str]
+    path: Path
+    rows: list[dict]
+    flush_seconds: float
+    _last_write: float
+
+    def flush(self, force: bool) -> None:
+        now = time.monotonic()
+        if self.rows and (force or now - self._last_write >= self.flush_seconds):
+            atomic.write_csv(self.path, pd.DataFrame(self.rows, columns=self.columns))
+            self._last_write = now
+
+
+class DeadUnits(_ProbeTable, pl.Callback):
     """Dead, tau-dormant and saturated units per hidden activation layer -> dead_units.csv.
 
     probe_x: the probe inputs; default = the first probe_size samples of the datamodule's
     validation split (``trainer.datamodule.splits.x_val``), fixed for the whole run.
     """
+
+    columns = DEAD_COLUMNS
 
     def __init__(self, path: Path, activation: str, probe_size: int = 512, every_n_epochs: int = 1,
                  tol: float = 1e-6, tau: float = 0.1, probe_x: torch.Tensor | None = None,
@@ -199,13 +217,7 @@ class DeadUnits(pl.Callback):
         for r in measure_units(_net(pl_module), x, self.activation, self.tol, self.tau):
             self.rows.append({"epoch": epoch, **r})
         self._measured.add(epoch)
-        self._flush(force=False)
-
-    def _flush(self, force: bool) -> None:
-        now = time.monotonic()
-        if self.rows and (force or now - self._last_write >= self.flush_seconds):
-            atomic.write_csv(self.path, pd.DataFrame(self.rows, columns=DEAD_COLUMNS))
-            self._last_write = now
+        self.flush(force=False)
 
     # Rows so far travel in a resume checkpoint (actlab.callbacks.ResumeCheckpoint).
     def state_dict(self) -> dict:
@@ -229,7 +241,7 @@ class DeadUnits(pl.Callback):
     def on_train_end(self, trainer, pl_module):
         if self._epochs_done not in self._measured:  # always the final state
             self.measure(trainer, pl_module, self._epochs_done)
-        self._flush(force=True)
+        self.flush(force=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -251,24 +263,26 @@ def grad_flow_stats(grads: list[torch.Tensor], before: list[torch.Tensor],
 GRAD_METRICS = ("grad_norm", "grad_abs_mean", "weight_norm", "update_ratio")
 
 
-class GradFlow(pl.Callback):
+class GradFlow(_ProbeTable, pl.Callback):
     """Per-weight-layer gradient norms and update-to-weight ratios -> grad_flow.csv."""
+
+    columns = GRAD_COLUMNS
 
     def __init__(self, path: Path, every_n_steps: int = 25, flush_seconds: float = 30.0):
         self.path, self.every, self.flush_seconds = Path(path), every_n_steps, flush_seconds
         self.rows: list[dict] = []
         self._step = 0  # optimizer steps seen
-        self._recorded = 0  # last step written to rows
+        self.recorded = 0  # last step written to rows
         self._epoch = 1
         self._last_write = -float("inf")
 
     def state_dict(self) -> dict:
-        return {"rows": [dict(r) for r in self.rows], "step": self._step, "recorded": self._recorded,
+        return {"rows": [dict(r) for r in self.rows], "step": self._step, "recorded": self.recorded,
                 "epoch": self._epoch}
 
     def load_state_dict(self, state: dict) -> None:
         self.rows = [dict(r) for r in state["rows"]]
-        self._step, self._recorded, self._epoch = int(state["step"]), int(state["recorded"]), int(state["epoch"])
+        self._step, self.recorded, self._epoch = int(state["step"]), int(state["recorded"]), int(state["epoch"])
 
     def on_train_start(self, trainer, pl_module):
         layers = weight_layers(_net(pl_module))
@@ -291,37 +305,33 @@ class GradFlow(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         s = self._step
-        if s > self._recorded and (s == 1 or s % self.every == 0):
+        if s > self.recorded and (s == 1 or s % self.every == 0):
             self.record()
 
     def record(self) -> None:
         """Append the rows of the most recent optimizer step (weights now hold its result)."""
         n = len(self.weights)
         stats = grad_flow_stats(self.buf[n:], self.buf[:n], self._src)
-        vals = stats.double().cpu()  # the one host sync
-        s, e = self._step, self._epoch
+        self.add_rows(self._step, self._epoch, self.names, stats.double().cpu())  # the one host sync
+
+    def add_rows(self, step: int, epoch: int, names: list[str], vals: torch.Tensor) -> None:
+        """The rows of one step from its statistics on the host, vals (len(GRAD_METRICS), layers)."""
         for i, metric in enumerate(GRAD_METRICS):
-            for j, name in enumerate(self.names):
-                self.rows.append({"step": s, "epoch": e, "layer": name, "metric": metric,
+            for j, name in enumerate(names):
+                self.rows.append({"step": step, "epoch": epoch, "layer": name, "metric": metric,
                                   "value": vals[i, j].item()})
         g = vals[0]
-        self.rows.append({"step": s, "epoch": e, "layer": f"{self.names[0]}/{self.names[-1]}",
+        self.rows.append({"step": step, "epoch": epoch, "layer": f"{names[0]}/{names[-1]}",
                           "metric": "grad_norm_first_over_last", "value": (g[0] / g[-1]).item()})
-        self._recorded = s
+        self.recorded = step
 
     def on_train_epoch_end(self, trainer, pl_module):
-        self._flush(force=False)
+        self.flush(force=False)
 
     def on_train_end(self, trainer, pl_module):
-        if self._step > self._recorded:  # the last step, from the buffers
+        if self._step > self.recorded:  # the last step, from the buffers
             self.record()
-        self._flush(force=True)
-
-    def _flush(self, force: bool) -> None:
-        now = time.monotonic()
-        if self.rows and (force or now - self._last_write >= self.flush_seconds):
-            atomic.write_csv(self.path, pd.DataFrame(self.rows, columns=GRAD_COLUMNS))
-            self._last_write = now
+        self.flush(force=True)
 
 
 # ------------------------------------------------------------------------------------------------

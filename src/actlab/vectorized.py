@@ -375,18 +375,19 @@ class VecLitModel(pl.LightningModule):
         self._reset("train")
         self.grad_flow = []
 
-    def validation_step(self, batch, batch_idx):
-        x, y = batch
+    def _eval_step(self, stage: str, batch) -> None:
+        x, y = batch  # one shared batch for all K models
         losses, correct = self._losses(x, y, True)
-        self._accumulate("val", losses, correct, len(x))
+        self._accumulate(stage, losses, correct, len(x))
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step("val", batch)
 
     def on_validation_epoch_end(self) -> None:
         self._finish("val")
 
     def test_step(self, batch, batch_idx):
-        x, y = batch
-        losses, correct = self._losses(x, y, True)
-        self._accumulate("test", losses, correct, len(x))
+        self._eval_step("test", batch)
 
     def on_test_epoch_end(self) -> None:
         self._finish("test")
@@ -435,19 +436,20 @@ class VecRecorder(pl.Callback):
         self.diverged = [False] * self.k
         self.finished = [False] * self.k
         self.epoch_probes: list[list[pl.Callback]] = []
-        self.grad_flow: list[dict | None] = []
+        # Each model's GradFlow keeps its rows and writes its table; its statistics come from the
+        # stacked step (VecLitModel), not from its own hooks.
+        self.grad_flow: list[probes.GradFlow | None] = []
         for c in cfgs:
             cbs = probes.callbacks(c.probes, Path(c.run_dir), c.activation.name)
             gf = [cb for cb in cbs if isinstance(cb, probes.GradFlow)]
             self.epoch_probes.append([cb for cb in cbs if not isinstance(cb, probes.GradFlow)])
-            self.grad_flow.append({"path": gf[0].path, "every": gf[0].every, "flush": gf[0].flush_seconds,
-                                   "rows": [], "recorded": 0, "written": -math.inf} if gf else None)
+            self.grad_flow.append(gf[0] if gf else None)
 
     # Everything recorded so far travels in a resume checkpoint: rows, divergence, the probes' rows.
     def state_dict(self) -> dict:
         return {"rows": [[dict(r) for r in rows] for rows in self.rows], "active": list(self.active),
                 "diverged": list(self.diverged), "finished": list(self.finished),
-                "grad_flow": [None if g is None else {"rows": [dict(r) for r in g["rows"]], "recorded": g["recorded"]}
+                "grad_flow": [None if g is None else {"rows": [dict(r) for r in g.rows], "recorded": g.recorded}
                               for g in self.grad_flow],
                 "epoch_probes": [[cb.state_dict() for cb in cbs] for cbs in self.epoch_probes]}
 
@@ -459,13 +461,13 @@ class VecRecorder(pl.Callback):
         self.finished = list(state["finished"])
         for g, saved in zip(self.grad_flow, state["grad_flow"]):
             if g is not None and saved is not None:
-                g["rows"], g["recorded"] = [dict(r) for r in saved["rows"]], int(saved["recorded"])
+                g.rows, g.recorded = [dict(r) for r in saved["rows"]], int(saved["recorded"])
         for cbs, saved in zip(self.epoch_probes, state["epoch_probes"]):
             for cb, st in zip(cbs, saved):
                 cb.load_state_dict(st)
 
     def grad_flow_every(self) -> int | None:
-        everies = {g["every"] for g in self.grad_flow if g is not None}
+        everies = {g.every for g in self.grad_flow if g is not None}
         if len(everies) > 1:
             raise ValueError("vectorised models must share probes.grad_flow.every_n_steps")
         return everies.pop() if everies else None
@@ -508,11 +510,11 @@ class VecRecorder(pl.Callback):
                 done_now.append(k)
             for cb in self.epoch_probes[k]:
                 cb.on_train_epoch_end(trainer, self._view(k, pl_module))
-            if self.grad_flow[k] is not None and gf_host is not None:
-                for (s, e, _), stats in zip(gf_steps, gf_host):
-                    self._gf_rows(k, s, e, stats)
-            if self.grad_flow[k] is not None:
-                self._gf_flush(k, force=False)
+            g = self.grad_flow[k]
+            if g is not None:
+                for (s, e, _), stats in zip(gf_steps, gf_host if gf_host is not None else []):
+                    g.add_rows(s, e, self.layer_names, stats[..., k])  # stats (4, L, K)
+                g.flush(force=False)
         for k in done_now:  # a diverged model ends here, as its single run would
             self._finish_model(k, trainer, pl_module, last_host)
         if self.quiet:
@@ -536,29 +538,11 @@ class VecRecorder(pl.Callback):
             cb.on_train_end(trainer, self._view(k, pl_module))
         g = self.grad_flow[k]
         if g is not None:
-            if last_host is not None and last_host[0] > g["recorded"]:
-                self._gf_rows(k, *last_host)
-            self._gf_flush(k, force=True)
+            if last_host is not None and last_host[0] > g.recorded:
+                step, epoch, stats = last_host
+                g.add_rows(step, epoch, self.layer_names, stats[..., k])
+            g.flush(force=True)
         self.finished[k] = True
-
-    def _gf_rows(self, k: int, step: int, epoch: int, stats: torch.Tensor) -> None:
-        """Rows exactly as probes.GradFlow.record writes them, for model k; stats (4, L, K)."""
-        g, names = self.grad_flow[k], self.layer_names
-        for i, metric in enumerate(probes.GRAD_METRICS):
-            for j, name in enumerate(names):
-                g["rows"].append({"step": step, "epoch": epoch, "layer": name, "metric": metric,
-                                  "value": stats[i, j, k].item()})
-        g["rows"].append({"step": step, "epoch": epoch, "layer": f"{names[0]}/{names[-1]}",
-                          "metric": "grad_norm_first_over_last",
-                          "value": (stats[0, 0, k] / stats[0, -1, k]).item()})
-        g["recorded"] = step
-
-    def _gf_flush(self, k: int, force: bool) -> None:
-        g = self.grad_flow[k]
-        now = time.monotonic()
-        if g["rows"] and (force or now - g["written"] >= g["flush"]):
-            atomic.write_csv(g["path"], pd.DataFrame(g["rows"], columns=probes.GRAD_COLUMNS))
-            g["written"] = now
 
 
 # ------------------------------------------------------------------------------------------------
