@@ -21,7 +21,6 @@ import contextlib
 import io
 import logging
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ import warnings
 
 import torch
 
-from actlab import train, vectorized
+from actlab import timing, train, vectorized
 from actlab.activations import NAMES
 from actlab.data import Splits
 
@@ -39,12 +38,6 @@ def mnist_like(n_train: int, seed: int = 0) -> Splits:
     x = lambda n: torch.randn(n, 1, 28, 28, generator=g)  # noqa: E731
     y = lambda n: torch.randint(0, 10, (n,), generator=g)  # noqa: E731
     return Splits(x(n_train), y(n_train), x(5000), y(5000), x(10_000), y(10_000), "classification", 10)
-
-
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads"
 
 
 def main() -> None:
@@ -83,17 +76,17 @@ def main() -> None:
         groups = ([args.activations] if args.group_by == "experiment" else [[a] for a in args.activations])
         jobs = [train.check_composes([*common, f"activations=[{','.join(g)}]"]) for g in groups]
         splits = mnist_like(args.samples)
-        print(f"# {device_name()}, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
+        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+        m = timing.machine(device)
+        print(f"# {m['device_name']}, {os.cpu_count()} CPUs, {m['threads']} threads, torch {m['torch']}, "
+              f"{time.strftime('%Y-%m-%d %H:%M')}")
         print(f"# {len(args.activations)} activations x {args.seeds} seeds x {args.epochs} epochs, "
               f"{args.samples} samples, batch 128, MLP 8x128, {args.precision}, tf32={args.tf32}, "
               f"compile={args.compile}, probes={'off' if args.no_probes else 'on'}, group_by={args.group_by}")
         t0 = time.perf_counter()
         job_seconds = []
         for job in jobs:
-            cfgs = train.job_configs(job)
-            max_k = job.get("vectorize_max_k") or len(cfgs)
-            for i in range(0, len(cfgs), max_k):
-                part = cfgs[i:i + max_k]
+            for part in train.vectorized_parts(job, train.job_configs(job)):
                 with contextlib.redirect_stdout(io.StringIO()):
                     s = vectorized.fit_many(part, splits=splits)
                 job_seconds.append((len(part), s[0]["vectorized"]["job_train_seconds"]))

@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import logging
 import math
 import os
-import platform
 import statistics
 import time
 import warnings
@@ -37,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from actlab import models, vectorized
+from actlab import models, timing, vectorized
 from actlab.data import Splits
 from actlab.module import LitModel, TensorData
 from actlab.train import setup_runtime
@@ -184,8 +182,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
-    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else \
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    where = f"{timing.machine(DEVICE)['device_name']}, {os.cpu_count()} CPUs"
     print(f"# {where}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d %H:%M')}, load average {load:.1f}"
           f"{'  (machine busy: expect noise; --threads 1 suffers least)' if load > (os.cpu_count() or 1) else ''}")

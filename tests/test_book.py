@@ -14,7 +14,6 @@ import functools
 import html.parser
 import http.server
 import importlib
-import json
 import os
 import re
 import shutil

@@ -16,9 +16,9 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from actlab import vectorized
+from test_vectorized import METRICS
+from test_vectorized import _cfgs as _runs_cfgs
 
-FAST = ["trainer.max_epochs=2", "trainer.progress=quiet", "trainer.threads=1", "probes.grad_flow.every_n_steps=5"]
-METRICS = ["train_loss", "train_acc", "val_loss", "val_acc"]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 # Every way a tensor value reaches Python (each one waits for the device to finish).
@@ -39,11 +39,12 @@ class NoHostSync(TorchFunctionMode):
 
 
 def _cfgs(compose, tmp, sub, seeds=(0, 1, 2), extra=()):
-    return [compose(f"seed={s}", "activation=relu", f"run_dir={tmp}/{sub}/{s}", *FAST, *extra) for s in seeds]
+    """ReLU runs of `seeds` (test_vectorized's fast settings) in tmp/sub/relu-<seed>."""
+    return _runs_cfgs(compose, tmp, sub, [(s, "relu") for s in seeds], extra)
 
 
 def _metrics(tmp, sub, seeds=(0, 1, 2)):
-    return np.stack([pd.read_csv(tmp / sub / str(s) / "metrics.csv")[METRICS].to_numpy() for s in seeds])
+    return np.stack([pd.read_csv(tmp / sub / f"relu-{s}" / "metrics.csv")[METRICS].to_numpy() for s in seeds])
 
 
 def _guard_training_step(monkeypatch, make_guard):

@@ -444,8 +444,7 @@ def run_seeds(cfg: DictConfig) -> list[dict]:
     if vectorize:
         from actlab import vectorized
 
-        max_k = cfg.get("vectorize_max_k") or len(cfgs)
-        parts = [cfgs[i:i + max_k] for i in range(0, len(cfgs), max_k)]
+        parts = vectorized_parts(cfg, cfgs)
         for i, part in enumerate(parts):
             # The stacked checkpoint of a vectorised run covers several run dirs: it lives in the
             # job's own dir (hydra.run.dir), one file per vectorised part.
@@ -463,6 +462,12 @@ def run_seeds(cfg: DictConfig) -> list[dict]:
     for path in checkpoints:
         path.unlink(missing_ok=True)
     return summaries
+
+
+def vectorized_parts(cfg: DictConfig, cfgs: list[DictConfig]) -> list[list[DictConfig]]:
+    """The job's runs `cfgs` in vectorised runs of at most ``vectorize_max_k`` models, in order."""
+    max_k = cfg.get("vectorize_max_k") or len(cfgs)
+    return [cfgs[i:i + max_k] for i in range(0, len(cfgs), max_k)]
 
 
 def _job_output_dir(cfg: DictConfig) -> Path:
