@@ -1,6 +1,7 @@
 """The vectorised trainer (actlab.vectorized) = K separate runs, to floating-point tolerance."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -125,6 +126,44 @@ def test_data_order_is_the_single_runs():
         got = [idx for chunk in batches for idx in chunk]  # (K, b) each
         for k, ref in enumerate(refs):
             assert [g[k].tolist() for g in got] == [yb.tolist() for _, yb in ref]
+
+
+_OPTIMIZERS = {
+    "adam": lambda ps: torch.optim.Adam(ps, lr=1e-2, fused=True),
+    "adam, two groups, L2 decay": lambda ps: torch.optim.Adam(
+        [{"params": ps[:1], "weight_decay": 0.1}, {"params": ps[1:], "weight_decay": 0.0}], lr=1e-2, fused=True),
+    "adamw": lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=0.1, fused=True),
+    "adam, not fused": lambda ps: torch.optim.Adam(ps, lr=1e-2),
+    "sgd": lambda ps: torch.optim.SGD(ps, lr=1e-2, momentum=0.9, weight_decay=0.1),
+}
+
+
+@pytest.mark.parametrize("name", list(_OPTIMIZERS))
+def test_direct_step_is_opt_step(name):
+    """DirectStep(grads) = setting .grad and opt.step(), bit for bit, also after the optimizer's state
+    is replaced (a resume loads a checkpoint into it)."""
+    make = _OPTIMIZERS[name]
+    g = torch.Generator().manual_seed(0)
+    ref = [torch.nn.Parameter(torch.randn(*shape, generator=g)) for shape in ((3, 4), (4,), (2,))]
+    mine = [torch.nn.Parameter(p.detach().clone()) for p in ref]
+    opt_ref, opt = make(ref), make(mine)
+    step = vectorized.DirectStep(opt, mine)
+    for i in range(6):
+        grads = [torch.randn(p.shape, generator=g) for p in ref]
+        for p, gr in zip(ref, grads):
+            p.grad = gr.clone()
+        opt_ref.step()
+        step(tuple(grads))
+        if i == 2:  # a resume: new state tensors; the cached lists must follow
+            opt.load_state_dict(copy.deepcopy(opt_ref.state_dict()))
+        for a, b in zip(ref, mine):
+            assert torch.equal(a, b), (name, i)
+        assert all(p.grad is None for p in mine)
+    # the fused Adam path really bypassed opt.step() once its state existed
+    assert (step._state is opt.state) == (name in ("adam", "adam, two groups, L2 decay", "adamw"))
+    for a, b in zip(opt_ref.state_dict()["state"].values(), opt.state_dict()["state"].values()):
+        for key in a:
+            assert torch.equal(torch.as_tensor(a[key]), torch.as_tensor(b[key])), (name, key)
 
 
 def test_unsupported_and_incompatible(compose, tmp_path):
