@@ -1,6 +1,6 @@
 """Training throughput: plain PyTorch loop vs one Lightning run vs the vectorised trainer.
 
-    python benchmarks/bench_train.py                 # full: 54,000 x 784, K = 1 5 10 25, batch 32 and 128
+    python benchmarks/bench_train.py                 # full: 54,000 x 784, K = 1 5 10 16 25, batch 32 and 128
     python benchmarks/bench_train.py --quick         # 10,000 samples, K = 1 5, one epoch timed
     python benchmarks/bench_train.py --threads 1 --repeats 3 --samples 20000
 
@@ -161,7 +161,7 @@ def vectorized_epochs(splits: Splits, batch: int, epochs: int, k: int, steps_per
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=54_000)
-    ap.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 25])
+    ap.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 16, 25])
     ap.add_argument("--batches", type=int, nargs="+", default=[32, 128])
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs per arm (after one warm-up epoch)")
     ap.add_argument("--steps-per-call", type=int, default=32, help="trainer.steps_per_call of the vectorised run")

@@ -2,9 +2,10 @@
 
 A sweep is hundreds of small, identical-shape trainings; one at a time they are bound by per-step
 overhead (Python, autograd, optimizer, Lightning). Here K models (different seeds and, optionally,
-different activations) are stacked: every Linear layer holds a (K, out, in) weight and runs as one
+different activations) are stacked: every Linear layer holds a (K, in, out) weight and runs as one
 `torch.baddbmm`, the K losses are summed (the gradient of the sum w.r.t. model k's slice is model
-k's own gradient), and one optimizer steps the stacked parameters. Adam and SGD(+momentum) are
+k's own gradient), and one optimizer steps the stacked parameters (fused Adam's kernels called
+directly with the gradients autograd returns: `DirectStep`). Adam and SGD(+momentum) are
 elementwise, so one optimizer over stacked tensors is exactly K optimizers; weight decay groups are
 kept as in `actlab.module.LitModel` (weights decayed; biases and PReLU slopes never).
 
