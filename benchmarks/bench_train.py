@@ -7,7 +7,8 @@
 Everything is measured in this one process, on MNIST-shaped random data (N x 784 standardised
 floats, 10 classes) and the study's 784-128-10 MLP (ReLU, He init, Adam 1e-3):
   plain       a hand-written PyTorch loop (index gather, forward, backward, Adam), one model;
-              "plain fusedAdam": the same with torch's fused Adam kernel
+              "plain fusedAdam": the same with torch's fused Adam kernel; "DataLoader loop": the
+              textbook loop (DataLoader over a TensorDataset), slower, shown for context
   lightning   actlab's LitModel + TensorData in a pl.Trainer configured as actlab.train configures it
   vec K=k     actlab.vectorized: k models (seeds 0..k-1) in one Lightning run
 Per-model epoch time = (training-epoch wall time) / k, validation and probes off, median over the
@@ -118,6 +119,29 @@ def plain_epochs(splits: Splits, batch: int, epochs: int, fused: bool = False) -
     return out
 
 
+def dataloader_epochs(splits: Splits, batch: int, epochs: int) -> list[float]:
+    """The textbook loop: the same model and Adam, batches from DataLoader(TensorDataset, shuffle=True).
+    Context only: the ratios are taken against `plain_epochs`, the faster loop."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model = build(0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(splits.x_train, splits.y_train), batch_size=batch, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    out = []
+    for _ in range(epochs):
+        sync()
+        t = time.perf_counter()
+        for xb, yb in loader:
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sync()
+        out.append(time.perf_counter() - t)
+    return out
+
+
 class EpochTimer(pl.Callback):
     def __init__(self):
         self.times = []
@@ -198,6 +222,7 @@ def main() -> None:
     for batch in args.batches:
         arms = [("plain", 1, lambda n: plain_epochs(splits, batch, n)),
                 ("plain fusedAdam", 1, lambda n: plain_epochs(splits, batch, n, fused=True)),
+                ("DataLoader loop", 1, lambda n: dataloader_epochs(splits, batch, n)),
                 ("lightning", 1, lambda n: lightning_epochs(splits, batch, n))]
         arms += [(f"vec K={k}", k, (lambda n, k=k: vectorized_epochs(splits, batch, n, k, args.steps_per_call)))
                  for k in args.ks]
