@@ -96,43 +96,34 @@ def matmul_flops_per_sample() -> int:
     return sum(2 * m.in_features * m.out_features * (2 if i == 0 else 3) for i, m in enumerate(layers))
 
 
-def plain_epochs(splits: Splits, batch: int, epochs: int, fused: bool = False) -> list[float]:
+def plain_epochs(splits: Splits, batch: int, epochs: int, fused: bool = False,
+                 dataloader: bool = False) -> list[float]:
     """A plain PyTorch loop: per-epoch seconds. Adam as LitModel makes it (torch's default
-    implementation on CPU), or fused (one kernel for all parameters)."""
+    implementation on CPU), or fused (one kernel for all parameters). dataloader=True: the textbook
+    loop, batches from DataLoader(TensorDataset, shuffle=True); context only, the ratios are taken
+    against the index-gather loop, the faster one."""
+    from torch.utils.data import DataLoader, TensorDataset
+
     model = build(0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, **({"fused": True} if fused else {}))
     x, y = splits.x_train, splits.y_train
     gen = torch.Generator().manual_seed(0)
-    out = []
-    for _ in range(epochs):
-        sync()
-        t = time.perf_counter()
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True, generator=gen)
+
+    def batches():
+        if dataloader:
+            yield from loader
+            return
         order = torch.randperm(len(x), generator=gen).to(DEVICE)
         for i in range(0, len(x), batch):
             idx = order[i:i + batch]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        sync()
-        out.append(time.perf_counter() - t)
-    return out
+            yield x[idx], y[idx]
 
-
-def dataloader_epochs(splits: Splits, batch: int, epochs: int) -> list[float]:
-    """The textbook loop: the same model and Adam, batches from DataLoader(TensorDataset, shuffle=True).
-    Context only: the ratios are taken against `plain_epochs`, the faster loop."""
-    from torch.utils.data import DataLoader, TensorDataset
-
-    model = build(0)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = DataLoader(TensorDataset(splits.x_train, splits.y_train), batch_size=batch, shuffle=True,
-                        generator=torch.Generator().manual_seed(0))
     out = []
     for _ in range(epochs):
         sync()
         t = time.perf_counter()
-        for xb, yb in loader:
+        for xb, yb in batches():
             loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -222,7 +213,7 @@ def main() -> None:
     for batch in args.batches:
         arms = [("plain", 1, lambda n: plain_epochs(splits, batch, n)),
                 ("plain fusedAdam", 1, lambda n: plain_epochs(splits, batch, n, fused=True)),
-                ("DataLoader loop", 1, lambda n: dataloader_epochs(splits, batch, n)),
+                ("DataLoader loop", 1, lambda n: plain_epochs(splits, batch, n, dataloader=True)),
                 ("lightning", 1, lambda n: lightning_epochs(splits, batch, n))]
         arms += [(f"vec K={k}", k, (lambda n, k=k: vectorized_epochs(splits, batch, n, k, args.steps_per_call)))
                  for k in args.ks]
