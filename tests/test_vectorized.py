@@ -128,6 +128,75 @@ def test_data_order_is_the_single_runs():
             assert [g[k].tolist() for g in got] == [yb.tolist() for _, yb in ref]
 
 
+def _stack(names, depth=2, out=4, seed=0):
+    """A StackedMLP of one model per activation name (depth x 16 hidden, 12 inputs), grouped as fit_many does."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"name": "mlp", "depth": depth, "width": 16, "fc_width": None, "init": None})
+    torch.manual_seed(seed)
+    nets = [models.build(cfg, (12,), out, n, {}) for n in names]
+    groups, start = [], 0
+    for i in range(1, len(names) + 1):
+        if i == len(names) or names[i] != names[start]:
+            groups.append((start, i))
+            start = i
+    return vectorized.StackedMLP(nets, groups)
+
+
+HAND = ["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "mish", "softplus", "tanh", "sigmoid"]
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("names", [[a, a] for a in HAND] + [HAND, ["relu", "relu", "gelu", "tanh", "tanh"]])
+def test_hand_backward_is_autograd(names, task):
+    """losses_and_grads = per_model_losses + autograd.grad, for every activation with a kernel in
+    ACT_BACKWARD, alone and mixed, two hidden layers, classification and regression."""
+    net = _stack(names, out=4 if task == "classification" else 3)
+    assert net.hand_backward()
+    g = torch.Generator().manual_seed(1)
+    k, b = len(names), 9
+    x = 2 * torch.randn(k, b, 12, generator=g)
+    y = torch.randint(0, 4, (k, b), generator=g) if task == "classification" else torch.randn(k, b, 3, generator=g)
+    losses, correct, grads = net.losses_and_grads(x, y, task)
+    params = [p for ps in net.decay_groups() for p in ps]
+    ref_losses, ref_correct = vectorized.per_model_losses(net(x), y, task, False)
+    ref_grads = torch.autograd.grad(ref_losses.sum(), params)
+    torch.testing.assert_close(losses, ref_losses.detach(), rtol=1e-6, atol=1e-7)
+    assert (correct is None) == (ref_correct is None)
+    if correct is not None:
+        assert torch.equal(correct, ref_correct)
+    assert len(grads) == len(ref_grads)
+    for got, ref in zip(grads, ref_grads):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-7)
+    assert all(not p.requires_grad or p.grad is None for p in params)  # nothing accumulated
+
+
+def test_hand_backward_prelu_falls_back_gelu_tanh_does_not():
+    assert not _stack(["relu", "prelu"]).hand_backward()  # the slope needs autograd
+    net = _stack(["gelu"])
+    net.acts[0].fns[0].approximate = "tanh"  # still in ACT_BACKWARD: the approximation is an argument
+    assert net.hand_backward()
+    x, y = torch.randn(1, 5, 12), torch.randint(0, 4, (1, 5))
+    _, _, grads = net.losses_and_grads(x, y, "classification")
+    ref = torch.autograd.grad(vectorized.per_model_losses(net(x), y, "classification", False)[0].sum(),
+                              [p for ps in net.decay_groups() for p in ps])
+    for got, r in zip(grads, ref):
+        torch.testing.assert_close(got, r, rtol=1e-5, atol=1e-7)
+
+
+def test_hand_backward_is_used_where_it_applies(compose, tmp_path, monkeypatch):
+    """fp32 runs of activations in ACT_BACKWARD use it; bf16 autocast and PReLU go through autograd."""
+    calls = []
+    orig = vectorized.StackedMLP.losses_and_grads
+    monkeypatch.setattr(vectorized.StackedMLP, "losses_and_grads", lambda self, *a: calls.append(1) or orig(self, *a))
+    vectorized.fit_many(_cfgs(compose, tmp_path, "fp32", [(0, "relu"), (1, "gelu")]))
+    assert len(calls) > 0
+    n = len(calls)
+    vectorized.fit_many(_cfgs(compose, tmp_path, "bf16", [(0, "relu"), (1, "relu")], ["trainer.precision=bf16-mixed"]))
+    vectorized.fit_many(_cfgs(compose, tmp_path, "prelu", [(0, "relu"), (1, "prelu")]))
+    assert len(calls) == n
+
+
 _OPTIMIZERS = {
     "adam": lambda ps: torch.optim.Adam(ps, lr=1e-2, fused=True),
     "adam, two groups, L2 decay": lambda ps: torch.optim.Adam(

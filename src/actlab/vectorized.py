@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from actlab import atomic, data, models, probes
+from actlab import activations, atomic, data, models, probes
 from actlab.data import Splits
 from actlab.module import TensorData, make_optimizer
 
@@ -93,6 +93,24 @@ def _act_key(cfg: DictConfig) -> tuple:
 # ------------------------------------------------------------------------------------------------
 # the stacked model
 
+_aten = torch.ops.aten
+# The kernel autograd runs for each activation's backward, by module type: dz = f'(z) * dh, from
+# (module, dh, z, h = f(z)). StackedMLP.losses_and_grads uses them. An activation missing here (PReLU,
+# whose slope needs a gradient of its own, or one registered later) trains through autograd instead.
+ACT_BACKWARD = {
+    nn.ReLU: lambda m, dh, z, h: _aten.threshold_backward(dh, h, 0),
+    nn.LeakyReLU: lambda m, dh, z, h: _aten.leaky_relu_backward(dh, z, m.negative_slope, False),
+    nn.ELU: lambda m, dh, z, h: _aten.elu_backward(dh, m.alpha, 1, 1, False, z),
+    # torch.selu is elu(x, alpha, scale) with its own constants, which are the paper's (eq. 14)
+    nn.SELU: lambda m, dh, z, h: _aten.elu_backward(dh, activations.SELU_ALPHA, activations.SELU_LAMBDA, 1, False, z),
+    nn.GELU: lambda m, dh, z, h: _aten.gelu_backward(dh, z, approximate=m.approximate),
+    nn.SiLU: lambda m, dh, z, h: _aten.silu_backward(dh, z),
+    activations.Mish: lambda m, dh, z, h: _aten.mish_backward(dh, z),
+    nn.Softplus: lambda m, dh, z, h: _aten.softplus_backward(dh, z, m.beta, m.threshold),
+    nn.Tanh: lambda m, dh, z, h: _aten.tanh_backward(dh, h),
+    nn.Sigmoid: lambda m, dh, z, h: _aten.sigmoid_backward(dh, h),
+}
+
 
 class StackedAct(nn.Module):
     """One hidden activation layer of K models. Models come in groups (consecutive slices) that
@@ -130,6 +148,15 @@ class StackedAct(nn.Module):
         if len(self.groups) == 1:
             return self._act(0, h)
         return torch.cat([self._act(i, h[a:b]) for i, (a, b) in enumerate(self.groups)], 0)
+
+    def hand_backward(self) -> bool:
+        """Whether every group's activation has a kernel in ACT_BACKWARD."""
+        return all(kind == "fn" and type(fn) in ACT_BACKWARD for kind, fn in zip(self.kinds, self.fns))
+
+    def backward(self, dh: torch.Tensor, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """dz from dh, the pre-activation z and the output h, all (K, B, W); needs hand_backward()."""
+        parts = [ACT_BACKWARD[type(fn)](fn, dh[a:b], z[a:b], h[a:b]) for fn, (a, b) in zip(self.fns, self.groups)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, 0)
 
     def slope_of(self, k: int) -> torch.Tensor | None:
         """Model k's PReLU slope (a view), or None."""
@@ -177,6 +204,47 @@ class StackedMLP(nn.Module):
                 h = self.acts[i - 1](h)
             h = torch.baddbmm(self.biases[i].unsqueeze(1), h, self.weights[i])
         return h
+
+    def hand_backward(self) -> bool:
+        """Whether losses_and_grads can train this stack (every activation has a kernel in ACT_BACKWARD)."""
+        return all(a.hand_backward() for a in self.acts)
+
+    @torch.no_grad()
+    def losses_and_grads(self, x: torch.Tensor, y: torch.Tensor, task: str):
+        """The training step's forward and backward without autograd: (losses (K,), correct (K,) or
+        None, the gradients of losses.sum() in decay_groups() order). The same numbers as
+        `per_model_losses(self(x), ...)` + `torch.autograd.grad` to rounding (tested); the autograd
+        engine, its graph and ~15 of its ops per step cost ~7 % of a K=10 step on CPU.
+        x (K, B, *in), y (K, B) class indices or (K, B, out) targets."""
+        hs = [x.reshape(x.shape[0], x.shape[1], -1)]  # layer inputs (K, B, in_i)
+        zs = []  # pre-activations of the hidden layers
+        n = len(self.weights)
+        for i in range(n):
+            z = torch.baddbmm(self.biases[i].unsqueeze(1), hs[i], self.weights[i])
+            if i < n - 1:
+                zs.append(z)
+                hs.append(self.acts[i](z))
+        k, b = z.shape[:2]
+        if task == "regression":
+            diff = z - y
+            losses = diff.pow(2).flatten(1).mean(1)
+            d = diff.mul_(2.0 / diff[0].numel())  # d mean((z - y)^2) / dz, (K, B, out)
+            correct = None
+        else:
+            lsm = torch.log_softmax(z.transpose(1, 2), 1)  # (K, C, B), as per_model_losses
+            target = y.unsqueeze(1)  # (K, 1, B)
+            losses = lsm.gather(1, target).squeeze(1).mean(1).neg_()
+            correct = (z.max(-1).indices == y).sum(1)
+            d = lsm.exp_()  # softmax; d mean(CE) / dz = (softmax - onehot) / B
+            d.scatter_add_(1, target, torch.full(target.shape, -1.0, dtype=d.dtype, device=d.device))
+            d = d.mul_(1.0 / b).transpose(1, 2)  # (K, B, C)
+        dws, dbs = [None] * n, [None] * n
+        for i in reversed(range(n)):
+            dws[i] = torch.bmm(hs[i].transpose(1, 2), d)
+            dbs[i] = d.sum(1)
+            if i > 0:
+                d = self.acts[i - 1].backward(torch.bmm(d, self.weights[i].transpose(1, 2)), zs[i - 1], hs[i])
+        return losses, correct, [*dws, *dbs]
 
     def decay_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """(decayed, not decayed) as LitModel.configure_optimizers: weights, then biases + slopes."""
@@ -347,6 +415,7 @@ class VecLitModel(pl.LightningModule):
         self.step_count = 0  # optimizer steps, as GradFlow counts them
         self.grad_flow: list[tuple[int, int, torch.Tensor]] = []  # (step, epoch, (4, L, K)) this epoch
         self.last_step_stats: tuple[int, int, torch.Tensor] | None = None
+        self.compiled = compile
         self._loss_fn = torch.compile(self._losses, dynamic=False) if compile else self._losses
         self._sums: dict[str, list] = {}
         self._reset("train"), self._reset("val"), self._reset("test")
@@ -392,6 +461,9 @@ class VecLitModel(pl.LightningModule):
         self._steps_per_epoch = math.ceil(len(self._x) / dm.batch_size)
         self._params = [p for ps in self.net.decay_groups() for p in ps]  # weights first
         self._step = DirectStep(self.optimizers().optimizer, self._params)
+        # The hand-written backward where it applies: fp32 (autocast would change the ops' dtypes), not
+        # compiled, every activation in ACT_BACKWARD. Otherwise autograd.
+        self._hand = self.net.hand_backward() and not self.compiled and str(self.trainer.precision) in ("32-true", "32")
 
     def training_step(self, batch, batch_idx):
         epoch = self.current_epoch + 1
@@ -402,9 +474,12 @@ class VecLitModel(pl.LightningModule):
             flat = idx.reshape(-1)
             x = torch.index_select(self._x, 0, flat).view(k, b, *self._x.shape[1:])
             y = torch.index_select(self._y, 0, flat).view(k, b, *self._y.shape[1:])
-            losses, correct = self._loss_fn(x, y, False)
-            # Plain gradients: single device, and no loss scaling (fp16 is refused by supported()).
-            grads = torch.autograd.grad(losses.sum(), self._params)
+            if self._hand:
+                losses, correct, grads = self.net.losses_and_grads(x, y, self.task)
+            else:
+                losses, correct = self._loss_fn(x, y, False)
+                # Plain gradients: single device, and no loss scaling (fp16 is refused by supported()).
+                grads = torch.autograd.grad(losses.sum(), self._params)
             s += 1
             record = self.grad_flow_every is not None and (
                 s == 1 or s % self.grad_flow_every == 0 or s % self._steps_per_epoch == 0)
