@@ -128,13 +128,17 @@ def test_data_order_is_the_single_runs():
             assert [g[k].tolist() for g in got] == [yb.tolist() for _, yb in ref]
 
 
-def _stack(names, depth=2, out=4, seed=0):
+def _stack(names, depth=2, out=4, seed=0, params=None):
     """A StackedMLP of one model per activation name (depth x 16 hidden, 12 inputs), grouped as fit_many does."""
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.create({"name": "mlp", "depth": depth, "width": 16, "fc_width": None, "init": None})
     torch.manual_seed(seed)
-    nets = [models.build(cfg, (12,), out, n, {}) for n in names]
+    nets = [models.build(cfg, (12,), out, n, params or {}) for n in names]
+    for net in nets:  # PReLU slopes away from their init, so that a wrong slope gradient shows
+        for m in net.modules():
+            if isinstance(m, torch.nn.PReLU):
+                m.weight.data.uniform_(0.05, 0.5)
     groups, start = [], 0
     for i in range(1, len(names) + 1):
         if i == len(names) or names[i] != names[start]:
@@ -143,18 +147,22 @@ def _stack(names, depth=2, out=4, seed=0):
     return vectorized.StackedMLP(nets, groups)
 
 
-HAND = ["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "mish", "softplus", "tanh", "sigmoid"]
+HAND = ["relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "silu", "mish", "softplus", "tanh", "sigmoid"]
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
-@pytest.mark.parametrize("names", [[a, a] for a in HAND] + [HAND, ["relu", "relu", "gelu", "tanh", "tanh"]])
+@pytest.mark.parametrize("names", [[a, a] for a in HAND] + [HAND, ["relu", "prelu", "prelu", "tanh", "tanh"]])
 def test_hand_backward_is_autograd(names, task):
     """losses_and_grads = per_model_losses + autograd.grad, for every activation with a kernel in
-    ACT_BACKWARD, alone and mixed, two hidden layers, classification and regression."""
-    net = _stack(names, out=4 if task == "classification" else 3)
+    ACT_BACKWARD and PReLU (slope gradients included), alone and mixed, two hidden layers,
+    classification and regression."""
+    _check_hand_backward(_stack(names, out=4 if task == "classification" else 3), task)
+
+
+def _check_hand_backward(net, task):
     assert net.hand_backward()
     g = torch.Generator().manual_seed(1)
-    k, b = len(names), 9
+    k, b = net.k, 9
     x = 2 * torch.randn(k, b, 12, generator=g)
     y = torch.randint(0, 4, (k, b), generator=g) if task == "classification" else torch.randn(k, b, 3, generator=g)
     losses, correct, grads = net.losses_and_grads(x, y, task)
@@ -171,21 +179,16 @@ def test_hand_backward_is_autograd(names, task):
     assert all(not p.requires_grad or p.grad is None for p in params)  # nothing accumulated
 
 
-def test_hand_backward_prelu_falls_back_gelu_tanh_does_not():
-    assert not _stack(["relu", "prelu"]).hand_backward()  # the slope needs autograd
-    net = _stack(["gelu"])
-    net.acts[0].fns[0].approximate = "tanh"  # still in ACT_BACKWARD: the approximation is an argument
-    assert net.hand_backward()
-    x, y = torch.randn(1, 5, 12), torch.randint(0, 4, (1, 5))
-    _, _, grads = net.losses_and_grads(x, y, "classification")
-    ref = torch.autograd.grad(vectorized.per_model_losses(net(x), y, "classification", False)[0].sum(),
-                              [p for ps in net.decay_groups() for p in ps])
-    for got, r in zip(grads, ref):
-        torch.testing.assert_close(got, r, rtol=1e-5, atol=1e-7)
+@pytest.mark.parametrize("name, params", [("gelu", {"approximate": "tanh"}), ("prelu", {"mode": "layer"}),
+                                          ("leaky_relu", {"negative_slope": 0.2}), ("elu", {"alpha": 0.5}),
+                                          ("softplus", {"beta": 2.0, "threshold": 1.0})])
+def test_hand_backward_activation_parameters(name, params):
+    _check_hand_backward(_stack([name, name], params=params), "classification")
 
 
 def test_hand_backward_is_used_where_it_applies(compose, tmp_path, monkeypatch):
-    """fp32 runs of activations in ACT_BACKWARD use it; bf16 autocast and PReLU go through autograd."""
+    """fp32 runs use it; bf16 autocast, and a stack with an activation missing from ACT_BACKWARD, go
+    through autograd."""
     calls = []
     orig = vectorized.StackedMLP.losses_and_grads
     monkeypatch.setattr(vectorized.StackedMLP, "losses_and_grads", lambda self, *a: calls.append(1) or orig(self, *a))
@@ -193,7 +196,8 @@ def test_hand_backward_is_used_where_it_applies(compose, tmp_path, monkeypatch):
     assert len(calls) > 0
     n = len(calls)
     vectorized.fit_many(_cfgs(compose, tmp_path, "bf16", [(0, "relu"), (1, "relu")], ["trainer.precision=bf16-mixed"]))
-    vectorized.fit_many(_cfgs(compose, tmp_path, "prelu", [(0, "relu"), (1, "prelu")]))
+    monkeypatch.delitem(vectorized.ACT_BACKWARD, torch.nn.ReLU)  # as an activation registered without one
+    vectorized.fit_many(_cfgs(compose, tmp_path, "unlisted", [(0, "relu"), (1, "prelu")]))
     assert len(calls) == n
 
 

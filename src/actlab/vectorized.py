@@ -95,8 +95,8 @@ def _act_key(cfg: DictConfig) -> tuple:
 
 _aten = torch.ops.aten
 # The kernel autograd runs for each activation's backward, by module type: dz = f'(z) * dh, from
-# (module, dh, z, h = f(z)). StackedMLP.losses_and_grads uses them. An activation missing here (PReLU,
-# whose slope needs a gradient of its own, or one registered later) trains through autograd instead.
+# (module, dh, z, h = f(z)). StackedMLP.losses_and_grads uses them (PReLU, stacked with its slopes, has
+# its own in StackedAct.backward). An activation missing here trains through autograd instead.
 ACT_BACKWARD = {
     nn.ReLU: lambda m, dh, z, h: _aten.threshold_backward(dh, h, 0),
     nn.LeakyReLU: lambda m, dh, z, h: _aten.leaky_relu_backward(dh, z, m.negative_slope, False),
@@ -150,13 +150,24 @@ class StackedAct(nn.Module):
         return torch.cat([self._act(i, h[a:b]) for i, (a, b) in enumerate(self.groups)], 0)
 
     def hand_backward(self) -> bool:
-        """Whether every group's activation has a kernel in ACT_BACKWARD."""
-        return all(kind == "fn" and type(fn) in ACT_BACKWARD for kind, fn in zip(self.kinds, self.fns))
+        """Whether every group is a PReLU or has a kernel in ACT_BACKWARD."""
+        return all(kind == "prelu" or type(fn) in ACT_BACKWARD for kind, fn in zip(self.kinds, self.fns))
 
-    def backward(self, dh: torch.Tensor, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """dz from dh, the pre-activation z and the output h, all (K, B, W); needs hand_backward()."""
-        parts = [ACT_BACKWARD[type(fn)](fn, dh[a:b], z[a:b], h[a:b]) for fn, (a, b) in zip(self.fns, self.groups)]
-        return parts[0] if len(parts) == 1 else torch.cat(parts, 0)
+    def backward(self, dh: torch.Tensor, z: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """(dz, the gradients of self.slopes) from dh, the pre-activation z and the output h, all
+        (K, B, W); needs hand_backward()."""
+        parts, slope_grads = [], []
+        for i, (a, b) in enumerate(self.groups):
+            dh_g, z_g = dh[a:b], z[a:b]
+            if self.kinds[i] == "prelu":  # forward: where(z > 0, z, slope * z), slope (k, 1 or W)
+                slope = self.slopes[self.slope_index[i]]
+                pos = z_g > 0
+                parts.append(torch.where(pos, dh_g, slope.unsqueeze(1) * dh_g))
+                ds = torch.where(pos, 0.0, dh_g * z_g).sum(1)  # (k, W)
+                slope_grads.append(ds if slope.shape[1] == ds.shape[1] else ds.sum(1, keepdim=True))
+            else:
+                parts.append(ACT_BACKWARD[type(self.fns[i])](self.fns[i], dh_g, z_g, h[a:b]))
+        return (parts[0] if len(parts) == 1 else torch.cat(parts, 0)), slope_grads
 
     def slope_of(self, k: int) -> torch.Tensor | None:
         """Model k's PReLU slope (a view), or None."""
@@ -206,7 +217,7 @@ class StackedMLP(nn.Module):
         return h
 
     def hand_backward(self) -> bool:
-        """Whether losses_and_grads can train this stack (every activation has a kernel in ACT_BACKWARD)."""
+        """Whether losses_and_grads can train this stack (every activation is a PReLU or in ACT_BACKWARD)."""
         return all(a.hand_backward() for a in self.acts)
 
     @torch.no_grad()
@@ -238,13 +249,14 @@ class StackedMLP(nn.Module):
             d = lsm.exp_()  # softmax; d mean(CE) / dz = (softmax - onehot) / B
             d.scatter_add_(1, target, torch.full(target.shape, -1.0, dtype=d.dtype, device=d.device))
             d = d.mul_(1.0 / b).transpose(1, 2)  # (K, B, C)
-        dws, dbs = [None] * n, [None] * n
+        dws, dbs, dslopes = [None] * n, [None] * n, [[] for _ in self.acts]
         for i in reversed(range(n)):
             dws[i] = torch.bmm(hs[i].transpose(1, 2), d)
             dbs[i] = d.sum(1)
             if i > 0:
-                d = self.acts[i - 1].backward(torch.bmm(d, self.weights[i].transpose(1, 2)), zs[i - 1], hs[i])
-        return losses, correct, [*dws, *dbs]
+                dh = torch.bmm(d, self.weights[i].transpose(1, 2))
+                d, dslopes[i - 1] = self.acts[i - 1].backward(dh, zs[i - 1], hs[i])
+        return losses, correct, [*dws, *dbs, *(g for layer in dslopes for g in layer)]
 
     def decay_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """(decayed, not decayed) as LitModel.configure_optimizers: weights, then biases + slopes."""
