@@ -108,10 +108,10 @@ def plain_epochs(splits: Splits, batch: int, epochs: int, fused: bool = False,
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, **({"fused": True} if fused else {}))
     x, y = splits.x_train, splits.y_train
     gen = torch.Generator().manual_seed(0)
-    loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True, generator=gen)
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True, generator=gen) if dataloader else None
 
     def batches():
-        if dataloader:
+        if loader is not None:
             yield from loader
             return
         order = torch.randperm(len(x), generator=gen).to(DEVICE)

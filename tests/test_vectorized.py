@@ -139,12 +139,7 @@ def _stack(names, depth=2, out=4, seed=0, params=None):
         for m in net.modules():
             if isinstance(m, torch.nn.PReLU):
                 m.weight.data.uniform_(0.05, 0.5)
-    groups, start = [], 0
-    for i in range(1, len(names) + 1):
-        if i == len(names) or names[i] != names[start]:
-            groups.append((start, i))
-            start = i
-    return vectorized.StackedMLP(nets, groups)
+    return vectorized.StackedMLP(nets, vectorized.consecutive_groups(names))
 
 
 HAND = ["relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "silu", "mish", "softplus", "tanh", "sigmoid"]
