@@ -17,7 +17,8 @@
 # `results/depth/born_dead.csv` (from `python -m actlab.depth`, rule `depth_study`): for each
 # activation, initialisation, depth and width, how many of `trials` freshly initialised networks
 # are a constant function of their input, with a 95% Wilson interval and, for ReLU with He init,
-# theoretical bounds. `$ACTLAB_RESULTS` selects the results directory, as for the book.
+# theoretical bounds. `$ACTLAB_RESULTS` selects the results directory (absolute, or relative to the
+# repository root).
 
 # %%
 import os
@@ -29,7 +30,7 @@ import pandas as pd
 REPO = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 RESULTS = Path(os.environ.get("ACTLAB_RESULTS") or REPO / "results")
 if not RESULTS.is_absolute():
-    RESULTS = (REPO / "paper" / RESULTS).resolve()
+    RESULTS = (REPO / RESULTS).resolve()  # relative to the repository root, wherever the kernel starts
 born = pd.read_csv(RESULTS / "depth" / "born_dead.csv")
 born.head()
 

@@ -30,7 +30,7 @@ import seaborn as sns
 REPO = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 RESULTS = Path(os.environ.get("ACTLAB_RESULTS") or REPO / "results")
 if not RESULTS.is_absolute():
-    RESULTS = (REPO / "paper" / RESULTS).resolve()  # relative paths mean what they mean to the book
+    RESULTS = (REPO / RESULTS).resolve()  # relative to the repository root, wherever the kernel starts
 summary = pd.read_parquet(RESULTS / "summary.parquet")
 print(f"{len(summary)} runs from {RESULTS}")
 summary.head()
