@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from actlab import activations
+
 PAPER = Path(__file__).resolve().parent
 REPO = PAPER.parent
 
@@ -41,12 +43,8 @@ NOTICEABLE = 1.10  # 10% more seconds per epoch
 OFTEN = 0.25  # a quarter of all initialisations
 BASELINE = "relu"
 
-# How the article names things.
-PRETTY = {
-    "relu": "ReLU", "leaky_relu": "Leaky ReLU", "prelu": "PReLU", "rrelu": "RReLU", "elu": "ELU",
-    "selu": "SELU", "gelu": "GELU", "silu": "SiLU", "mish": "Mish", "softplus": "Softplus",
-    "tanh": "tanh", "sigmoid": "sigmoid", "relu6": "ReLU6",
-}
+# How the article names things: activations as the registry names them (Spec.label).
+PRETTY = {n: activations.spec(n).display for n in activations.NAMES}
 DATASETS = {
     "digits": "scikit-learn digits (8x8)", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
     "cifar10": "CIFAR-10", "synthetic": "a 2-D spiral", "synthetic_abs": "y = |x|",

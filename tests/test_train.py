@@ -97,7 +97,7 @@ def test_diverged_run_is_a_result_not_a_crash(tmp_path):
 
 
 @pytest.mark.parametrize("override,message", [
-    ("activation=relu6", "unknown activation 'relu6'; valid: elu, gelu"),
+    ("activation=no_such_act", "unknown activation 'no_such_act'; valid: elu, gelu"),
     ("data=imagenet", "unknown data 'imagenet'; valid: "),
     ("model=resnet", "unknown model 'resnet'; valid: cnn, mlp"),
     ("optimizer=lbfgs", "unknown optimizer 'lbfgs'; valid: adam, sgd"),

@@ -231,10 +231,10 @@ def _constant_at(params: Params, act: nn.Module, x: torch.Tensor) -> torch.Tenso
 
 
 def test_points(activation: str, init: str, points: int) -> torch.Tensor:
-    """Where df/dx is tested: the two ends of D for a bias-free positively homogeneous net (He init
-    with relu / leaky_relu / prelu: f(x) = x f(1) for x >= 0 and |x| f(-1) for x < 0, so this is exact),
-    otherwise `points` uniform grid points on D."""
-    if init == "he" and activations.spec(activation).family in ("rectifier", "leaky"):
+    """Where df/dx is tested: the two ends of D for a bias-free net of a positively homogeneous
+    activation (He init, `Spec.homogeneous`: relu, leaky_relu, prelu; then f(x) = x f(1) for x >= 0 and
+    |x| f(-1) for x < 0, so this is exact), otherwise `points` uniform grid points on D."""
+    if init == "he" and activations.spec(activation).homogeneous:
         return torch.tensor([-DOMAIN, DOMAIN], dtype=torch.float64)
     return grid(points)
 

@@ -24,7 +24,7 @@ def main(argv=None) -> None:
     df = pd.read_csv(args.born_dead)
     if df.empty:
         raise SystemExit(f"error: {args.born_dead} is empty")
-    acts = figlib.ordered(df["activation"].unique(), figlib.LABELS)
+    acts = figlib.ordered(df["activation"].unique(), figlib.activations.NAMES)
     widths = sorted(df["width"].unique())
     palette = dict(zip(widths, sns.color_palette("viridis_r", len(widths) + 1)[1:] if len(widths) > 1
                        else [(0.2, 0.3, 0.6)]))

@@ -17,30 +17,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from actlab import activations  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 
-# One colour per activation, by family: rectifier black; leaky blues; exponential greens/teal;
-# smooth warm colours and purple; saturating brown/olive. Unknown names get a grey shade.
-COLORS = {
-    "relu": "#000000",
-    "leaky_relu": "#1f77b4", "prelu": "#74a9cf",
-    "elu": "#2ca02c", "selu": "#17becf",
-    "gelu": "#d62728", "silu": "#ff7f0e", "mish": "#9467bd", "softplus": "#e377c2",
-    "tanh": "#8c564b", "sigmoid": "#bcbd22",
-}
-LABELS = {"relu": "ReLU", "leaky_relu": "Leaky ReLU", "prelu": "PReLU", "elu": "ELU", "selu": "SELU",
-          "gelu": "GELU", "silu": "SiLU", "mish": "Mish", "softplus": "Softplus", "tanh": "tanh",
-          "sigmoid": "sigmoid"}
-
-
 def color(name: str) -> str:
-    if name in COLORS:
-        return COLORS[name]
+    """The activation's colour from the registry (actlab.activations); a stable grey otherwise."""
+    spec = activations.REGISTRY.get(name)
+    if spec is not None and spec.color:
+        return spec.color
     return str(0.3 + 0.4 * (zlib.crc32(name.encode()) % 7) / 6)  # stable across processes
 
 
 def label(name: str) -> str:
-    return LABELS.get(name, name)
+    """The activation's display name from the registry."""
+    spec = activations.REGISTRY.get(name)
+    return spec.display if spec is not None else name
 
 
 def setup() -> None:
