@@ -339,7 +339,8 @@ def mean_ci(r, clip: bool = False) -> str:
 def results_table(dataset: str, model: str) -> str:
     """The article's results table of one experiment, as MyST markdown: per activation the test
     accuracy, the paired difference to ReLU with its Holm p (bold when separated), the final dead,
-    dormant (and saturated) fractions, and milliseconds per epoch."""
+    dormant (and saturated) fractions, the cross-family fractions of units that pass no gradient and
+    that carry no information (actlab.probes), and milliseconds per epoch."""
     s = summary()
     runs = s[(s["dataset"] == dataset) & (s["model"] == model)]
     comp = compute()
@@ -347,7 +348,7 @@ def results_table(dataset: str, model: str) -> str:
     has_sat = bool(runs["final_saturated_fraction"].notna().any())
     head = ["activation", "test accuracy, %", "− ReLU, pp", "Holm p", "dead, %", "dormant, %"]
     head += ["saturated, %"] if has_sat else []
-    head += ["ms / epoch"]
+    head += ["no gradient, %", "no information, %", "ms / epoch"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for act in activations(dataset, model):
         if act == BASELINE:
@@ -365,6 +366,8 @@ def results_table(dataset: str, model: str) -> str:
                  mean_ci(stat(dataset, model, act, "final_dead_fraction"), True),
                  mean_ci(stat(dataset, model, act, "final_dormant_fraction"), True)]
         cells += [mean_ci(stat(dataset, model, act, "final_saturated_fraction"), True)] if has_sat else []
+        cells += [mean_ci(stat(dataset, model, act, m), True)
+                  for m in ("final_no_gradient_fraction", "final_low_variance_fraction")]
         cells += [ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
