@@ -3,7 +3,8 @@
 Each ``claim_*`` function returns a `Verdict`: a short label ("supported", "not supported",
 "contradicted", "cannot be separated", ...), the markdown the article prints (every number in it
 formatted from the results tables), and which experiment it rests on. The rules themselves
-(separation by Holm-corrected p, the "close" margin, ...) live in bookdata.py.
+(separation by Holm-corrected p of the exact sign-flip test, closeness by TOST within a margin, ...)
+live in bookdata.py; the tests in actlab.stats.
 """
 from __future__ import annotations
 
@@ -41,6 +42,21 @@ def _missing(acts_needed, present) -> list[str]:
     return [a for a in acts_needed if a not in present]
 
 
+def design_limit(n: int, m: int) -> str:
+    """A sentence when n seeds cannot separate anything after Holm over m comparisons ('' if they can):
+    the exact sign-flip test's smallest p is 2 / 2^n, Holm's smallest adjusted p m times that."""
+    from actlab.stats import min_sign_flip_p
+
+    if n < 1 or m < 1:
+        return ""
+    floor = min(1.0, m * min_sign_flip_p(n))
+    if floor < bd.ALPHA:
+        return ""
+    need = next(k for k in range(n, 64) if m * min_sign_flip_p(k) < bd.ALPHA)
+    return (f" With {n} seeds no comparison can be separated at all: the exact test's smallest p is "
+            f"{min_sign_flip_p(n):.4g}, {floor:.3g} after Holm over {m} comparisons; {need} seeds would be needed.")
+
+
 # -----------------------------------------------------------------------------
 # (a) GELU highest; ReLU ~ Leaky ReLU; PReLU slightly lower
 
@@ -75,10 +91,11 @@ def claim_a() -> Verdict:
             label = "cannot be separated"
             rank = "the highest mean" if best == "gelu" else f"below the highest mean ({name(best)}, {pct(means[best]['mean'])})"
             detail = (f"that is {rank}, but GELU cannot be separated from {join(name(c.a) for c in tied)} "
-                      f"(Holm-corrected paired t-tests over the {len(others)} comparisons with GELU, p ≥ {bd.ALPHA})")
+                      f"(exact sign-flip tests, Holm-corrected over the {len(others)} comparisons with GELU, p ≥ {bd.ALPHA})")
             by_name = {c.a: c for c in tied}
             closest = by_name.get(best) or min(tied, key=lambda c: abs(c.diff))
             detail += f"; e.g. {closest.text()}."
+            detail += design_limit(min(c.n for c in comps), len(others))
         parts.append(("GELU highest", label))
         sentences.append(f"*GELU highest:* **{label}**. {gtxt}; {detail}" if label == "cannot be separated"
                          else f"*GELU highest:* **{label}**. {gtxt}. {detail}")
@@ -92,10 +109,12 @@ def claim_a() -> Verdict:
         c = bd.vs_relu_comparison(dataset, model, "leaky_relu")
         verdict = bd.close(c)
         label = {"close": "supported", "different": "contradicted", "unresolved": "cannot be decided"}[verdict]
-        why = {"close": f"the whole 95% CI of the difference lies within ±{pp(bd.CLOSE_MARGIN, sign=False)}",
-               "different": "the two are separated",
-               "unresolved": (f"they cannot be separated, but the 95% CI of the difference reaches beyond "
-                              f"±{pp(bd.CLOSE_MARGIN, sign=False)}, so the data cannot call them close either")}[verdict]
+        m = pp(bd.CLOSE_MARGIN, sign=False)
+        tost = f"TOST equivalence test within ±{m}: {bd.pvalue(c.p_tost)}"
+        why = {"close": f"the {tost}, so a difference of {m} or more is rejected",
+               "different": f"the two are separated and the whole 95% CI of the difference lies beyond ±{m}",
+               "unresolved": (f"the {tost}, so equivalence is not shown, and no difference beyond ±{m} is "
+                              f"shown either")}[verdict]
         parts.append(("ReLU ≈ Leaky ReLU", label))
         sentences.append(f"*ReLU and Leaky ReLU close:* **{label}**: {c.text()}; {why}.")
 
@@ -110,7 +129,11 @@ def claim_a() -> Verdict:
         why = {"lower": "PReLU is lower than ReLU", "higher": "PReLU is higher than ReLU, not lower",
                "inseparable": "PReLU cannot be separated from ReLU"}[c.outcome]
         parts.append(("PReLU slightly lower", label))
-        sentences.append(f"*PReLU slightly lower:* **{label}**: {why}; {c.text()}.")
+        limit = ""
+        if c.outcome == "inseparable":
+            pw = bd.power(dataset, model)
+            limit = design_limit(c.n, int(pw["family_size"])) if pw is not None else ""
+        sentences.append(f"*PReLU slightly lower:* **{label}**: {why}; {c.text()}.{limit}")
 
     labels = [lab for _, lab in parts]
     overall = ("supported" if all(lab == "supported" for lab in labels)
@@ -142,46 +165,67 @@ def relu_dead_state(runs_dead: pd.Series, ci_low: float) -> str:
     return "some"
 
 
+NO_GRADIENT = "final_no_gradient_fraction"  # the headline measure of claim (b): comparable across families
+
+
+def _probe_tol(dataset: str, model: str) -> float:
+    """The dead-unit tolerance the probes used (dead_units' `tol` rows)."""
+    d = bd.curves("dead_units")
+    return float(d.loc[(d["dataset"] == dataset) & (d["model"] == model) & (d["metric"] == "tol"), "value"].iloc[0])
+
+
 def claim_b() -> Verdict:
+    """Decided on units that pass no gradient (|f'| <= 1% of the activation's peak slope on every
+    probe input), which every activation can have; the classic dead fraction (f' <= 1e-6), which
+    Leaky ReLU and PReLU cannot have by construction and ELU only below z = -13.8, is reported beside
+    it, and so is the low-variance fraction. tau-dormant is not used: units stuck on a flat part of
+    ELU, SELU, tanh or sigmoid have |h| near 1 and are never dormant, so "fewer dormant units" would
+    hold by definition."""
     dataset, model = bd.experiments()[0]
     basis = f"This verdict rests on {bd.dataset_name(dataset)} ({bd.MODELS.get(model, model)}), the sweep's first experiment."
     runs = _experiment_runs(dataset, model)
     acts = bd.activations(dataset, model)
-    r = _stat(dataset, model, "relu", "final_dead_fraction")
+    r = _stat(dataset, model, "relu", NO_GRADIENT)
     if "relu" not in acts or r is None:
         return Verdict("b", "not tested", "The sweep has no ReLU runs with the dead-unit probe.", basis,
                        [("dead units", "not tested")])
     others = [a for a in ("leaky_relu", "prelu", "elu") if a in acts]
     missing = [a for a in ("leaky_relu", "prelu", "elu") if a not in acts]
-    relu_runs = runs.loc[runs["activation"] == "relu", "final_dead_fraction"]
+    relu_runs = runs.loc[runs["activation"] == "relu", NO_GRADIENT]
     state = relu_dead_state(relu_runs, r["ci_low"])
     init = _dead_at_init(dataset, model)
-    at0 = f"; at initialisation {pct(init['relu'])}" if "relu" in init else ""
-    measured = (f"{pct(r['mean'])} of ReLU's hidden units are dead after training on average "
+    at0 = f"; dead at initialisation {pct(init['relu'])}" if "relu" in init else ""
+    measured = (f"{pct(r['mean'])} of ReLU's hidden units pass no gradient after training on average "
                 f"({bd.ci(bd.clip01(r['ci_low']), bd.clip01(r['ci_high']))}; per run at most {pct(relu_runs.max())}{at0})")
-    sentences = [{
-        "clear": f"ReLU does have dead units: {measured}.",
-        "some": f"ReLU has few dead units, not separable from none: {measured}.",
-        "none": f"ReLU developed no dead units in any run of this setting ({measured}).",
-    }[state]]
+    from actlab.probes import LOW_VARIANCE_DELTA, NO_GRADIENT_EPS
+
+    sentences = [
+        (f"A unit counts here when it passes no gradient: |f′(z)| at most {pct(NO_GRADIENT_EPS, 0)} of its "
+         "activation's largest slope on every probe input, which is ReLU's dead unit, a saturated tanh or "
+         "sigmoid unit, an ELU unit stuck far below zero, or a Leaky ReLU unit negative on every input."),
+        {"clear": f"ReLU does have such units: {measured}.",
+         "some": f"ReLU has few such units, not separable from none: {measured}.",
+         "none": f"ReLU developed none in any run of this setting ({measured}).",
+         }[state]]
     zero, nonzero = [], []
     for a in others:
-        mx = runs.loc[runs["activation"] == a, "final_dead_fraction"].max()
+        mx = runs.loc[runs["activation"] == a, NO_GRADIENT].max()
         (zero if mx == 0 else nonzero).append((a, mx))
     if zero:
-        sentences.append(f"{join(name(a) for a, _ in zero)}: no dead unit in any run"
-                         + (" (Leaky ReLU and PReLU by construction: their derivative is never 0 while the slope a ≠ 0)"
-                            if any(a in ("leaky_relu", "prelu") for a, _ in zero) else "") + ".")
+        sentences.append(f"{join(name(a) for a, _ in zero)}: none in any run.")
     for a, mx in nonzero:
-        sentences.append(f"{name(a)}: up to {pct(mx)} dead units in a run.")
-    # dormant units: the informative measure when f' never vanishes
-    rd = _stat(dataset, model, "relu", "final_dormant_fraction")
-    if others and rd is not None:
-        comps = bd.paired_comparisons(runs, "relu", others, metric="final_dormant_fraction")
-        word = {"lower": "fewer", "higher": "more", "inseparable": "cannot be separated"}
-        sentences.append(
-            f"τ-dormant units after training: ReLU {pct(rd['mean'])}; "
-            + "; ".join(f"{c.text()}: {word[c.outcome]}" for c in comps) + ".")
+        sentences.append(f"{name(a)}: up to {pct(mx)} of its units in a run.")
+    # the classic definitions, for comparison with the literature: not comparable across families
+    classic = {a: runs.loc[runs["activation"] == a, "final_dead_fraction"].mean() for a in ["relu", *others]}
+    tol = _probe_tol(dataset, model)
+    sentences.append(
+        f"By the classic definition (|f′| at most {tol:g} on every probe input), the dead fractions are "
+        + "; ".join(f"{name(a)} {pct(v)}" for a, v in classic.items())
+        + f"; Leaky ReLU and PReLU cannot have such units by construction and ELU only below "
+          f"z = {bd.MINUS}{abs(np.log(tol)):.1f}, so that measure cannot decide the claim.")
+    low = {a: runs.loc[runs["activation"] == a, "final_low_variance_fraction"].mean() for a in ["relu", *others]}
+    sentences.append(f"Units whose output barely varies over the probe inputs (variance at most "
+                     f"{pct(LOW_VARIANCE_DELTA, 0)} of their layer's mean: no information passed on): " + "; ".join(f"{name(a)} {pct(v)}" for a, v in low.items()) + ".")
     if missing:
         sentences.append(f"The sweep has no {join(name(a) for a in missing)} runs, so the claim is tested "
                          f"only for {join([name(a) for a in others]) or 'ReLU'}.")
@@ -193,7 +237,7 @@ def claim_b() -> Verdict:
         label = "partly supported"
     elif state == "some":
         label = "not resolved"
-        sentences.append("The contrast the claim draws is not resolved here: ReLU's dead fraction cannot be "
+        sentences.append("The contrast the claim draws is not resolved here: ReLU's fraction cannot be "
                          "separated from zero (deep narrow networks: claim c).")
     else:
         label = "not supported here"

@@ -52,11 +52,26 @@ def test_separation_needs_holm_p_below_alpha(diff, p, expected):
     assert bd.separation(diff, p) == expected
 
 
-def test_close_needs_the_whole_ci_inside_the_margin():
-    assert bd.close(comparison(0.001, -0.004, 0.006, 0.7)) == "close"
-    assert bd.close(comparison(0.001, -0.02, 0.022, 0.7)) == "unresolved"  # not separated, CI too wide
-    assert bd.close(comparison(0.03, 0.02, 0.04, 0.001)) == "different"
-    assert bd.close(comparison(0.0, float("nan"), float("nan"), float("nan"), n=1)) == "unresolved"
+def comparison_tost(diff, lo, hi, p, p_tost, n=5):
+    return bd.Comparison("leaky_relu", "relu", n, diff, lo, hi, p, p_tost)
+
+
+def test_close_is_decided_by_tost_and_different_needs_the_ci_outside_the_margin():
+    nan = float("nan")
+    # equivalent within +-1 pp (TOST p < 0.05): close, whether or not the difference is significant
+    assert bd.close(comparison_tost(0.001, -0.004, 0.006, 0.7, 0.03)) == "close"
+    assert bd.close(comparison_tost(0.004, 0.003, 0.005, 0.001, 0.03)) == "close"
+    # significant, but the whole CI inside +-1 pp and no equivalence shown: undecided, not "different"
+    assert bd.close(comparison_tost(0.004, 0.001, 0.007, 0.001, 0.2)) == "unresolved"
+    # significant and the whole CI outside the margin: different
+    assert bd.close(comparison_tost(0.03, 0.02, 0.04, 0.001, 1.0)) == "different"
+    assert bd.close(comparison_tost(-0.03, -0.04, -0.02, 0.001, 1.0)) == "different"
+    # CI beyond the margin but not separated, or a CI straddling the margin: undecided
+    assert bd.close(comparison_tost(0.03, 0.02, 0.04, 0.3, 1.0)) == "unresolved"
+    assert bd.close(comparison_tost(0.012, 0.005, 0.02, 0.001, 0.6)) == "unresolved"
+    # a narrow CI inside the margin is not equivalence without the test
+    assert bd.close(comparison(0.001, -0.004, 0.006, 0.7)) == "unresolved"
+    assert bd.close(comparison(0.0, nan, nan, nan, n=1)) == "unresolved"
 
 
 def test_cost_verdict():
@@ -85,14 +100,22 @@ def test_number_formats():
 def test_paired_comparisons_pair_by_seed_and_holm_correct():
     import pandas as pd
 
-    rows = [("relu", s, 0.90 + 0.001 * s) for s in range(5)]
-    rows += [("gelu", s, 0.95 + 0.001 * s + 0.0005 * (s % 2)) for s in range(5)]
-    rows += [("tanh", s, 0.90 + 0.001 * s + 0.002 * (-1) ** s) for s in range(5)]
-    df = pd.DataFrame(rows, columns=["activation", "seed", "test_acc"])
-    gelu, tanh = bd.paired_comparisons(df, "relu", ["gelu", "tanh"])
-    assert gelu.n == 5 and gelu.outcome == "higher" and abs(gelu.diff - 0.0502) < 1e-9
+    def table(n):
+        rows = [("relu", s, 0.90 + 0.001 * s) for s in range(n)]
+        rows += [("gelu", s, 0.95 + 0.001 * s + 0.0005 * (s % 2)) for s in range(n)]
+        rows += [("tanh", s, 0.90 + 0.001 * s + 0.002 * (-1) ** s) for s in range(n)]
+        return pd.DataFrame(rows, columns=["activation", "seed", "test_acc"])
+
+    # 7 seeds: the exact sign-flip test can reach 2 / 2^7, 0.031 after Holm over 2
+    gelu, tanh = bd.paired_comparisons(table(7), "relu", ["gelu", "tanh"])
+    assert gelu.n == 7 and gelu.outcome == "higher" and abs(gelu.diff - (0.05 + 0.0005 * 3 / 7)) < 1e-9
+    assert gelu.p_holm == pytest.approx(2 * 2 / 2 ** 7)
     assert tanh.outcome == "inseparable"
     assert gelu.p_holm <= 1 and tanh.p_holm >= gelu.p_holm
+    assert gelu.p_tost == pytest.approx(1.0) and tanh.p_tost == pytest.approx(1 / 2 ** 7)  # tanh within 1 pp
+    # 5 seeds: every seed higher is still p = 0.0625 (0.125 after Holm), not separated
+    gelu5, _ = bd.paired_comparisons(table(5), "relu", ["gelu", "tanh"])
+    assert gelu5.p_holm == pytest.approx(0.125) and gelu5.outcome == "inseparable"
 
 
 def test_results_dir_is_configurable(monkeypatch):

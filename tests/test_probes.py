@@ -121,6 +121,92 @@ def test_saturated_and_tolerance_dead_for_tanh_and_sigmoid():
     assert ("act1", "saturated_fraction") not in r
 
 
+# ------------------------------------------------------------------------------------------------
+# cross-family measures: no gradient (|f'| <= 1% of the peak slope) and low variance (no information)
+
+
+def test_peak_slopes_are_the_activations_own():
+    import math
+
+    from actlab.activations import SELU_ALPHA, SELU_LAMBDA
+
+    assert probes.peak_slope("relu") == 1.0 and probes.peak_slope("tanh") == 1.0
+    assert probes.peak_slope("sigmoid") == pytest.approx(0.25)
+    assert probes.peak_slope("elu") == pytest.approx(1.0)
+    assert probes.peak_slope("selu") == pytest.approx(SELU_LAMBDA * SELU_ALPHA, rel=1e-4)  # z -> 0-
+    # GELU: max of Phi(z) + z phi(z) at z = sqrt(2): Phi(sqrt 2) + sqrt(2) phi(sqrt 2)
+    z = math.sqrt(2)
+    gelu_peak = 0.5 * (1 + math.erf(z / math.sqrt(2))) + z * math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    assert probes.peak_slope("gelu") == pytest.approx(gelu_peak, rel=1e-6)
+
+
+def stuck_and_healthy(n_stuck: int, z_stuck: float, n: int = 6):
+    """fc1 weight/bias for inputs in [-1, 1]^3: units 0..n_stuck-1 have z = z_stuck on every input
+    (zero weight), the others z = w.x with w ~ N(0, 1): varying around 0, the healthy regime."""
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(n, 3, generator=g)
+    w[:n_stuck] = 0.0
+    b = torch.zeros(n)
+    b[:n_stuck] = z_stuck
+    return w, b
+
+
+@pytest.mark.parametrize("name, z_stuck, dead, dormant", [
+    ("relu", -2.0, 1, 1),  # dead ReLU: the classic measures see it too
+    ("elu", -6.0, 0, 0),  # ELU stuck negative: f' = e^-6 = 0.0025 > tol, |h| ~ 1: neither dead nor dormant
+    ("selu", -8.0, 0, 0),
+    ("tanh", 4.0, 0, 0),  # saturated tanh: f' = 1 - tanh(4)^2 = 0.0013, |h| ~ 1
+    ("tanh", -4.0, 0, 0),
+    ("sigmoid", -7.0, 0, 1),  # sigmoid stuck low: f' = 0.0009 <= 0.01 * 0.25, h ~ 0.0009: dormant too
+    ("gelu", -5.0, 0, 1),
+    ("leaky_relu", -2.0, 0, 1),  # slope 0.01 = 1% of its peak: passes no more than that
+])
+def test_stuck_units_pass_no_gradient_and_carry_no_information_in_every_family(name, z_stuck, dead, dormant):
+    m = one_layer(name, *stuck_and_healthy(2, z_stuck))
+    s = stats(probes.measure_units(m, X, name, tol=1e-6, tau=0.1))
+    assert s["act1", "no_gradient_fraction"] == 2 / 6
+    assert s["act1", "low_variance_fraction"] == 2 / 6
+    # the classic measures, for contrast: they miss the stuck units of the non-rectifier families
+    assert s["act1", "dead_fraction"] == dead * 2 / 6
+    assert s["act1", "dormant_fraction"] == dormant * 2 / 6
+    assert s["act1", "eps"] == probes.NO_GRADIENT_EPS and s["act1", "delta"] == probes.LOW_VARIANCE_DELTA
+    assert s["act1", "peak_slope"] == probes.peak_slope(name)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "silu", "mish",
+                                  "softplus", "tanh", "sigmoid"])
+def test_healthy_units_are_in_neither_cross_family_measure(name):
+    w, b = stuck_and_healthy(0, 0.0)
+    s = stats(probes.measure_units(one_layer(name, w, b), X, name, tol=1e-6, tau=0.1))
+    assert s["act1", "no_gradient_fraction"] == 0.0
+    assert s["act1", "low_variance_fraction"] == 0.0
+
+
+def test_low_variance_is_relative_to_the_layer_and_counts_a_constant_layer_entirely():
+    # z = scale * x_0: Var(h) = scale^2 Var(x_0) for the identity-like region of leaky ReLU (z > 0)
+    scales = torch.tensor([1.0, 1.0, 1.0, 0.05, 0.2])  # variances 1, 1, 1, 0.0025, 0.04 (x Var x_0)
+    w = torch.zeros(5, 3)
+    w[:, 0] = scales
+    b = torch.full((5,), 2.0)  # z > 0 on every input: h = z exactly
+    act = one_layer("leaky_relu", w, b).act1
+    z = X @ w.T + b
+    got = probes.unit_stats(act, z, 1e-6, 0.1, None, peak=1.0)
+    var = (scales ** 2).double()
+    expected = int((var <= 0.01 * var.mean()).sum())  # mean 0.6085: threshold 0.006085 -> only 0.0025
+    assert expected == 1 and got["low_variance_fraction"][0].item() == 1
+    const = probes.unit_stats(act, torch.full((50, 4), 3.0), 1e-6, 0.1, None, peak=1.0)
+    assert const["low_variance_fraction"][0].item() == 4  # 0 <= 0.01 * 0
+
+
+def test_cnn_no_gradient_needs_every_position():
+    m = CNN((1, 8, 8), 3, depth=1, width=2, fc_width=5, activation="tanh", act_params={})
+    with torch.no_grad():
+        m.conv1.weight[:] = 0.0
+        m.conv1.bias[:] = torch.tensor([5.0, 0.0])  # channel 0 saturated everywhere, channel 1 at z = 0
+    s = stats(probes.measure_units(m, torch.rand(8, 1, 8, 8), "tanh", tol=1e-6, tau=0.1))
+    assert s["act1", "no_gradient_fraction"] == 0.5
+
+
 def test_cnn_unit_is_a_channel():
     m = CNN((1, 8, 8), 3, depth=1, width=4, fc_width=5, activation="relu", act_params={})
     with torch.no_grad():
@@ -173,7 +259,8 @@ def tiny_fit(tmp_path, steps_per_epoch: int, epochs: int, every: int, lr=0.1):
 
 
 def manual_steps(net, trainer, lr, n_steps):
-    """Replay the same batches by hand: per step {layer: (grad_norm, grad_abs_mean, weight_norm, update_ratio)}."""
+    """Replay the same batches by hand: per step {layer: (grad_norm, grad_abs_mean, weight_norm, update_ratio,
+    grad_rms)}."""
     dm = trainer.datamodule
     from actlab.data import IndexBatches
 
@@ -193,7 +280,7 @@ def manual_steps(net, trainer, lr, n_steps):
                     w, g = named[f"{layer}.weight"], g_of[f"{layer}.weight"]
                     w_before = w.clone()
                     rec[layer] = (g.norm().item(), g.abs().mean().item(), w_before.norm().item(),
-                                  (lr * g).norm().item() / w_before.norm().item())
+                                  (lr * g).norm().item() / w_before.norm().item(), g.pow(2).mean().sqrt().item())
                 for p, g in zip(params, grads):
                     p -= lr * g
             out.append(rec)
@@ -212,6 +299,26 @@ def check(rows, manual, step):
     ratio = r[r.metric == "grad_norm_first_over_last"]
     assert ratio.layer.item() == "fc1/out"
     assert ratio.value.item() == pytest.approx(manual[step - 1]["fc1"][0] / manual[step - 1]["out"][0], rel=1e-4)
+    rms = r[r.metric == "grad_rms_first_over_last"]
+    assert rms.layer.item() == "fc1/out"
+    assert rms.value.item() == pytest.approx(manual[step - 1]["fc1"][4] / manual[step - 1]["out"][4], rel=1e-4)
+
+
+def test_grad_rms_is_norm_over_sqrt_numel_so_the_layer_ratio_is_free_of_matrix_size():
+    """The same per-weight gradient in a 64x128 and a 128x10 matrix: the norm ratio is the size ratio
+    sqrt(8192 / 1280) = 2.53, the RMS ratio 1."""
+    grads = [torch.full((128, 64), 0.003), torch.full((10, 128), -0.003)]
+    w = [torch.ones(128, 64), torch.ones(10, 128)]
+    vals = probes.grad_flow_stats(grads, w, w)  # (5, L)
+    assert vals.shape == (len(probes.GRAD_METRICS), 2)
+    rms = vals[probes.GRAD_METRICS.index("grad_rms")]
+    assert rms.tolist() == pytest.approx([g.norm().item() / g.numel() ** 0.5 for g in grads])
+    assert rms.tolist() == pytest.approx([0.003, 0.003])
+    cb = probes.GradFlow("unused.csv")
+    cb.add_rows(1, 1, ["fc1", "out"], vals.double())
+    got = {r["metric"]: r["value"] for r in cb.rows if r["layer"] == "fc1/out"}
+    assert got["grad_norm_first_over_last"] == pytest.approx((8192 / 1280) ** 0.5)
+    assert got["grad_rms_first_over_last"] == pytest.approx(1.0)
 
 
 def test_grad_norms_and_update_ratio_equal_a_manual_computation(tmp_path):

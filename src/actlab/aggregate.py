@@ -3,8 +3,8 @@
 Writes, atomically, under ``--out-dir``:
 
   summary.csv, summary.parquet   one row per run: every summary.json field (nested ones flattened
-                                 with dots, e.g. ``versions.torch``), plus the final dead, dormant and
-                                 saturated fractions from dead_units.csv: at the last probed epoch,
+                                 with dots, e.g. ``versions.torch``), plus the final dead, dormant,
+                                 saturated, no-gradient and low-variance fractions from dead_units.csv: at the last probed epoch,
                                  the fraction of all hidden units (layers weighted by their n_units;
                                  NaN where the probe does not report the metric).
   curves/metrics.parquet         metrics.csv of every run, with the run's dataset/model/activation/seed
@@ -38,7 +38,8 @@ CURVES = {  # file in the run dir -> (parquet name, the columns it must have)
     "grad_flow.csv": ("grad_flow", ["step", "epoch", "layer", "metric", "value"]),
 }
 FINAL = {"dead_fraction": "final_dead_fraction", "dormant_fraction": "final_dormant_fraction",
-         "saturated_fraction": "final_saturated_fraction"}
+         "saturated_fraction": "final_saturated_fraction", "no_gradient_fraction": "final_no_gradient_fraction",
+         "low_variance_fraction": "final_low_variance_fraction"}
 WHOLE_MODEL_LAYERS = ("all", "model", "total")  # a probe row for the whole network, if a probe writes one
 
 

@@ -24,12 +24,31 @@ epoch e = after e training epochs (every ``every_n_epochs``, and always after th
                      every activation; it is the informative one when f' never vanishes.
   saturated_fraction only for saturating activations (tanh, sigmoid): fraction of units with
                      |z| > spec.saturate_at for every x in X (and every position).
+  The three above are the literature's definitions, kept for comparison with it; they cannot compare
+  families: an ELU unit is dead only if z < -13.8 on every input, and units stuck on a flat part of
+  ELU/SELU (|h| ~ alpha) or tanh/sigmoid (|h| ~ 1) are never tau-dormant. The two measures below
+  can be non-zero for every activation:
+  no_gradient_fraction  fraction of units with |f'(z)| <= eps * peak|f'| for every x in X (and every
+                     position), eps = NO_GRADIENT_EPS = 0.01 and peak|f'| = `peak_slope(activation)`,
+                     the activation's own largest slope over the reals (1 for ReLU, tanh, ELU; 0.25
+                     for sigmoid; lambda * alpha = 1.758 for SELU; 1.13 for GELU): a unit that passes
+                     at most 1% of the gradient its activation can pass, on every input. It is dead
+                     for ReLU and saturated for tanh/sigmoid; Leaky ReLU's negative slope (0.01 of
+                     its peak) sits on the threshold and counts, so a Leaky ReLU unit negative on
+                     every input is in it too.
+  low_variance_fraction fraction of units whose output varies little across the probe set: Var_X(h_i)
+                     <= delta * mean_j Var_X(h_j) (variance over samples and positions, in float64),
+                     delta = LOW_VARIANCE_DELTA = 0.01 = tau^2, i.e. a standard deviation at most a
+                     tenth of the layer's typical one, the tau-dormant threshold on the scale of
+                     variation instead of magnitude. A constant output carries no information about
+                     the input whatever its value (0, -alpha or +-1). If every variance is 0, every
+                     unit counts (as for dormant).
   mean_activation    mean of h over X, units and positions.
   mean_abs_grad      mean of |f'(z)| over X, units and positions.
   active_per_sample  mean over x in X of the fraction of units with |f'(z)| > tol at x (a conv
                      channel is active on x when it is active at any position).
-  n_units, probe_size, tol, tau, saturate_at: the constants used, repeated per row group so each
-                     table is self-describing.
+  n_units, probe_size, tol, tau, saturate_at, eps, peak_slope, delta: the constants used, repeated
+                     per row group so each table is self-describing.
 
 grad_flow.csv (columns step, epoch, layer, metric, value), per weight layer (fc1.., conv1.., out;
 the layer's ``weight`` only, biases excluded). ``step`` counts optimizer steps, 1 = the first;
@@ -40,8 +59,14 @@ the layer's ``weight`` only, biases excluded). ``step`` counts optimizer steps, 
   grad_abs_mean      mean |g| = ||g||_1 / numel.
   weight_norm        ||W||_2 before the optimizer step.
   update_ratio       ||W_after - W_before||_2 / ||W_before||_2 for that optimizer step.
+  grad_rms           root mean square of g = ||g||_2 / sqrt(numel): the typical size of one weight's
+                     gradient, comparable between layers of different shapes (grad_norm grows with
+                     the square root of the number of weights); the measure to follow across depth.
   grad_norm_first_over_last  (layer "<first>/<last>", e.g. "fc1/out"): grad_norm of the first weight
-                     layer divided by that of the last.
+                     layer divided by that of the last. Kept for comparison with the literature; it
+                     mixes gradient size with matrix size (a 64x128 against a 128x10 matrix).
+  grad_rms_first_over_last   the same ratio of grad_rms: the per-weight gradient of the first layer
+                     relative to the last's, free of the matrices' sizes.
 
 Cost: dead units = one forward pass over X per measurement, one host sync. Gradient flow = one
 fused copy of the weights and their gradients before every optimizer step (no host sync): Lightning
@@ -52,6 +77,7 @@ most every ``flush_seconds`` and always when training ends.
 """
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -64,6 +90,8 @@ from actlab import activations, atomic
 from actlab.models import activation_layers, weight_layers
 
 DEAD_COLUMNS = ["epoch", "layer", "metric", "value"]
+NO_GRADIENT_EPS = 0.01  # passes no gradient: |f'(z)| <= 1% of the activation's peak slope, every input
+LOW_VARIANCE_DELTA = 0.01  # no information: Var(h_i) <= 1% of the layer's mean variance (= tau^2, SD 10%)
 GRAD_COLUMNS = ["step", "epoch", "layer", "metric", "value"]
 
 
@@ -106,6 +134,18 @@ def value_and_slope(act: nn.Module, z: torch.Tensor) -> tuple[torch.Tensor, torc
     return h.detach(), d
 
 
+@functools.cache
+def peak_slope(activation: str) -> float:
+    """max |f'(z)| over the reals of the registry's `activation` with its paper's default parameters,
+    numerically: autograd on a grid of z in [-20, 20], step 1e-4, in float64. (Every registered
+    activation's slope is monotone beyond |z| = 20, so the grid's maximum is the supremum up to the
+    grid's resolution.) Cached: one grid per activation and process."""
+    act = activations.build(activation).double()
+    z = torch.linspace(-20.0, 20.0, 400_001, dtype=torch.float64)
+    _, d = value_and_slope(act, z)
+    return float(d.abs().max())
+
+
 def _per_unit(t: torch.Tensor, reduce: str) -> torch.Tensor:
     """(N, C, ...) bool -> (C,): `reduce` ("any" or "all") over samples and positions."""
     t = getattr(t, reduce)(0)  # (C, ...)
@@ -113,10 +153,12 @@ def _per_unit(t: torch.Tensor, reduce: str) -> torch.Tensor:
 
 
 def unit_stats(act: nn.Module, z: torch.Tensor, tol: float, tau: float,
-               saturate_at: float | None) -> dict[str, tuple[torch.Tensor, int]]:
+               saturate_at: float | None, peak: float | None = None,
+               eps: float = NO_GRADIENT_EPS, delta: float = LOW_VARIANCE_DELTA) -> dict[str, tuple[torch.Tensor, int]]:
     """Per-layer statistics of one activation module at pre-activations z of shape (N, C) or
     (N, C, H, W) (units = dim 1), as {metric: (numerator, denominator)}: the numerator a 0-d tensor
-    still on z's device (fractions as exact integer counts), the value numerator / denominator."""
+    still on z's device (fractions as exact integer counts), the value numerator / denominator.
+    `peak` is the activation's peak slope (`peak_slope`); without it no_gradient_fraction is left out."""
     z = z.float()  # bf16 runs: measure in fp32
     h, d = value_and_slope(act, z)
     d = d.abs()
@@ -136,6 +178,13 @@ def unit_stats(act: nn.Module, z: torch.Tensor, tol: float, tau: float,
     }
     if saturate_at is not None:
         stats["saturated_fraction"] = (torch.count_nonzero(_per_unit(z.abs() > saturate_at, "all")), c)
+    if peak is not None:
+        # float64 so that Leaky ReLU's slope 0.01 meets 0.01 * 1.0 alike in fp32 and fp64 runs
+        flat = _per_unit(d.double() <= eps * peak, "all")  # (C,)
+        stats["no_gradient_fraction"] = (torch.count_nonzero(flat), c)
+    hc = h.double().transpose(0, 1).flatten(1)  # (C, N * H * W): each unit's outputs over the probe set
+    var = hc.var(1, correction=0)  # (C,)
+    stats["low_variance_fraction"] = (torch.count_nonzero(var <= delta * var.mean()), c)
     return stats
 
 
@@ -143,13 +192,14 @@ def measure_units(model: nn.Module, x: torch.Tensor, activation: str, tol: float
     """Rows (layer, metric, value) for every hidden activation layer of model on probe set x.
     One host sync for all layers."""
     sat = activations.spec(activation).saturate_at
+    peak = peak_slope(activation)
     acts = activation_layers(model)
     zs = _capture_preactivations(model, x)
     keys, vals, dens = [], [], []
     for name, act in acts.items():
         if name not in zs:  # a layer the forward pass did not reach
             continue
-        for metric, (v, den) in unit_stats(act, zs[name], tol, tau, sat).items():
+        for metric, (v, den) in unit_stats(act, zs[name], tol, tau, sat, peak).items():
             keys.append((name, metric))
             vals.append(v)
             dens.append(den)
@@ -159,7 +209,8 @@ def measure_units(model: nn.Module, x: torch.Tensor, activation: str, tol: float
     for name in acts:
         if name not in zs:
             continue
-        consts = {"n_units": zs[name].shape[1], "probe_size": len(x), "tol": tol, "tau": tau}
+        consts = {"n_units": zs[name].shape[1], "probe_size": len(x), "tol": tol, "tau": tau,
+                  "eps": NO_GRADIENT_EPS, "peak_slope": peak, "delta": LOW_VARIANCE_DELTA}
         if sat is not None:
             consts["saturate_at"] = sat
         rows += [{"layer": name, "metric": k, "value": float(v)} for k, v in consts.items()]
@@ -250,17 +301,18 @@ class DeadUnits(_ProbeTable, pl.Callback):
 
 def grad_flow_stats(grads: list[torch.Tensor], before: list[torch.Tensor],
                     after: list[torch.Tensor]) -> torch.Tensor:
-    """(4, L) tensor on the weights' device: grad_norm, grad_abs_mean, weight_norm, update_ratio
-    for L weight tensors, given each one's step gradient and its value before and after the step."""
+    """(5, L) tensor on the weights' device: grad_norm, grad_abs_mean, weight_norm, update_ratio,
+    grad_rms for L weight tensors, given each one's step gradient and its value before and after the step."""
     g2 = torch.stack(torch._foreach_norm(grads))  # (L,)
     # mean |g| = ||g||_1 / numel; scalar list, so no host-to-device copy
     g1 = torch.stack(torch._foreach_div(torch._foreach_norm(grads, 1), [float(g.numel()) for g in grads]))
     w2 = torch.stack(torch._foreach_norm(before))
     dw = torch.stack(torch._foreach_norm(torch._foreach_sub(after, before)))
-    return torch.stack([g2, g1, w2, dw / w2])
+    rms = torch.stack(torch._foreach_div(torch._foreach_norm(grads), [g.numel() ** 0.5 for g in grads]))
+    return torch.stack([g2, g1, w2, dw / w2, rms])
 
 
-GRAD_METRICS = ("grad_norm", "grad_abs_mean", "weight_norm", "update_ratio")
+GRAD_METRICS = ("grad_norm", "grad_abs_mean", "weight_norm", "update_ratio", "grad_rms")
 
 
 class GradFlow(_ProbeTable, pl.Callback):
@@ -320,9 +372,10 @@ class GradFlow(_ProbeTable, pl.Callback):
             for j, name in enumerate(names):
                 self.rows.append({"step": step, "epoch": epoch, "layer": name, "metric": metric,
                                   "value": vals[i, j].item()})
-        g = vals[0]
-        self.rows.append({"step": step, "epoch": epoch, "layer": f"{names[0]}/{names[-1]}",
-                          "metric": "grad_norm_first_over_last", "value": (g[0] / g[-1]).item()})
+        for i, metric in ((0, "grad_norm_first_over_last"), (GRAD_METRICS.index("grad_rms"), "grad_rms_first_over_last")):
+            g = vals[i]
+            self.rows.append({"step": step, "epoch": epoch, "layer": f"{names[0]}/{names[-1]}",
+                              "metric": metric, "value": (g[0] / g[-1]).item()})
         self.recorded = step
 
     def on_train_epoch_end(self, trainer, pl_module):

@@ -514,7 +514,8 @@ class VecLitModel(pl.LightningModule):
             if record:
                 w2 = torch.stack([w.flatten(1).norm(dim=1) for w in before])
                 dw = torch.stack([(w.detach() - w0).flatten(1).norm(dim=1) for w, w0 in zip(self.net.weights, before)])
-                stats = torch.stack([g2, g1, w2, dw / w2])  # (4, L, K), GRAD_METRICS order
+                rms = torch.stack([n / g[0].numel() ** 0.5 for n, g in zip(g2, grads[:n_weights])])  # (L, K)
+                stats = torch.stack([g2, g1, w2, dw / w2, rms])  # (5, L, K), GRAD_METRICS order
                 if s == 1 or s % self.grad_flow_every == 0:
                     self.grad_flow.append((s, epoch, stats))
                 if s % self._steps_per_epoch == 0:

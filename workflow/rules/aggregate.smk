@@ -30,13 +30,15 @@ rule aggregate:
 
 
 rule statistics:
-    """Mean, std, 95% t-interval per activation; paired difference to the baseline (paired t-test,
-    Holm-corrected); seconds per epoch per activation."""
+    """Mean, std, 95% t-interval per activation; paired difference to the baseline (exact sign-flip
+    test, Holm-corrected; TOST equivalence); what each experiment can detect (power.csv); seconds
+    per epoch per activation."""
     input:
         RESULTS / "summary.parquet",
     output:
         accuracy=STATS / "accuracy.csv",
         vs_relu=STATS / "vs_relu.csv",
+        power=STATS / "power.csv",
         compute=STATS / "compute.csv",
     params:
         out_dir=STATS,

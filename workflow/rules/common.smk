@@ -221,7 +221,7 @@ def all_figures(wildcards=None):
 
 def all_tables(wildcards=None):
     return [str(p) for p in (RESULTS / "summary.csv", RESULTS / "summary.parquet", STATS / "accuracy.csv",
-                             STATS / "vs_relu.csv", STATS / "compute.csv", STATS / "timing.csv",
+                             STATS / "vs_relu.csv", STATS / "power.csv", STATS / "compute.csv", STATS / "timing.csv",
                              DEPTH / "born_dead.csv",
                              DEPTH / "collapse.csv")]
 

@@ -1,7 +1,7 @@
 """Figure 3: final test accuracy per activation: seeds as dots, mean with its 95% t-interval.
 
 Activations are sorted by mean accuracy; the baseline's mean is a vertical line. Stars: the
-paired (by seed) t-test against the baseline, Holm-corrected (results/stats/vs_relu.csv):
+paired (by seed) exact sign-flip test against the baseline, Holm-corrected (results/stats/vs_relu.csv):
 * p < 0.05, ** p < 0.01, *** p < 0.001.
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main(argv=None) -> None:
     ax.grid(True, axis="x", color="0.92", lw=0.6)
     n = int(acc["n"].max())
     ax.set_title(f"Test accuracy, {args.dataset} / {args.model}: mean, 95% t-interval, {n} seeds (dots)\n"
-                 f"dotted: {figlib.label(args.baseline)} mean; stars: paired t-test vs "
+                 f"dotted: {figlib.label(args.baseline)} mean; stars: paired sign-flip test vs "
                  f"{figlib.label(args.baseline)}, Holm-corrected", fontsize=8, loc="left")
     fig.tight_layout()
     figlib.save(fig, args.out, __file__, f"Test accuracy ({args.dataset}/{args.model})")
