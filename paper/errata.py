@@ -14,6 +14,7 @@ from torch import nn
 
 from actlab import activations as A
 
+DYING_STEPS = 200  # SGD steps of the dying-unit demonstration: the ReLU unit's weights never move
 GRID = torch.linspace(-4.0, 4.0, 8001, dtype=torch.float64)  # step 1e-3; 0 is a grid point
 
 
@@ -65,7 +66,7 @@ def leaky_derivative(a: float = 0.01) -> dict:
             "stated_at_half": a * math.copysign(1, 0.5 - 1), "true_at_half": 1.0}
 
 
-def dying_relu_unit(steps: int = 200, lr: float = 0.1, seed: int = 0) -> dict:
+def dying_relu_unit(steps: int = DYING_STEPS, lr: float = 0.1, seed: int = 0) -> dict:
     """"ReLU can effectively prevent dead neurons": a unit whose pre-activation is negative on every
     input gets a zero gradient through ReLU and never moves again; through Leaky ReLU it does.
     One unit, 256 standard-normal 4-D inputs, bias −5 (every z < 0 here), target y = x·1, MSE, SGD."""

@@ -29,7 +29,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "paper"
 BIN = Path(sys.executable).parent
-PAGES = ["index", "definitions", "methods", "results", "appendix", "bibliography"]
+PAGES = ["index", "definitions", "methods", "results", "errata", "appendix", "bibliography"]
 
 sys.path.insert(0, str(PAPER))
 import bookdata as bd  # noqa: E402
