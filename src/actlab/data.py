@@ -219,8 +219,8 @@ def _split_provenance(train, val, test, cfg) -> dict:
 def mnist1d_args(cfg) -> dict:
     """The generating arguments: the package's defaults (get_dataset_args) updated by ``cfg.args``.
     The ``url`` default is dropped: the package's pickle download is never used, data is generated."""
-    from omegaconf import OmegaConf
     from mnist1d.data import get_dataset_args
+    from omegaconf import OmegaConf
 
     args = get_dataset_args(as_dict=True)
     args.pop("url")
