@@ -250,15 +250,21 @@ def test_cnn_on_mnist1d_is_refused_in_one_line(data_dir, m1d, tmp_path):
     assert not (tmp_path / "run" / "config.yaml").exists() and not (tmp_path / "run" / "summary.json").exists()
 
 
+@pytest.fixture(scope="module")
+def single_seed1(data_dir, m1d, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("single") / "seed1"
+    _train(run_dir, str(data_dir), "data=mnist1d", "seed=1", "data.split_seed=1")
+    return json.loads((run_dir / "summary.json").read_text())
+
+
 @pytest.mark.parametrize("vectorize", ["false", "auto"])
-def test_split_per_seed_in_one_job(data_dir, m1d, tmp_path, vectorize):
+def test_split_per_seed_in_one_job(data_dir, single_seed1, tmp_path, vectorize):
     """data.split_seed=${seed} with seeds=[...]: every run trains on its own seed's split (a job used
     to load the first seed's split for all of them), sequential or vectorised."""
     _train(tmp_path / "multi/seed${seed}", str(data_dir), "data=mnist1d", "seeds=[0,1]", "data.split_seed=${seed}",
            f"vectorize={vectorize}")
-    _train(tmp_path / "single/seed${seed}", str(data_dir), "data=mnist1d", "seed=1", "data.split_seed=1")
     multi = [json.loads((tmp_path / f"multi/seed{i}/summary.json").read_text()) for i in (0, 1)]
-    single = json.loads((tmp_path / "single/seed1/summary.json").read_text())
+    single = single_seed1
     assert [s["split_seed"] for s in multi] == [s["data_provenance"]["split_seed"] for s in multi] == [0, 1]
     if vectorize == "false":  # the sequential path is bit-identical to a separate run
         assert multi[1]["test_acc"] == single["test_acc"] and multi[1]["best_val_loss"] == single["best_val_loss"]
