@@ -249,8 +249,10 @@ def resume_checkpoint(cfgs: list[DictConfig], path: Path, label: str):
 
 
 def make_summary(cfg: DictConfig, task: str, hist: list[dict], test: dict, diverged: bool,
-                 train_seconds: float, n_params: int, device: str, resumed_from_epoch: int = 0) -> dict:
-    """summary.json of one run (also used per model by the vectorised trainer, actlab.vectorized)."""
+                 train_seconds: float, n_params: int, device: str, resumed_from_epoch: int = 0,
+                 data_provenance: dict | None = None) -> dict:
+    """summary.json of one run (also used per model by the vectorised trainer, actlab.vectorized).
+    ``data_provenance``: the loader's ``Splits.provenance`` (generating args, SHA-256, split sizes)."""
     from actlab import models
 
     commit, dirty = git_state()
@@ -271,6 +273,7 @@ def make_summary(cfg: DictConfig, task: str, hist: list[dict], test: dict, diver
         "n_params": n_params, "resumed_from_epoch": resumed_from_epoch,
         "device": device, "versions": versions(),
         "git_commit": commit, "git_dirty": dirty, "run_dir": str(cfg.run_dir),
+        "data_provenance": data_provenance or {},
     }
 
 
@@ -291,6 +294,10 @@ def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
     check_writable(run_dir)
     if splits is None:
         splits = data.load(cfg.data)  # verified before anything is written: bad data leaves no run behind
+    try:  # a model that cannot take this data's input shape (cnn on 1-D inputs): one line, before any file
+        models.build(cfg.model, splits.in_shape, splits.num_outputs, cfg.activation.name, act_params(cfg))
+    except ValueError as e:
+        raise ConfigError(f"model={cfg.model.name} cannot train on data={cfg.data.name}: {e}") from None
     (run_dir / "summary.json").unlink(missing_ok=True)  # a rerun is unfinished until it ends
     atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True), durable=False)
 
@@ -323,7 +330,8 @@ def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
 
     summary = make_summary(cfg, splits.task, recorder.rows, test, lit.diverged, train_seconds,
                            sum(p.numel() for p in model.parameters()), str(trainer.strategy.root_device),
-                           resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0)
+                           resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0,
+                           data_provenance=splits.provenance)
     atomic.write_json(run_dir / "summary.json", summary)
     if not keep_checkpoint:
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
@@ -433,9 +441,12 @@ def run_seeds(cfg: DictConfig) -> list[dict]:
     vectorize = use_vectorized(cfg, len(cfgs))
     for c in cfgs:  # fail before training anything
         validate(c)
-    # Loaded (downloaded, verified) once for the whole job, before any run dir is made: bad data leaves
-    # nothing behind. The runs of a job differ only in seed and activation, never in data.
-    splits = data.load(cfgs[0].data)
+    # Loaded (downloaded, verified) once per distinct data config, before any run dir is made: bad data
+    # leaves nothing behind. Runs differ in data only when the split follows the seed (data.split_seed: ${seed}).
+    splits_of = {}
+    for c in cfgs:
+        if _data_key(c) not in splits_of:
+            splits_of[_data_key(c)] = data.load(c.data)
     for c in cfgs:
         check_writable(Path(c.run_dir))
     for c in cfgs:
@@ -451,12 +462,12 @@ def run_seeds(cfg: DictConfig) -> list[dict]:
             name = CHECKPOINT if len(parts) == 1 else f"last-part{i + 1}of{len(parts)}.ckpt"
             checkpoints.append(_job_output_dir(cfg) / name)
             with _seed_logs(part):
-                summaries += vectorized.fit_many(part, checkpoint=checkpoints[-1], splits=splits)
+                summaries += vectorized.fit_many(part, checkpoint=checkpoints[-1], splits=splits_of[_data_key(part[0])])
     else:
         for c in cfgs:
             checkpoints.append(Path(c.run_dir) / CHECKPOINT)
             with _seed_logs([c]):
-                summaries.append(run(c, keep_checkpoint=True, splits=splits))
+                summaries.append(run(c, keep_checkpoint=True, splits=splits_of[_data_key(c)]))
     # Only now: a job interrupted in a later part (or run) resumes the finished ones from their final
     # checkpoint instead of training them again (Snakemake deletes an interrupted job's summaries).
     for path in checkpoints:
@@ -464,10 +475,21 @@ def run_seeds(cfg: DictConfig) -> list[dict]:
     return summaries
 
 
+def _data_key(cfg: DictConfig) -> str:
+    """The resolved data config as a string: runs with equal keys train on the same splits."""
+    import json
+
+    return json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
+
+
 def vectorized_parts(cfg: DictConfig, cfgs: list[DictConfig]) -> list[list[DictConfig]]:
-    """The job's runs `cfgs` in vectorised runs of at most ``vectorize_max_k`` models, in order."""
+    """The job's runs `cfgs` in vectorised runs of at most ``vectorize_max_k`` models, in order; a part
+    holds runs of one data config only (they share one copy of the data)."""
     max_k = cfg.get("vectorize_max_k") or len(cfgs)
-    return [cfgs[i:i + max_k] for i in range(0, len(cfgs), max_k)]
+    groups: dict[str, list[DictConfig]] = {}
+    for c in cfgs:
+        groups.setdefault(_data_key(c), []).append(c)
+    return [g[i:i + max_k] for g in groups.values() for i in range(0, len(g), max_k)]
 
 
 def _job_output_dir(cfg: DictConfig) -> Path:

@@ -777,7 +777,8 @@ def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Spl
             t.pop("test_acc", None)
         s = make_summary(c, splits.task, recorder.rows[k], t, recorder.diverged[k], train_seconds / len(cfgs),
                          sum(p.numel() for p in nets[k].parameters()), device,
-                         resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0)
+                         resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0,
+                         data_provenance=splits.provenance)
         s["vectorized"] = {"k": len(cfgs), "job_train_seconds": train_seconds}
         atomic.write_json(Path(c.run_dir) / "summary.json", s)
         summaries.append(s)
