@@ -12,6 +12,12 @@
 # How it works, and how a rerun works: docs/pipeline.md.
 
 
+from snakemake.utils import min_version
+
+
+min_version("9.0")  # the profile keys, `localrules` placement and report API used here (pinned: 9.27.1)
+
+
 configfile: "conf/sweep/default.yaml"
 
 
