@@ -117,7 +117,7 @@ def unit_stats(act: nn.Module, z: torch.Tensor, tol: float, tau: float,
     """Per-layer statistics of one activation module at pre-activations z of shape (N, C) or
     (N, C, H, W) (units = dim 1), as {metric: (numerator, denominator)}: the numerator a 0-d tensor
     still on z's device (fractions as exact integer counts), the value numerator / denominator."""
-    z = z.float()  # bf16 runs: measure in fp32
+    z = z.to(torch.promote_types(z.dtype, torch.float32))  # bf16 runs: measure in fp32; fp64 runs in fp64
     h, d = value_and_slope(act, z)
     d = d.abs()
     n, c = z.shape[:2]
