@@ -4,7 +4,9 @@ The cross-path comparisons (vectorised vs separate runs, hand-written backward v
 float64 (`trainer.precision=64-true`) and ask for agreement to RTOL64 = 1e-10 relative; one test runs
 the default float32 and asks for agreement to RTOL32, derived below. Neither tolerance depends on the
 CPU's vector units: `make test` repeats these tests under another ATEN_CPU_CAPABILITY
-(scripts/numerics-second-pass.sh; docs/reliability.md, "Numerics").
+(scripts/numerics-second-pass.sh; docs/reliability.md, "Numerics"). The tests marked `numerics` are
+that second pass: the ones that prove the point (float64 and float32 tolerances, the hand-written
+backward, determinism) without the variations that need no second CPU to be trusted.
 """
 from __future__ import annotations
 
@@ -118,7 +120,6 @@ def test_float32_agrees_to_float32_rounding(compose, tmp_path):
         assert v["test_acc"] == pytest.approx(o["test_acc"], rel=0, abs=ATOL32_ACC)
 
 
-@pytest.mark.numerics
 def test_sgd_cosine_weight_decay(compose, tmp_path):
     runs = [(0, "leaky_relu"), (1, "leaky_relu")]
     extra = ("optimizer=sgd", "optimizer.schedule=cosine", "optimizer.weight_decay=1e-3", F64)
@@ -141,7 +142,6 @@ def test_mixed_activations_prelu_and_weight_decay(compose, tmp_path):
         _assert_same_run(tmp_path / "vec" / f"{a}-{s}", tmp_path / "one" / f"{a}-{s}", v, o)
 
 
-@pytest.mark.numerics
 def test_regression_task(compose, tmp_path):
     runs = [(0, "relu"), (1, "relu")]
     extra = ("data=synthetic_abs", "model.width=16", F64)
@@ -344,7 +344,6 @@ def test_cli_seeds_vectorised_by_default(tmp_path):
     assert p.returncode == 2 and "cannot vectorise" in p.stderr
 
 
-@pytest.mark.numerics
 def test_cli_activations_and_seeds_in_one_process(tmp_path, compose):
     """activations=[...] x seeds=[...]: every run in one vectorised process, each in its own run dir,
     each the run `activation=A seed=S` would have made (in float64, `trainer.precision=64-true` on the
