@@ -24,4 +24,4 @@ if [ "$got" = "$best" ]; then
     exit 1
 fi
 echo "numerics second pass: ATEN_CPU_CAPABILITY=$second (torch reports $got; this CPU's best: $best)"
-exec "$PYTHON" -m pytest -m numerics -p no:cacheprovider "$@"
+exec "$PYTHON" -m pytest -m numerics "$@"
