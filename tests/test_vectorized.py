@@ -31,10 +31,10 @@ METRICS = ["train_loss", "train_acc", "val_loss", "val_acc"]
 # K nn.Linear, fused vs for-loop Adam, the shared evaluation GEMM): each op differs by a few ulps
 # (2.2e-16). Measured over these 2-epoch runs with the AVX2 and the generic kernels: <= 5e-16 on
 # metrics.csv and the summaries, <= 8e-15 on the probes (grad_flow's norms of differences). 1e-10 leaves
-# 4 orders of magnitude for other CPUs and still fails any real difference by orders of magnitude: a
+# 4 orders of magnitude for other CPUs and still fails a real difference by orders of magnitude: a
 # planted subtle one, weight decay on the biases too (test_mixed_activations_..., weight_decay=1e-2),
-# moves val_loss by 1.6e-5. A pre-activation within float64 rounding of a
-# ReLU kink (which would switch the slope: RTOL32 below) is 5e8x rarer than in float32: < 1e-9 per run.
+# moves the epoch metrics by up to 1.6e-5 relative. A pre-activation within float64 rounding of a ReLU
+# kink (which would switch the slope: RTOL32 below) is 5e8x rarer than in float32: < 1e-9 per run.
 # ATOL64 only for values that are 0.
 RTOL64, ATOL64 = 1e-10, 1e-13
 
