@@ -24,8 +24,10 @@ system:
 paper: setup
 	$(BIN)/snakemake --cores all
 
+# The whole suite, then the numerics tests again under a second CPU capability (see the script).
 test: setup system
 	$(BIN)/python -m pytest
+	PYTHON=$(BIN)/python bash scripts/numerics-second-pass.sh
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"

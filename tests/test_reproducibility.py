@@ -32,6 +32,7 @@ def test_bit_identical_reruns(compose, tmp_path, name):
         pd.testing.assert_frame_equal(ta[t], tb[t], check_exact=True)
 
 
+@pytest.mark.numerics
 def test_vectorised_job_reruns_are_bit_identical(compose, tmp_path):
     """A vectorised job (several activations x seeds as one batched model) gives the same bits twice."""
     from actlab.train import run_seeds

@@ -63,6 +63,7 @@ def assert_same_run(a: Path, b: Path) -> None:
         pd.testing.assert_frame_equal(ta[t], tb[t], check_exact=True, obj=f"{b / t}")
 
 
+@pytest.mark.numerics
 def test_interrupted_run_resumes_bit_identical(compose, monkeypatch, tmp_path):
     overrides = (*FAST, "activation=prelu", "trainer.max_epochs=7", "trainer.checkpoint_every_n_epochs=2")
     train.run(compose(*overrides, f"run_dir={tmp_path / 'a'}"))
@@ -83,6 +84,7 @@ def test_interrupted_run_resumes_bit_identical(compose, monkeypatch, tmp_path):
     assert not (b / "last.ckpt").exists()
 
 
+@pytest.mark.numerics
 def test_interrupted_vectorised_job_resumes_bit_identical(compose, monkeypatch, tmp_path):
     """Two vectorised parts (vectorize_max_k=3 for 4 runs): interrupted in the second, the rerun resumes the
     first from its final checkpoint (no training at all) and the second from its last checkpoint."""

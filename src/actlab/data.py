@@ -44,9 +44,13 @@ class Splits:
     def in_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
-    def to(self, device) -> "Splits":
-        moved = {k: getattr(self, k).to(device) for k in
-                 ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+    def to(self, device, float_dtype: torch.dtype | None = None) -> "Splits":
+        """The splits on `device`; with `float_dtype`, floating-point tensors (inputs, regression
+        targets) also cast to it (class indices stay int64)."""
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device, float_dtype) if float_dtype is not None and t.is_floating_point() else t.to(device)
+
+        moved = {k: move(getattr(self, k)) for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
         return Splits(**moved, task=self.task, num_outputs=self.num_outputs, provenance=self.provenance)
 
 

@@ -27,9 +27,13 @@ class TensorData(pl.LightningDataModule):
         self._train_state = state.get("train")
 
     def setup(self, stage: str) -> None:
+        # On the device, in the dtype the precision plugin gives the model's inputs: float64 under
+        # trainer.precision=64-true (the vectorised step and the dead-units probe read these tensors
+        # directly, not through Lightning's batch conversion), unchanged otherwise.
         device = self.trainer.strategy.root_device
-        if self.splits.x_train.device != device:
-            self.splits = self.splits.to(device)
+        dtype = self.trainer.precision_plugin.convert_input(self.splits.x_train[:1]).dtype
+        if self.splits.x_train.device != device or self.splits.x_train.dtype != dtype:
+            self.splits = self.splits.to(device, dtype)
 
     def train_dataloader(self):
         s = self.splits
@@ -70,7 +74,9 @@ class LitModel(pl.LightningModule):
         else:
             loss = F.cross_entropy(out, y)
             # Accumulated on the device by Lightning: no host sync per step.
-            self.log(f"{stage}_acc", (out.argmax(1) == y).float().mean(), on_step=False, on_epoch=True)
+            # float32 (bf16-mixed: not bf16), float64 under 64-true: a float64 run is float64 throughout
+            acc_dtype = torch.promote_types(out.dtype, torch.float32)
+            self.log(f"{stage}_acc", (out.argmax(1) == y).to(acc_dtype).mean(), on_step=False, on_epoch=True)
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True)
         return loss
 

@@ -159,7 +159,7 @@ def unit_stats(act: nn.Module, z: torch.Tensor, tol: float, tau: float,
     (N, C, H, W) (units = dim 1), as {metric: (numerator, denominator)}: the numerator a 0-d tensor
     still on z's device (fractions as exact integer counts), the value numerator / denominator.
     `peak` is the activation's peak slope (`peak_slope`); without it no_gradient_fraction is left out."""
-    z = z.float()  # bf16 runs: measure in fp32
+    z = z.to(torch.promote_types(z.dtype, torch.float32))  # bf16 runs: measure in fp32; fp64 runs in fp64
     h, d = value_and_slope(act, z)
     d = d.abs()
     n, c = z.shape[:2]

@@ -19,7 +19,9 @@ It is the same experiment as K separate `python -m actlab.train seed=S` runs:
 - probes: every model gets its own dead_units.csv (actlab.probes.DeadUnits, measured on a per-model
   view: the model's slice copied into a `models.build()`-shaped module) and grad_flow.csv (same
   metrics as actlab.probes.GradFlow, computed for all K at once on the stacked gradients).
-Agreement is to floating-point tolerance (batched matmuls round differently), not bit-exact.
+Agreement is to floating-point tolerance (batched matmuls round differently), not bit-exact: with
+`trainer.precision=64-true` (both paths in float64) to ~1e-10 relative, in float32 to the tolerance
+derived in tests/test_vectorized.py (docs/reliability.md, "Numerics").
 
 Everything runs inside ONE Lightning run. With manual optimisation each Lightning training_step
 takes a chunk of ``trainer.steps_per_call`` mini-batches and loops over them, which amortises
@@ -60,7 +62,7 @@ def supported(cfg: DictConfig) -> tuple[bool, str]:
     if cfg.model.name != "mlp":
         return False, f"model {cfg.model.name!r} (only the MLP is vectorised)"
     if str(cfg.trainer.precision) in ("16-mixed", "16", "16-true"):
-        return False, "fp16 precision needs a gradient scaler per model (use bf16-mixed or 32-true)"
+        return False, "fp16 precision needs a gradient scaler per model (use bf16-mixed, 32-true or 64-true)"
     return True, ""
 
 
@@ -447,13 +449,15 @@ class VecLitModel(pl.LightningModule):
     # Metric accumulators, on the device (no host sync per step): per stage, [sum of loss x batch size
     # (K,), number correct (K,), samples]. A plain dict: nn.Module.__setattr__ costs microseconds.
     def _reset(self, stage: str) -> None:
-        self._sums[stage] = [None, None, 0]
+        self._sums[stage] = [None, None, 0]  # (+ the means' dtype once the first batch is in)
 
     def _accumulate(self, stage: str, losses: torch.Tensor, correct: torch.Tensor | None, b: int) -> None:
         sums = self._sums[stage]
         if sums[0] is None:
-            dtype = torch.float64 if losses.device.type == "cpu" else torch.float32
+            # float64 sums on CPU; on a GPU the losses' dtype (float64 under 64-true), at least float32
+            dtype = torch.float64 if losses.device.type == "cpu" else torch.promote_types(losses.dtype, torch.float32)
             sums[0], sums[1] = (torch.zeros(self.k, dtype=dtype, device=losses.device) for _ in range(2))
+            sums.append(torch.promote_types(losses.dtype, torch.float32))  # the means' dtype (see _finish)
             if correct is None:
                 sums[1].fill_(math.nan)
         sums[0].add_(losses.detach(), alpha=b)
@@ -462,9 +466,11 @@ class VecLitModel(pl.LightningModule):
         sums[2] += b
 
     def _finish(self, stage: str) -> None:
-        loss, correct, n = self._sums[stage]
+        loss, correct, n, *dtype = self._sums[stage]
         if loss is not None:
-            self.epoch_means[stage] = (torch.stack([loss, correct]) / n).float()  # (2, K): mean loss, accuracy
+            # (2, K): mean loss, accuracy; rounded to the models' dtype as Lightning's means of a single
+            # run are (float32 runs: float32; 64-true: float64, never rounded to float32)
+            self.epoch_means[stage] = (torch.stack([loss, correct]) / n).to(dtype[0])
         self._reset(stage)
 
     def _losses(self, x, y, shared: bool):
@@ -484,9 +490,10 @@ class VecLitModel(pl.LightningModule):
         self._steps_per_epoch = math.ceil(len(self._x) / dm.batch_size)
         self._params = [p for ps in self.net.decay_groups() for p in ps]  # weights first
         self._step = DirectStep(self.optimizers().optimizer, self._params)
-        # The hand-written backward where it applies: fp32 (autocast would change the ops' dtypes), not
-        # compiled, every activation in ACT_BACKWARD. Otherwise autograd.
-        self._hand = self.net.hand_backward() and not self.compiled and str(self.trainer.precision) in ("32-true", "32")
+        # The hand-written backward where it applies: fp32 or fp64 (autocast would change the ops' dtypes),
+        # not compiled, every activation in ACT_BACKWARD. Otherwise autograd.
+        self._hand = (self.net.hand_backward() and not self.compiled
+                      and str(self.trainer.precision) in ("32-true", "32", "64-true", "64"))
 
     def training_step(self, batch, batch_idx):
         epoch = self.current_epoch + 1
@@ -561,8 +568,9 @@ class VecLitModel(pl.LightningModule):
         if not cfg.weight_decay:  # the same hyperparameters: one group = one fused kernel call per step
             groups = [{"params": decay + no_decay, "weight_decay": 0.0}]
         dev = decay[0].device.type
-        # Fused kernels: one pass over the stacked tensors (CPU and CUDA); elementwise, as per model.
-        fused = {"fused": True} if dev in ("cpu", "cuda") and decay[0].dtype == torch.float32 else {}
+        # Fused kernels: one pass over the stacked tensors (CPU and CUDA; float32 and float64, the
+        # dtypes Lightning has converted the parameters to by now); elementwise, as per model.
+        fused = {"fused": True} if dev in ("cpu", "cuda") and decay[0].dtype in (torch.float32, torch.float64) else {}
         return make_optimizer(groups, cfg, self.max_epochs, **fused)
 
 
@@ -625,7 +633,9 @@ class VecRecorder(pl.Callback):
         return everies.pop() if everies else None
 
     def _view(self, k: int, pl_module) -> _View:
-        return _View(pl_module.net.copy_into(k, self.views[k]), pl_module.device)
+        # in the stacked model's dtype (float64 under 64-true: a float32 view would round the weights)
+        view = self.views[k].to(pl_module.device, pl_module.dtype)
+        return _View(pl_module.net.copy_into(k, view), pl_module.device)
 
     def on_train_start(self, trainer, pl_module):
         for k in range(self.k):
