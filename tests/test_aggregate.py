@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from actlab import aggregate
+from actlab import aggregate, integrity
 
 
 def make_run(root, activation, seed, dataset="digits", model="mlp", dead=None, summary=True, **extra):
@@ -22,8 +22,14 @@ def make_run(root, activation, seed, dataset="digits", model="mlp", dead=None, s
                 "test_loss": 0.3, "best_val_acc": 0.7, "epochs": 2, "diverged": False, "train_seconds": 2.0,
                 "seconds_per_epoch": 1.0, "versions": {"torch": "2.13.0", "python": "3.11"},
                 "act_params": {}, **extra}
-        (run / "summary.json").write_text(json.dumps(data))
+        integrity.write_summary(run, data)  # as the trainer finishes a run: SHA256SUMS, then summary.json
     return run
+
+
+def seal(run):
+    """Rewrite the run's SHA256SUMS for its files as they are now: as if the trainer had written them."""
+    names = [n for n in (*integrity.DATA_FILES, "summary.json") if (run / n).is_file()]
+    (run / "SHA256SUMS").write_text("".join(f"{integrity.sha256(run / n)}  {n}\n" for n in names))
 
 
 def dead_table(last_dead=(0.5, 0.0), units=(100, 300), dormant=(0.1, 0.2)):
@@ -91,6 +97,7 @@ def test_a_corrupt_summary_fails_naming_the_run(tmp_path, capsys, content, messa
     make_run(root, "relu", 0)
     bad = make_run(root, "gelu", 3)
     (bad / "summary.json").write_text(content)
+    seal(bad)
     assert aggregate.main([str(root), "--out-dir", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert f"run {bad}" in err and message in err
@@ -100,6 +107,7 @@ def test_a_corrupt_summary_fails_naming_the_run(tmp_path, capsys, content, messa
 def test_a_corrupt_curve_fails_naming_the_run(tmp_path, capsys):
     bad = make_run(tmp_path / "runs", "relu", 0)
     (bad / "dead_units.csv").write_text("epoch,layer\n1\n")
+    seal(bad)
     assert aggregate.main([str(bad), "--out-dir", str(tmp_path / "out")]) == 1
     assert f"run {bad}: dead_units.csv lacks column(s) metric, value" in capsys.readouterr().err
 

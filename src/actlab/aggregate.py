@@ -14,9 +14,18 @@ Writes, atomically, under ``--out-dir``:
 What counts as a run: a directory holding summary.json (train.py writes it last, atomically, so its
 presence means the run finished). Arguments may be run directories, summary.json files, or roots
 searched recursively. A run directory found while searching that has no summary.json yet (still
-running, or killed) is skipped with a note; a summary.json that is not valid JSON, is not an
-object, or lacks a required field stops the aggregation with an error naming the run. So does a
-summary.json given explicitly that does not exist, and two runs claiming the same
+running, or killed) is skipped with a note.
+
+Every finished run is validated before anything is read from it (``check_run``); the first that
+fails stops the aggregation with one line naming the run dir and the reason, and nothing is written:
+  - its integrity record (SHA256SUMS, actlab.integrity): present, and every file of the run exactly
+    what the trainer wrote (a deleted metrics.csv, an edited summary.json or dead_units.csv fails);
+  - summary.json: a JSON object with the required fields, every field of the known type and range
+    (``FIELDS``: test_acc in [0, 1] or NaN, seed an integer in 0..2**32-1, diverged a bool, ...), no
+    unknown field;
+  - the tables: the columns they must have, dead/dormant/saturated fractions in [0, 1] (or NaN),
+    accuracies in metrics.csv in [0, 1] (or NaN).
+Also an error: a summary.json given explicitly that does not exist, and two runs claiming the same
 (dataset, model, activation, seed).
 """
 from __future__ import annotations
@@ -45,6 +54,89 @@ WHOLE_MODEL_LAYERS = ("all", "model", "total")  # a probe row for the whole netw
 
 class AggregateError(ValueError):
     """A run that cannot be aggregated (corrupt or incomplete output); the message names the run."""
+
+
+# -----------------------------------------------------------------------------
+# what a valid summary.json holds: field -> (check, what it must be)
+
+def _real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _int_in(lo, hi=math.inf):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _frac_or_nan(v) -> bool:
+    return _real(v) and (math.isnan(v) or 0 <= v <= 1)
+
+
+def _nonneg_or_nan(v) -> bool:  # a loss: +inf allowed (a run that blew up but was not flagged diverged)
+    return _real(v) and (math.isnan(v) or v >= 0)
+
+
+def _seconds(v) -> bool:
+    return _real(v) and math.isfinite(v) and v >= 0
+
+
+def _text(v) -> bool:
+    return isinstance(v, str) and v != ""
+
+
+def _scalars(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and (v_ is None or isinstance(v_, (str, int, float, bool)))
+                                       for k, v_ in v.items())
+
+
+def _versions(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
+
+
+def _vectorized(v) -> bool:
+    return isinstance(v, dict) and set(v) == {"k", "job_train_seconds"} and _int_in(1)(v["k"]) \
+        and _seconds(v["job_train_seconds"])
+
+
+SEED = (_int_in(0, 2**32 - 1), "an integer in 0..2**32-1")
+NAME = (_text, "a non-empty string")
+FIELDS = {  # every field actlab.train.make_summary (and actlab.vectorized) writes
+    "dataset": NAME, "model": NAME, "activation": NAME, "seed": SEED, "split_seed": SEED,
+    "task": (lambda v: v in ("classification", "regression"), "'classification' or 'regression'"),
+    "test_acc": (_frac_or_nan, "a number in [0, 1] or NaN"), "best_val_acc": (_frac_or_nan, "a number in [0, 1] or NaN"),
+    "test_loss": (_nonneg_or_nan, "a number >= 0 or NaN"), "best_val_loss": (_nonneg_or_nan, "a number >= 0 or NaN"),
+    "epochs": (_int_in(0), "an integer >= 0"), "max_epochs": (_int_in(0), "an integer >= 0"),
+    "resumed_from_epoch": (_int_in(0), "an integer >= 0"), "diverged": (lambda v: isinstance(v, bool), "true or false"),
+    "train_seconds": (_seconds, "a finite number >= 0"), "seconds_per_epoch": (_seconds, "a finite number >= 0"),
+    "depth": (_int_in(1), "an integer >= 1"), "width": (_int_in(1), "an integer >= 1"),
+    "batch_size": (_int_in(1), "an integer >= 1"), "n_params": (_int_in(1), "an integer >= 1"),
+    "lr": (lambda v: _real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
+    "init": NAME, "optimizer": NAME, "device": NAME, "git_commit": NAME, "run_dir": NAME,
+    "git_dirty": (lambda v: isinstance(v, bool), "true or false"),
+    "act_params": (_scalars, "an object of scalars"), "versions": (_versions, "an object of strings"),
+    "vectorized": (_vectorized, "an object {k: integer >= 1, job_train_seconds: number >= 0}"),
+    "data_provenance": (lambda v: isinstance(v, dict), "an object (actlab.data Splits.provenance)"),
+}
+FRACTIONS = ("dead_fraction", "dormant_fraction", "saturated_fraction", "active_per_sample")  # dead_units.csv
+
+
+def summary_problem(summary: dict) -> str | None:
+    """Why this summary.json is not one a run can have written (None if it is): the first field of the
+    wrong type or range, an unknown field, or fields that contradict each other."""
+    unknown = sorted(k for k in summary if k not in FIELDS)
+    if unknown:
+        return f"unknown field(s) {', '.join(unknown)}"
+    for key, value in summary.items():
+        check, what = FIELDS[key]
+        if not check(value):
+            return f"{key} = {json.dumps(value)} is not {what}"
+    if "max_epochs" in summary and summary["epochs"] > summary["max_epochs"]:
+        return f"epochs = {summary['epochs']} exceeds max_epochs = {summary['max_epochs']}"
+    acc = summary["test_acc"]
+    if summary.get("task") == "classification" and not summary["diverged"] and math.isnan(acc):
+        return "test_acc is NaN for a classification run that did not diverge"
+    if summary.get("task") == "regression" and not math.isnan(acc):
+        return f"test_acc = {acc} for a regression run (must be NaN)"
+    return None
 
 
 # -----------------------------------------------------------------------------
@@ -96,7 +188,23 @@ def read_summary(run_dir: Path) -> dict:
     missing = [k for k in REQUIRED if k not in summary]
     if missing:
         raise AggregateError(f"run {run_dir}: summary.json lacks {', '.join(missing)}")
+    problem = summary_problem(summary)
+    if problem:
+        raise AggregateError(f"run {run_dir}: summary.json: {problem}")
     return summary
+
+
+def check_run(run_dir: Path) -> dict:
+    """The validated summary of a finished run: its integrity record first (every file exactly as the
+    trainer wrote it), then summary.json's fields. Raises AggregateError naming the run."""
+    from actlab import integrity
+
+    try:
+        integrity.verify(run_dir)
+    except integrity.IntegrityError as e:
+        raise AggregateError(f"run {run_dir}: {e}; rerun the pipeline (it retrains such a run) "
+                             f"or delete the run directory") from None
+    return read_summary(run_dir)
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -121,7 +229,28 @@ def read_curve(run_dir: Path, name: str, needed: list[str]) -> pd.DataFrame | No
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise AggregateError(f"run {run_dir}: {name} lacks column(s) {', '.join(missing)}")
+    bad = _out_of_range(df, name)
+    if bad:
+        raise AggregateError(f"run {run_dir}: {name}: {bad}")
     return df
+
+
+def _out_of_range(df: pd.DataFrame, name: str) -> str | None:
+    """The first value of a fraction/accuracy column outside [0, 1] (NaN allowed), described."""
+    if name == "dead_units.csv":
+        cols = {metric: df.loc[df["metric"] == metric, "value"] for metric in FRACTIONS}
+    elif name == "metrics.csv":
+        cols = {c: df[c] for c in df.columns if str(c).endswith("_acc")}
+    else:
+        return None
+    for what, col in cols.items():
+        values = pd.to_numeric(col, errors="coerce")
+        bad = col[(values.isna() & col.notna()) | (values < 0) | (values > 1)]
+        if not bad.empty:
+            value = bad.iloc[0]
+            shown = repr(value) if isinstance(value, str) else repr(float(value))
+            return f"{what} = {shown} (row {bad.index[0] + 2}) is not a number in [0, 1]"
+    return None
 
 
 def final_fractions(dead: pd.DataFrame | None) -> dict:
@@ -156,7 +285,7 @@ def collect(run_dirs) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """(summary table, {curve name: tidy table}) for the given finished run dirs."""
     rows, curves, seen = [], {name: [] for name, _ in CURVES.values()}, {}
     for run_dir in map(Path, run_dirs):
-        summary = read_summary(run_dir)
+        summary = check_run(run_dir)
         key = tuple(summary[k] for k in KEY)
         if key in seen:
             raise AggregateError(f"runs {seen[key]} and {run_dir} both claim {dict(zip(KEY, key))}")

@@ -12,6 +12,7 @@ Writes into the run directory (``hydra.run.dir``, = ``run_dir`` in conf/config.y
   config.yaml     the fully resolved config
   metrics.csv     one row per epoch: train/val loss and accuracy, seconds
   dead_units.csv, grad_flow.csv   the probes (actlab.probes), when enabled
+  SHA256SUMS      the integrity record: SHA-256 of each file above and of summary.json (actlab.integrity)
   summary.json    written last, atomically: its presence means the run finished
   last.ckpt       while training: the resume checkpoint (every ``trainer.checkpoint_every_n_epochs``
                   epochs and at the end of training; deleted once the job's summaries are written).
@@ -285,7 +286,7 @@ def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
     ``splits``: the data of ``cfg.data``, already loaded (else loaded here)."""
     import pytorch_lightning as pl
 
-    from actlab import atomic, data, models, probes
+    from actlab import atomic, data, integrity, models, probes
     from actlab.callbacks import EpochRecorder
     from actlab.module import LitModel, TensorData
 
@@ -332,7 +333,7 @@ def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
                            sum(p.numel() for p in model.parameters()), str(trainer.strategy.root_device),
                            resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0,
                            data_provenance=splits.provenance)
-    atomic.write_json(run_dir / "summary.json", summary)
+    integrity.write_summary(run_dir, summary)  # SHA256SUMS of the run's files, then summary.json, last
     if not keep_checkpoint:
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return summary

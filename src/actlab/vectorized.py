@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from actlab import activations, atomic, data, models, probes
+from actlab import activations, atomic, data, integrity, models, probes
 from actlab.data import Splits
 from actlab.module import TensorData, make_optimizer
 
@@ -790,7 +790,7 @@ def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Spl
                          resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0,
                          data_provenance=splits.provenance)
         s["vectorized"] = {"k": len(cfgs), "job_train_seconds": train_seconds}
-        atomic.write_json(Path(c.run_dir) / "summary.json", s)
+        integrity.write_summary(c.run_dir, s)  # SHA256SUMS of the run's files, then summary.json, last
         summaries.append(s)
     back = [None] * len(cfgs)
     for pos, i in enumerate(order):

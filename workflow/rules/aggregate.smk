@@ -9,8 +9,9 @@ localrules:
 
 rule aggregate:
     """One row per run (summary.csv/.parquet) and every run's curves as tidy parquet files."""
-    input:
-        all_summaries,
+    input:  # every file of every run (a missing one retrains its run); the command gets the summaries
+        summaries=all_summaries,
+        files=all_run_files,
     output:
         csv=RESULTS / "summary.csv",
         parquet=RESULTS / "summary.parquet",
@@ -26,7 +27,7 @@ rule aggregate:
     benchmark:
         BENCH / "aggregate.tsv"
     shell:
-        "python -m actlab.aggregate --out-dir {params.out_dir:q} {input:q} > {log:q} 2>&1"
+        "python -m actlab.aggregate --out-dir {params.out_dir:q} {input.summaries:q} > {log:q} 2>&1"
 
 
 rule statistics:

@@ -1,5 +1,6 @@
 # Helpers shared by the rules: where things go, the checked sweep, and each job's Hydra overrides.
 # Functions and constants only (no rules here).
+import functools
 import os
 import shlex
 import sys
@@ -146,6 +147,58 @@ def all_summaries(wildcards=None):
     return [str(d / "summary.json") for d in run_dirs()]
 
 
+@functools.cache  # composes the sweep's Hydra configs: once per snakemake process
+def run_files():
+    """The files of one finished run, all declared outputs of `train`, inputs of `aggregate` and
+    targets of `all`, so that a missing one retrains its run: config.yaml, metrics.csv, the probe
+    tables (dead_units.csv, grad_flow.csv) when the probe is enabled in every experiment of the sweep
+    (a rule's outputs are one pattern for all its jobs; a probe disabled in some experiment is left
+    out of the outputs, its file still covered by the run's SHA256SUMS), SHA256SUMS (the integrity
+    record, actlab.integrity) and summary.json, the last written."""
+    from hydra import compose, initialize_config_dir
+
+    from actlab.train import CONF_DIR
+
+    probes = {"dead_units": True, "grad_flow": True}
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for e in config["experiments"]:
+            cfg = compose(config_name="config", overrides=[f"data={e['dataset']}", f"model={e['model']}",
+                                                           *config["overrides"], *e["overrides"]])
+            for name in probes:
+                probes[name] = probes[name] and bool(cfg.probes[name].enabled)
+    return ("config.yaml", "metrics.csv", *(f"{name}.csv" for name, on in probes.items() if on),
+            "SHA256SUMS", "summary.json")
+
+
+def all_run_files(wildcards=None):
+    """Every file of every run of the sweep (run_files() of each run dir)."""
+    return [str(d / name) for d in run_dirs() for name in run_files()]
+
+
+def reject_damaged_runs():
+    """Called before the DAG is built (workflow/rules/train.smk): every finished run of the sweep (its
+    summary.json exists) whose files are not exactly what its trainer wrote (actlab.integrity: a file
+    missing, edited or damaged, or no SHA256SUMS) is named in one line and its summary.json renamed to
+    summary.json.rejected (kept for inspection), so that Snakemake sees the run unfinished and retrains
+    it instead of aggregating it. Also under --dry-run, so that it shows the retraining. Only in the
+    main snakemake process: a cluster job's own snakemake would race the runs being written."""
+    from actlab import integrity
+
+    if not workflow.is_main_process:
+        return
+    for run_dir in run_dirs():
+        summary = run_dir / "summary.json"
+        if not summary.is_file():
+            continue
+        try:
+            integrity.verify(run_dir)
+        except integrity.IntegrityError as e:
+            rejected = summary.with_name("summary.json.rejected")
+            os.replace(summary, rejected)
+            print(f"actlab: rejected run {run_dir}: {e}; moved its summary.json to {rejected.name}, "
+                  f"it will be retrained", file=sys.stderr)
+
+
 def experiment_figures(names, suffixes=("png", "svg")):
     return [str(FIGURES / e["dataset"] / e["model"] / f"{name}.{suffix}")
             for e in config["experiments"] for name in names for suffix in suffixes]
@@ -237,7 +290,9 @@ def book_sources(wildcards=None):
 
 
 def all_targets(wildcards=None):
-    return [*all_tables(), *all_figures(), str(BOOK_INDEX)]
+    # every run's files too: Snakemake does not rerun a job whose outputs are missing when the jobs
+    # that consume them are up to date, so a vanished run would otherwise be "Nothing to be done"
+    return [*all_run_files(), *all_tables(), *all_figures(), str(BOOK_INDEX)]
 
 
 def depth_args(wildcards=None):

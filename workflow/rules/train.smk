@@ -16,7 +16,7 @@ rule download:
 
 # How many runs one training job trains, in one process (sweep config `group_by`): importing torch
 # and Lightning costs ~5 s per process, paid once per job. Each run keeps its own run directory and
-# its summary.json stays a declared output, so what depends on the runs does not change; but a job
+# its files stay declared outputs, so what depends on the runs does not change; but a job
 # reruns as a unit (a changed param reruns every run of the job, a failure loses them all).
 #   experiment  one job per (dataset, model): every activation x seed, vectorised together
 #   activation  one job per (dataset, model, activation): every seed (parallel GPU / cluster jobs)
@@ -33,13 +33,17 @@ TRAIN_RUNS = {  # what one job's runs range over
 }[config["group_by"]]
 RUNS_PER_JOB = math.prod(len(values) for values in TRAIN_RUNS.values())
 
+# Before the DAG: a finished run whose files fail their integrity record is moved aside (one line each),
+# so the jobs below retrain it (common.smk).
+reject_damaged_runs()
+
 
 rule train:
     """The runs of one training job (config `group_by`) in one process, one run directory each."""
     input:
         data_marks,
-    output:
-        expand(RUN / "summary.json", **TRAIN_RUNS, allow_missing=True),
+    output:  # every file of each of the job's runs (common.smk run_files): a missing one retrains the job
+        expand(RUN / "{file}", file=run_files(), **TRAIN_RUNS, allow_missing=True),
     params:
         overrides=train_overrides,
     conda:
