@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 from conftest import ROOT
+from test_pipeline import copy_repo
 
 
 def _readme_example() -> tuple[str, str, str]:
@@ -21,15 +21,6 @@ def _readme_example() -> tuple[str, str, str]:
     python = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     yml = re.search(r"```yaml\n# (\S+)\n(.*?)```", section, re.S)
     return python, yml.group(1), yml.group(2)
-
-
-def _copy_repo(dst):
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for rel in filter(None, files.split("\0")):
-        src = ROOT / rel
-        if src.is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
 
 
 def test_readme_example_is_two_files():
@@ -44,7 +35,7 @@ def test_adding_the_readme_activation_needs_no_other_edit(tmp_path):
     python, yaml_path, yaml_text = _readme_example()
     name = re.search(r'Spec\("(\w+)"', python).group(1)
     repo = tmp_path / "repo"
-    _copy_repo(repo)
+    copy_repo(repo)
     reg = repo / "src" / "actlab" / "activations.py"
     src = reg.read_text()
     anchor = "NAMES: tuple[str, ...] = tuple(REGISTRY)"

@@ -234,6 +234,19 @@ def test_end_to_end(repo):
     counts = job_counts(snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo).stdout)
     assert "fig_accuracy" in counts and not set(counts) & (RUN_RULES - {"fig_accuracy"}), counts
 
+    # 8. editing the training code retrains (its fingerprint is a param of `train`); editing only a
+    # docstring or a comment does not; the depth study (other code) is not touched either way
+    script.write_text(script.read_text().rstrip("\n") + "\n")  # undo step 7's edit (content, not mtime)
+    probes = repo / "src" / "actlab" / "probes.py"
+    text = probes.read_text()
+    probes.write_text(text.replace('"""', '"""A reworded docstring. ', 1) + "\n# a comment\n")
+    counts = job_counts(snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo).stdout)
+    assert "train" not in counts and "depth_study" not in counts, counts
+    probes.write_text(text + "\nEDITED = True\n")
+    counts = job_counts(snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo).stdout)
+    assert counts.get("train") == len(acts) and "depth_study" not in counts, counts
+    probes.write_text(text)
+
 
 @pytest.mark.slow
 def test_one_job_per_experiment_writes_every_run(tmp_path):

@@ -20,6 +20,7 @@ rule aggregate:
         grad_flow=CURVES / "grad_flow.parquet",
     params:
         out_dir=RESULTS,
+        code=code_fingerprint("aggregate"),
     conda:
         ENV
     log:
@@ -43,6 +44,7 @@ rule statistics:
         compute=STATS / "compute.csv",
     params:
         out_dir=STATS,
+        code=code_fingerprint("stats"),
         baseline=config["baseline"],
     conda:
         ENV

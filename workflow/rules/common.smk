@@ -205,6 +205,65 @@ def experiment_figures(names, suffixes=("png", "svg")):
 
 
 # -----------------------------------------------------------------------------
+# code-aware reruns: a job's params carry a fingerprint of the code that makes its outputs
+
+SRC = REPO / "src" / "actlab"
+
+
+def _module_imports(path):
+    """The actlab modules `path` imports (any `import actlab.x` / `from actlab import x` / `from
+    actlab.x import y`, at module level or inside functions)."""
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        for n in names:
+            parts = n.split(".")
+            if parts[0] == "actlab" and len(parts) > 1 and (SRC / f"{parts[1]}.py").is_file():
+                out.add(parts[1])
+    return out
+
+
+@functools.cache
+def code_fingerprint(*entry_modules):
+    """SHA-256 (12 hex digits) of the code the CLI `python -m actlab.<entry>` runs: every actlab module
+    it imports, transitively, as its syntax tree with docstrings removed (so comments, docstrings and
+    formatting do not count; any change to what runs does), plus the config groups of conf/ (parsed
+    YAML: comments do not count). Used as a param of the rules that run that code: Snakemake reruns a
+    job whose params changed (rerun-triggers), so editing training code retrains, editing a docstring
+    does not."""
+    import ast
+    import hashlib
+    import json
+
+    seen, todo = set(), list(entry_modules)
+    while todo:
+        m = todo.pop()
+        if m not in seen and (SRC / f"{m}.py").is_file():
+            seen.add(m)
+            todo += _module_imports(SRC / f"{m}.py")
+    h = hashlib.sha256()
+    for m in sorted(seen):
+        tree = ast.parse((SRC / f"{m}.py").read_text())
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+        h.update(m.encode() + b"\0" + ast.dump(tree).encode() + b"\0")
+    for f in sorted(CONF.rglob("*.yaml")):
+        if f.parent.name != "sweep":
+            h.update(str(f.relative_to(CONF)).encode() + json.dumps(yaml.safe_load(f.read_text()), sort_keys=True).encode())
+    return h.hexdigest()[:12]
+
+
+# -----------------------------------------------------------------------------
 # datasets that must be downloaded first
 
 def dataset_config(name):

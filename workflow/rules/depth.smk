@@ -10,6 +10,7 @@ rule depth_study:
     params:
         out_dir=DEPTH,
         args=depth_args,
+        code=code_fingerprint("depth"),
     threads: config["depth"]["threads"]
     conda:
         ENV

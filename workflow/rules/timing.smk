@@ -14,6 +14,7 @@ rule timing:
         STATS / "timing.csv",
     params:
         args=timing_args,
+        code=code_fingerprint("timing"),
     threads: timing_cores()
     resources:
         mem_mb=config["resources"]["mem_mb"],

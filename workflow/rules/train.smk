@@ -46,6 +46,7 @@ rule train:
         expand(RUN / "{file}", file=run_files(), **TRAIN_RUNS, allow_missing=True),
     params:
         overrides=train_overrides,
+        code=code_fingerprint("train"),  # the training code: an edit that changes what runs retrains
     conda:
         ENV
     log:
