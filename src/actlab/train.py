@@ -82,6 +82,9 @@ class ConfigError(ValueError):
     """A config value that cannot work: reported as one line, exit code 2."""
 
 
+SEED_MAX = 2**32 - 1  # seed_everything seeds numpy, whose seeds are uint32
+
+
 def choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
@@ -100,7 +103,8 @@ def validate(cfg: DictConfig) -> None:
 
     activations.spec(cfg.activation.name)  # raises with the list of valid names
     checks = [
-        (isinstance(cfg.seed, int) and not isinstance(cfg.seed, bool), f"seed must be an integer, got {cfg.seed!r}"),
+        (_int(cfg.seed) and 0 <= cfg.seed <= SEED_MAX,
+         f"seed must be an integer in 0..{SEED_MAX} (2**32 - 1, numpy's seed range), got {cfg.seed!r}"),
         (_num(cfg.optimizer.lr) and cfg.optimizer.lr > 0, f"optimizer.lr must be > 0, got {cfg.optimizer.lr!r}"),
         (_num(cfg.optimizer.weight_decay) and cfg.optimizer.weight_decay >= 0,
          f"optimizer.weight_decay must be >= 0, got {cfg.optimizer.weight_decay!r}"),
@@ -283,7 +287,7 @@ def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
     import pytorch_lightning as pl
 
     from actlab import atomic, data, models, probes
-    from actlab.callbacks import EpochRecorder
+    from actlab.callbacks import EpochRecorder, chance_loss
     from actlab.module import LitModel, TensorData
 
     validate(cfg)
@@ -301,7 +305,8 @@ def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
     lit = LitModel(model, splits.task, cfg.optimizer, cfg.trainer.max_epochs)
     dm = TensorData(splits, cfg.data.batch_size, cfg.seed)
 
-    recorder = EpochRecorder(run_dir / "metrics.csv", quiet=quiet)
+    recorder = EpochRecorder(run_dir / "metrics.csv", quiet=quiet,
+                             chance=chance_loss(splits.task, splits.y_train, splits.num_outputs))
     if cfg.trainer.logger == "tensorboard":
         logger = pl.loggers.TensorBoardLogger(save_dir=str(run_dir), name="logs", version="")
     else:
@@ -392,6 +397,8 @@ def seed_configs(cfg: DictConfig) -> list[DictConfig]:
         return [cfg]
     if isinstance(seeds, (int, str)) or not all(_int(s) for s in seeds) or len(seeds) == 0:
         raise ConfigError(f"seeds must be a non-empty list of integers, e.g. seeds=[0,1,2], got {seeds!r}")
+    if not all(0 <= s <= SEED_MAX for s in seeds):
+        raise ConfigError(f"seeds must be integers in 0..{SEED_MAX} (2**32 - 1, numpy's seed range), got {list(seeds)}")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct, got {list(seeds)}")
     cfgs = [seed_config(cfg, int(s)) for s in seeds]
@@ -558,10 +565,10 @@ def check_creatable(path: Path, what: str = "run dir") -> None:
         raise ConfigError(f"{what} {str(path)!r} is not writable: permission denied on {str(p)!r}")
 
 
-def check_job(cfg: DictConfig, argv: list[str]) -> None:
-    """Every check of a job that needs no file written, before Hydra creates its output dir, so that
-    bad input leaves nothing behind: the values of every run, the seeds/activations lists, the probe
-    settings, and that the run dirs and Hydra's dir can be made."""
+def check_values(cfg: DictConfig) -> list[DictConfig]:
+    """Every value check of a job (the values of every run, the seeds/activations lists, the
+    vectorisation and probe settings), touching no file; returns the job's run configs. Also run by
+    the pipeline on each experiment's composed config before any job (workflow/rules/common.smk)."""
     from actlab import probes
 
     multi = cfg.get("seeds") is not None or cfg.get("activations") is not None
@@ -571,6 +578,16 @@ def check_job(cfg: DictConfig, argv: list[str]) -> None:
     for c in cfgs:
         validate(c)
         probes.callbacks(c.probes, Path(c.run_dir), c.activation.name)  # validates; writes nothing
+    return cfgs
+
+
+def check_job(cfg: DictConfig, argv: list[str]) -> None:
+    """Every check of a job that needs no file written, before Hydra creates its output dir, so that
+    bad input leaves nothing behind: its values (check_values) and that the run dirs and Hydra's dir
+    can be made."""
+    for c in check_values(cfg):
+        if not str(c.run_dir).strip():
+            raise ConfigError("run_dir is empty: give a directory, e.g. run_dir=runs/x")
         check_creatable(Path(c.run_dir))
     given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
     hydra_dir = given[-1] if given else job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations"))
