@@ -102,6 +102,8 @@ def validate(cfg: DictConfig) -> None:
     from actlab import activations
 
     activations.spec(cfg.activation.name)  # raises with the list of valid names
+    if cfg.run_dir is None or not str(cfg.run_dir).strip():  # '' would write into the working dir itself
+        raise ConfigError(f"run_dir is empty ({cfg.run_dir!r}): give a directory, e.g. run_dir=runs/x")
     checks = [
         (_int(cfg.seed) and 0 <= cfg.seed <= SEED_MAX,
          f"seed must be an integer in 0..{SEED_MAX} (2**32 - 1, numpy's seed range), got {cfg.seed!r}"),
@@ -536,6 +538,11 @@ def _hydra_main(cfg: DictConfig) -> None:
     except (ConfigError, DataError, UnknownActivation) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # a full disk: one line, not Hydra's traceback (the other OSErrors are bugs)
+        if not _disk_full(e):
+            raise
+        print(_disk_full_line(e), file=sys.stderr)
+        sys.exit(2)
 
 
 def check_composes(argv: list[str]) -> DictConfig:
@@ -586,12 +593,59 @@ def check_job(cfg: DictConfig, argv: list[str]) -> None:
     bad input leaves nothing behind: its values (check_values) and that the run dirs and Hydra's dir
     can be made."""
     for c in check_values(cfg):
-        if not str(c.run_dir).strip():
-            raise ConfigError("run_dir is empty: give a directory, e.g. run_dir=runs/x")
         check_creatable(Path(c.run_dir))
     given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
     hydra_dir = given[-1] if given else job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations"))
     check_creatable(Path(hydra_dir), "output dir (hydra.run.dir)")
+
+
+_LOCKS: list = []  # the open lock files of this job's dirs (flock is held while a file stays open)
+LOCK_FILE = ".actlab.lock"
+
+
+def lock_dirs(dirs: list[Path]) -> None:
+    """Lock each dir (run dirs, the job's Hydra dir) for this process's lifetime, or refuse the job:
+    two trainings in one dir would interleave their CSV rows and delete or resume each other's
+    checkpoint. fcntl.flock on <dir>/.actlab.lock, which holds the holder's pid; the kernel releases
+    it when the process ends, however it ends (nothing stale to clean up). A no-op without fcntl."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    for d in sorted({Path(d).absolute() for d in dirs}):
+        d.mkdir(parents=True, exist_ok=True)
+        f = open(d / LOCK_FILE, "a+")  # never truncates: the holder's pid stays readable
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "?"
+            f.close()
+            raise ConfigError(f"run dir {str(d)!r} in use by pid {pid} (another actlab.train)") from None
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        _LOCKS.append(f)
+
+
+def job_dirs(cfg: DictConfig, argv: list[str]) -> list[Path]:
+    """Every dir the job writes: its run dirs and, for several runs, Hydra's job dir."""
+    dirs = [Path(c.run_dir) for c in (job_configs(cfg) if cfg.get("seeds") is not None or
+                                      cfg.get("activations") is not None else [cfg])]
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
+    return [*dirs, Path(given[-1] if given else job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations")))]
+
+
+def _disk_full(e: OSError) -> bool:
+    import errno
+
+    return e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full_line(e: OSError) -> str:
+    where = e.filename2 or e.filename
+    return f"error: {e.strerror}" + (f" writing {str(where)!r}" if where else "") + \
+        " (free space and rerun: the run resumes from its last checkpoint)"
 
 
 def main() -> None:
@@ -603,8 +657,14 @@ def main() -> None:
         cfg = check_composes(argv)
         if not any(a.startswith("-") for a in argv):  # not for Hydra's own flags (--help, --cfg, -m)
             check_job(cfg, argv)
+            lock_dirs(job_dirs(cfg, argv))
     except (ConfigError, UnknownActivation) as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # a full disk while making the dirs
+        if not _disk_full(e):
+            raise
+        print(_disk_full_line(e), file=sys.stderr)
         sys.exit(2)
     _hydra_main()
 
