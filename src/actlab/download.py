@@ -212,10 +212,11 @@ def fetch(url: str, dest, sha256: str | None = None, md5: str | None = None, che
 IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801  # magic: 0x08 = unsigned byte, then the number of dims
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's content, gunzipped if it is a .gz; gzip checks its CRC-32 and length trailer."""
+def _read_bytes(path: Path, gz: bool | None = None) -> bytes:
+    """The file's content, gunzipped if it is a .gz (``gz``: the name's, for a .part file); gzip
+    checks its CRC-32 and length trailer."""
     data = path.read_bytes()
-    if path.suffix != ".gz":
+    if not (path.suffix == ".gz" if gz is None else gz):
         return data
     try:
         return gzip.decompress(data)
@@ -223,11 +224,11 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: corrupt or truncated gzip data ({e or type(e).__name__})") from None
 
 
-def read_idx(path, magic: int) -> np.ndarray:
+def read_idx(path, magic: int, gz: bool | None = None) -> np.ndarray:
     """Parse an IDX file of unsigned bytes: big-endian magic, one big-endian uint32 per dimension,
-    then exactly prod(dims) bytes of data."""
+    then exactly prod(dims) bytes of data. ``gz``: gzipped (default: the name ends in .gz)."""
     path = Path(path)
-    raw = _read_bytes(path)
+    raw = _read_bytes(path, gz)
     if len(raw) < 4:
         raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX header")
     found = int.from_bytes(raw[:4], "big")
@@ -263,7 +264,7 @@ def load_idx_dataset(cfg):
         for kind, magic in (("images", IDX_IMAGES), ("labels", IDX_LABELS)):
             f = cfg.files[f"{split}_{kind}"]
             path = fetch(cfg.base_url.rstrip("/") + "/" + f.name, root / f.name,
-                         sha256=f.get("sha256"), md5=f.get("md5"), check=functools.partial(read_idx, magic=magic))
+                         sha256=f.get("sha256"), md5=f.get("md5"), check=functools.partial(read_idx, magic=magic, gz=f.name.endswith(".gz")))
             arrays.append(read_idx(path, magic))
         x, y = arrays
         if len(x) != len(y):
