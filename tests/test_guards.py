@@ -61,8 +61,7 @@ def test_experiment_without_overrides_plans(tmp_path):
     """The schema allows leaving `overrides:` out of an experiment (default [])."""
     sweep = tmp_path / "s.yaml"
     sweep.write_text("experiments: [{dataset: digits, model: mlp}]\n")
-    res = snakemake("-n", "--configfile", str(sweep), "--directory", str(tmp_path), "-s", str(ROOT / "Snakefile"),
-                    cwd=ROOT, timeout=180)
+    res = snakemake("-n", "--configfile", str(sweep), cwd=ROOT, timeout=180)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert "KeyError" not in res.stderr
 
@@ -196,13 +195,16 @@ def test_second_training_in_a_run_dir_is_refused(tmp_path):
         while not (run_dir / "metrics.csv").exists():  # the first one is training
             assert first.poll() is None and time.time() < deadline, first.communicate()
             time.sleep(0.2)
-        before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir() if p.is_file() and p.name != "metrics.csv"}
+        # what a start writes (the first process writes its tables and logs on as it trains)
+        once = lambda: {str(p): p.stat().st_mtime_ns for p in [run_dir / "config.yaml", run_dir / train.LOCK_FILE,
+                                                                 *(run_dir / ".hydra").iterdir()]}
+        before = once()
         second = run_cli("trainer.max_epochs=200", "trainer.threads=1", "trainer.progress=quiet", f"run_dir={run_dir}")
         assert second.returncode == 2
         line = one_line_error(second.stderr)
         assert line == f"error: run dir {str(run_dir)!r} in use by pid {first.pid} (another actlab.train)", line
-        after = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir() if p.is_file() and p.name != "metrics.csv"}
-        assert {k: v for k, v in after.items() if k in before} == before  # the second touched nothing
+        assert once() == before  # the second touched nothing
+        assert (run_dir / train.LOCK_FILE).read_text() == f"{first.pid}\n"
         assert first.poll() is None  # and the first trains on
     finally:
         first.kill()
@@ -232,7 +234,7 @@ def test_results_runs_that_is_a_file_is_one_line(tmp_path_factory):
     repo = copy_repo(tmp_path_factory.mktemp("repo"))
     (repo / "results").mkdir()
     (repo / "results" / "runs").write_text("a file where the runs go\n")
-    res = snakemake("--cores", "1", "--configfile", "conf/sweep/test.yaml", "results/summary.csv", cwd=repo,
+    res = snakemake("results/summary.csv", "--cores", "1", "--configfile", "conf/sweep/test.yaml", cwd=repo,
                     timeout=180)
     out = res.stdout + res.stderr
     assert res.returncode != 0 and "Traceback" not in out and "NotADirectoryError" not in out, out[-3000:]
