@@ -38,9 +38,8 @@ BAD_SWEEP_VALUES = [
     ("overrides: [trainer.checkpoint_every_n_epochs=-1]",
      "experiment digits/mlp: trainer.checkpoint_every_n_epochs must be an integer >= 0"),
     ("seeds: [0, 4294967296]", "seeds.1: 4294967296 is greater than the maximum of 4294967295"),
-    # the same activation parameter is fine for one activation's job, refused with a list of them
-    ("overrides: [activation.negative_slope=0.1]\nactivations: [leaky_relu, relu]\nbaseline: relu\ngroup_by: activation",
-     "Could not override 'activation.negative_slope'"),
+    ("overrides: [probes.dead_units.every_n_epochs=0]",
+     "experiment digits/mlp: probes.dead_units.every_n_epochs must be an integer >= 1"),
 ]
 
 
@@ -64,6 +63,13 @@ def test_experiment_without_overrides_plans(tmp_path):
     res = snakemake("-n", "--configfile", str(sweep), cwd=ROOT, timeout=180)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert "KeyError" not in res.stderr
+
+
+def test_activation_parameter_with_one_job_per_activation_plans():
+    """...and checked per activation when each job trains one: leaky_relu has the parameter."""
+    res = snakemake("-n", "--config", "activations=[leaky_relu]", "baseline=leaky_relu", "group_by=activation",
+                    "overrides=[activation.negative_slope=0.1]", cwd=ROOT, timeout=180)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
 
 
 # -----------------------------------------------------------------------------
