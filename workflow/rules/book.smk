@@ -58,10 +58,9 @@ rule book:
         " --all -W -n --keep-going > {log:q} 2>&1"
 
 
-def _book_inputs():
-    return [*book_sources(), *all_figures(), *all_tables(), str(RESULTS / "sweep.json")]
-
-
 onerror:
     # A failed run (say, the aggregation) leaves the old book only if nothing it shows has changed.
-    shell("python {SCRIPTS}/build_book.py --drop-if-stale {BOOK_INDEX.parent:q} {inputs:q}", inputs=_book_inputs())
+    shell(
+        "python {SCRIPTS}/build_book.py --drop-if-stale {BOOK_INDEX.parent:q} {inputs:q}",
+        inputs=[*book_sources(), *all_figures(), *all_tables(), str(RESULTS / "sweep.json")],
+    )

@@ -90,10 +90,10 @@ def _sweep_jobs(config, e, overrides):
     whole sweep as one job (group_by: experiment exactly; for the smaller jobs the same values, as
     each compose costs ~0.1 s), but one job per activation when the overrides set activation
     parameters, which a list of activations refuses."""
-    seeds = "seeds=[" + ",".join(map(str, config["seeds"])) + "]"
-    run_dir = "run_dir=" + str(RUNS / e["dataset"] / e["model"] / "${activation.name}" / "seed${seed}")
+    seeds = f"seeds=[{','.join(map(str, config['seeds']))}]"
+    run_dir = f"run_dir={RUNS / e['dataset'] / e['model'] / '${activation.name}' / 'seed${seed}'}"
     if config["group_by"] == "experiment" or not any(o.lstrip("+~").startswith("activation.") for o in overrides):
-        return [["activations=[" + ",".join(config["activations"]) + "]", seeds, run_dir]]
+        return [[f"activations=[{','.join(config['activations'])}]", seeds, run_dir]]
     return [[f"activation={a}", seeds, run_dir] for a in config["activations"]]
 
 
