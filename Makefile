@@ -8,12 +8,28 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# torch first, from the machine's local CPU wheel: installed after, a dependency would pull the
-# multi-GB CUDA build from the index instead.
+# Which torch build: TORCH=cpu (default) = torch's CPU wheel (2.13.0+cpu, from the machine's wheels when
+# pip finds it there, e.g. via its find-links, else from the PyTorch CPU index, as the Pages workflow);
+# TORCH=cuda = the CUDA build from PyPI (Linux x86-64). Installed first: installed after, a dependency
+# would pull the default build. Switching builds: rm -rf .venv, then make setup TORCH=...
+TORCH ?= cpu
+TORCH_VERSION := 2.13.0
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+ifeq ($(filter $(TORCH),cpu cuda),)
+$(error TORCH must be cpu or cuda, got '$(TORCH)')
+endif
+
+# The local try needs no network (an unreachable index would cost pip's retries for every package);
+# the PyTorch index is asked only if it fails.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+ifeq ($(TORCH),cpu)
+	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)+cpu 2>/dev/null || \
+	  $(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)+cpu --extra-index-url $(TORCH_CPU_INDEX)
+else
+	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
+endif
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 

@@ -28,6 +28,9 @@ check_sweep(config)
 # results/ must be a writable directory (or creatable): one line here, not a traceback from the DAG.
 if (RESULTS.exists() and not RESULTS.is_dir()) or not os.access(RESULTS if RESULTS.exists() else ".", os.W_OK):
     raise WorkflowError(f"results directory {str(RESULTS)!r} is not a writable directory (in {os.getcwd()})")
+for _dir in (RUNS, LOGS, BENCH, CURVES, STATS, FIGURES, DEPTH, DATA_MARKS):  # and so must the dirs in it
+    if _dir.exists() and not _dir.is_dir():
+        raise WorkflowError(f"results directory {str(_dir)!r} is not a directory (in {os.getcwd()})")
 
 
 report: "workflow/report/workflow.rst"

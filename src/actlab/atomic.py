@@ -17,7 +17,9 @@ def atomic_path(path: str | os.PathLike, durable: bool = True):
     """Yield a temporary path in the target's directory; rename it onto `path` on success.
 
     The rename alone makes the write atomic for a killed process; `durable` also fsyncs the data
-    first, so the file survives a power loss too (skipped for cheap, re-creatable side files)."""
+    first and the directory after the rename (the rename is a change to the directory, which may
+    otherwise still sit in the page cache), so the new file survives a power loss too (skipped for
+    cheap, re-creatable side files)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -32,6 +34,19 @@ def atomic_path(path: str | os.PathLike, durable: bool = True):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def fsync_dir(path) -> None:
+    """Make a rename or a new file in directory `path` durable (POSIX; Windows cannot open a dir)."""
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text(path, text: str, durable: bool = True) -> None:

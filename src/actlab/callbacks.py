@@ -19,18 +19,40 @@ from actlab import atomic
 
 log = logging.getLogger(__name__)
 
+# A run diverged when an epoch's mean training loss is not finite or above this many times the chance
+# loss (README "Divergence"). One rule for the single and the vectorised trainer.
+DIVERGENCE_FACTOR = 100
+
+
+def chance_loss(task: str, y_train: torch.Tensor, num_outputs: int) -> float:
+    """The training loss of the best constant prediction, what a run starts near and what it must stay
+    far below: the entropy of the training labels' frequencies for cross-entropy (ln C when balanced),
+    the targets' variance for MSE. Depends on the data only, not on the activation being studied."""
+    if task == "regression":
+        return float(y_train.double().var(dim=0, unbiased=False).mean())  # y (N, T); MSE averages over T
+    p = torch.bincount(y_train.flatten().cpu(), minlength=num_outputs).double()
+    p = p[p > 0] / p.sum()
+    return float(-(p * p.log()).sum())
+
+
+def diverged(loss: float, chance: float) -> bool:
+    """Non-finite, or exploded far above the start (a constant guess would do 100x better). With a
+    zero chance loss (one class, constant targets) only a non-finite loss counts."""
+    return not math.isfinite(loss) or (chance > 0 and loss > DIVERGENCE_FACTOR * chance)
+
 
 class EpochRecorder(pl.Callback):
     """Per-epoch tidy metrics (metrics.csv), a quiet line per epoch, and divergence detection.
 
     Reads the epoch-averaged metrics Lightning accumulated on the device: one host sync per epoch.
-    A non-finite training loss stops the run and marks it diverged (a result, not a crash).
+    A diverging training loss (`diverged`: non-finite, or above 100x the chance loss ``chance``) stops
+    the run and marks it diverged (a result, not a crash).
     """
 
     KEYS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
-    def __init__(self, path, quiet: bool):
-        self.path, self.quiet, self.rows = path, quiet, []
+    def __init__(self, path, quiet: bool, chance: float):
+        self.path, self.quiet, self.rows, self.chance = path, quiet, [], chance
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._t0 = time.perf_counter()
@@ -50,7 +72,7 @@ class EpochRecorder(pl.Callback):
         row["seconds"] = time.perf_counter() - self._t0
         self.rows.append(row)
         atomic.write_csv(self.path, pd.DataFrame(self.rows))
-        if not math.isfinite(row["train_loss"]):
+        if diverged(row["train_loss"], self.chance):
             pl_module.diverged = True
             trainer.should_stop = True
         if self.quiet:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gzip
 import hashlib
 import http.client
@@ -151,7 +152,20 @@ def _download(url: str, part: Path) -> None:
         raise http.client.HTTPException(f"connection closed after {got} of {size} bytes")
 
 
-def fetch(url: str, dest, sha256: str | None = None, md5: str | None = None) -> Path:
+def check_format(path: Path, check, shown: Path) -> None:
+    """Run the format's own check (header, sizes, gzip CRC) on a file about to be trusted on first use;
+    on failure quarantine it and raise DataError. A hash is never recorded for a file that fails it: a
+    truncated download (a server that closes early without Content-Length) is not made permanent."""
+    try:
+        check(path)
+    except DataError as e:
+        bad = quarantine(path, shown)
+        reason = str(e).replace(str(path), str(shown))
+        raise DataError(f"{reason} (no SHA-256 pinned, so not trusted; moved to {bad.name}; "
+                        f"rerun to download again)") from None
+
+
+def fetch(url: str, dest, sha256: str | None = None, md5: str | None = None, check=None) -> Path:
     """Make sure ``dest`` holds the verified content of ``url``; return its path.
 
     Downloaded once: an existing ``dest`` is not fetched again, only verified (every call). The
@@ -159,7 +173,8 @@ def fetch(url: str, dest, sha256: str | None = None, md5: str | None = None) -> 
     with os.replace only after it verified, so ``dest`` never holds unverified or partial data.
 
     With ``sha256=None`` the hash is taken from ``<dest dir>/SHA256SUMS``; a file not listed there is
-    trusted on first use and its hash recorded, with a warning. ``md5``, when given, is checked too.
+    trusted on first use and its hash recorded, with a warning, but only if ``check(path)`` (the
+    format's own header/size check; raises DataError) passes. ``md5``, when given, is checked too.
     Any failure raises DataError with a one-line message naming the file.
     """
     dest = Path(dest)
@@ -169,6 +184,8 @@ def fetch(url: str, dest, sha256: str | None = None, md5: str | None = None) -> 
         pinned = sha256 or read_sums(root).get(dest.name)
         if dest.exists():
             actual = verify(dest, pinned, md5)
+            if not pinned and check is not None:
+                check_format(dest, check, dest)
         else:
             part = dest.with_name(dest.name + ".part")
             try:
@@ -179,6 +196,8 @@ def fetch(url: str, dest, sha256: str | None = None, md5: str | None = None) -> 
                     else "rerun to retry"
                 raise DataError(f"{dest}: download of {url} failed ({reason}); {then}") from e
             actual = verify(part, pinned, md5, shown=dest)
+            if not pinned and check is not None:
+                check_format(part, check, dest)
             os.replace(part, dest)
         if not pinned:
             record_sum(root, dest.name, actual)
@@ -193,10 +212,11 @@ def fetch(url: str, dest, sha256: str | None = None, md5: str | None = None) -> 
 IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801  # magic: 0x08 = unsigned byte, then the number of dims
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's content, gunzipped if it is a .gz; gzip checks its CRC-32 and length trailer."""
+def _read_bytes(path: Path, gz: bool | None = None) -> bytes:
+    """The file's content, gunzipped if it is a .gz (``gz``: the name's, for a .part file); gzip
+    checks its CRC-32 and length trailer."""
     data = path.read_bytes()
-    if path.suffix != ".gz":
+    if not (path.suffix == ".gz" if gz is None else gz):
         return data
     try:
         return gzip.decompress(data)
@@ -204,11 +224,11 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: corrupt or truncated gzip data ({e or type(e).__name__})") from None
 
 
-def read_idx(path, magic: int) -> np.ndarray:
+def read_idx(path, magic: int, gz: bool | None = None) -> np.ndarray:
     """Parse an IDX file of unsigned bytes: big-endian magic, one big-endian uint32 per dimension,
-    then exactly prod(dims) bytes of data."""
+    then exactly prod(dims) bytes of data. ``gz``: gzipped (default: the name ends in .gz)."""
     path = Path(path)
-    raw = _read_bytes(path)
+    raw = _read_bytes(path, gz)
     if len(raw) < 4:
         raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX header")
     found = int.from_bytes(raw[:4], "big")
@@ -244,7 +264,7 @@ def load_idx_dataset(cfg):
         for kind, magic in (("images", IDX_IMAGES), ("labels", IDX_LABELS)):
             f = cfg.files[f"{split}_{kind}"]
             path = fetch(cfg.base_url.rstrip("/") + "/" + f.name, root / f.name,
-                         sha256=f.get("sha256"), md5=f.get("md5"))
+                         sha256=f.get("sha256"), md5=f.get("md5"), check=functools.partial(read_idx, magic=magic, gz=f.name.endswith(".gz")))
             arrays.append(read_idx(path, magic))
         x, y = arrays
         if len(x) != len(y):
@@ -288,13 +308,20 @@ def parse_cifar_batch(data: bytes, where: str):
     return rec[:, 1:].reshape(-1, 3, 32, 32), _check_labels(rec[:, 0], where)
 
 
+def check_cifar_archive(path: Path) -> None:
+    """The archive is whole (gzip CRC, tar structure) and every batch is whole records."""
+    for name, data in read_tar_members(path, CIFAR_TRAIN + CIFAR_TEST).items():
+        parse_cifar_batch(data, f"{path}:{name}")
+
+
 def load_cifar10(cfg):
     """CIFAR-10 binary tarball -> ((x_train uint8 (N, 3, 32, 32), y_train int64), (x_test, y_test)).
 
     cfg: root, url, optional archive (default: the url's file name), sha256, optional md5.
     """
     archive = cfg.get("archive") or cfg.url.rsplit("/", 1)[-1]
-    path = fetch(cfg.url, Path(cfg.root) / archive, sha256=cfg.get("sha256"), md5=cfg.get("md5"))
+    path = fetch(cfg.url, Path(cfg.root) / archive, sha256=cfg.get("sha256"), md5=cfg.get("md5"),
+                 check=check_cifar_archive)
     members = read_tar_members(path, CIFAR_TRAIN + CIFAR_TEST)
     out = []
     for names in (CIFAR_TRAIN, CIFAR_TEST):

@@ -83,6 +83,9 @@ class ConfigError(ValueError):
     """A config value that cannot work: reported as one line, exit code 2."""
 
 
+SEED_MAX = 2**32 - 1  # seed_everything seeds numpy, whose seeds are uint32
+
+
 def choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
@@ -100,8 +103,11 @@ def validate(cfg: DictConfig) -> None:
     from actlab import activations
 
     activations.spec(cfg.activation.name)  # raises with the list of valid names
+    if cfg.run_dir is None or not str(cfg.run_dir).strip():  # '' would write into the working dir itself
+        raise ConfigError(f"run_dir is empty ({cfg.run_dir!r}): give a directory, e.g. run_dir=runs/x")
     checks = [
-        (isinstance(cfg.seed, int) and not isinstance(cfg.seed, bool), f"seed must be an integer, got {cfg.seed!r}"),
+        (_int(cfg.seed) and 0 <= cfg.seed <= SEED_MAX,
+         f"seed must be an integer in 0..{SEED_MAX} (2**32 - 1, numpy's seed range), got {cfg.seed!r}"),
         (_num(cfg.optimizer.lr) and cfg.optimizer.lr > 0, f"optimizer.lr must be > 0, got {cfg.optimizer.lr!r}"),
         (_num(cfg.optimizer.weight_decay) and cfg.optimizer.weight_decay >= 0,
          f"optimizer.weight_decay must be >= 0, got {cfg.optimizer.weight_decay!r}"),
@@ -287,7 +293,7 @@ def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
     import pytorch_lightning as pl
 
     from actlab import atomic, data, integrity, models, probes
-    from actlab.callbacks import EpochRecorder
+    from actlab.callbacks import EpochRecorder, chance_loss
     from actlab.module import LitModel, TensorData
 
     validate(cfg)
@@ -309,7 +315,8 @@ def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
     lit = LitModel(model, splits.task, cfg.optimizer, cfg.trainer.max_epochs)
     dm = TensorData(splits, cfg.data.batch_size, cfg.seed)
 
-    recorder = EpochRecorder(run_dir / "metrics.csv", quiet=quiet)
+    recorder = EpochRecorder(run_dir / "metrics.csv", quiet=quiet,
+                             chance=chance_loss(splits.task, splits.y_train, splits.num_outputs))
     if cfg.trainer.logger == "tensorboard":
         logger = pl.loggers.TensorBoardLogger(save_dir=str(run_dir), name="logs", version="")
     else:
@@ -401,6 +408,8 @@ def seed_configs(cfg: DictConfig) -> list[DictConfig]:
         return [cfg]
     if isinstance(seeds, (int, str)) or not all(_int(s) for s in seeds) or len(seeds) == 0:
         raise ConfigError(f"seeds must be a non-empty list of integers, e.g. seeds=[0,1,2], got {seeds!r}")
+    if not all(0 <= s <= SEED_MAX for s in seeds):
+        raise ConfigError(f"seeds must be integers in 0..{SEED_MAX} (2**32 - 1, numpy's seed range), got {list(seeds)}")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct, got {list(seeds)}")
     cfgs = [seed_config(cfg, int(s)) for s in seeds]
@@ -552,6 +561,11 @@ def _hydra_main(cfg: DictConfig) -> None:
     except (ConfigError, DataError, UnknownActivation) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # a full disk: one line, not Hydra's traceback (the other OSErrors are bugs)
+        if not _disk_full(e):
+            raise
+        print(_disk_full_line(e), file=sys.stderr)
+        sys.exit(2)
 
 
 def check_composes(argv: list[str]) -> DictConfig:
@@ -581,10 +595,10 @@ def check_creatable(path: Path, what: str = "run dir") -> None:
         raise ConfigError(f"{what} {str(path)!r} is not writable: permission denied on {str(p)!r}")
 
 
-def check_job(cfg: DictConfig, argv: list[str]) -> None:
-    """Every check of a job that needs no file written, before Hydra creates its output dir, so that
-    bad input leaves nothing behind: the values of every run, the seeds/activations lists, the probe
-    settings, and that the run dirs and Hydra's dir can be made."""
+def check_values(cfg: DictConfig) -> list[DictConfig]:
+    """Every value check of a job (the values of every run, the seeds/activations lists, the
+    vectorisation and probe settings), touching no file; returns the job's run configs. Also run by
+    the pipeline on each experiment's composed config before any job (workflow/rules/common.smk)."""
     from actlab import probes
 
     multi = cfg.get("seeds") is not None or cfg.get("activations") is not None
@@ -594,10 +608,67 @@ def check_job(cfg: DictConfig, argv: list[str]) -> None:
     for c in cfgs:
         validate(c)
         probes.callbacks(c.probes, Path(c.run_dir), c.activation.name)  # validates; writes nothing
+    return cfgs
+
+
+def check_job(cfg: DictConfig, argv: list[str]) -> None:
+    """Every check of a job that needs no file written, before Hydra creates its output dir, so that
+    bad input leaves nothing behind: its values (check_values) and that the run dirs and Hydra's dir
+    can be made."""
+    for c in check_values(cfg):
         check_creatable(Path(c.run_dir))
     given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
     hydra_dir = given[-1] if given else job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations"))
     check_creatable(Path(hydra_dir), "output dir (hydra.run.dir)")
+
+
+_LOCKS: list = []  # the open lock files of this job's dirs (flock is held while a file stays open)
+LOCK_FILE = ".actlab.lock"
+
+
+def lock_dirs(dirs: list[Path]) -> None:
+    """Lock each dir (run dirs, the job's Hydra dir) for this process's lifetime, or refuse the job:
+    two trainings in one dir would interleave their CSV rows and delete or resume each other's
+    checkpoint. fcntl.flock on <dir>/.actlab.lock, which holds the holder's pid; the kernel releases
+    it when the process ends, however it ends (nothing stale to clean up). A no-op without fcntl."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    for d in sorted({Path(d).absolute() for d in dirs}):
+        d.mkdir(parents=True, exist_ok=True)
+        f = open(d / LOCK_FILE, "a+")  # never truncates: the holder's pid stays readable
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "?"
+            f.close()
+            raise ConfigError(f"run dir {str(d)!r} in use by pid {pid} (another actlab.train)") from None
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        _LOCKS.append(f)
+
+
+def job_dirs(cfg: DictConfig, argv: list[str]) -> list[Path]:
+    """Every dir the job writes: its run dirs and, for several runs, Hydra's job dir."""
+    dirs = [Path(c.run_dir) for c in (job_configs(cfg) if cfg.get("seeds") is not None or
+                                      cfg.get("activations") is not None else [cfg])]
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
+    return [*dirs, Path(given[-1] if given else job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations")))]
+
+
+def _disk_full(e: OSError) -> bool:
+    import errno
+
+    return e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full_line(e: OSError) -> str:
+    where = e.filename2 or e.filename
+    return f"error: {e.strerror}" + (f" writing {str(where)!r}" if where else "") + \
+        " (free space and rerun: the run resumes from its last checkpoint)"
 
 
 def main() -> None:
@@ -609,8 +680,14 @@ def main() -> None:
         cfg = check_composes(argv)
         if not any(a.startswith("-") for a in argv):  # not for Hydra's own flags (--help, --cfg, -m)
             check_job(cfg, argv)
+            lock_dirs(job_dirs(cfg, argv))
     except (ConfigError, UnknownActivation) as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # a full disk while making the dirs
+        if not _disk_full(e):
+            raise
+        print(_disk_full_line(e), file=sys.stderr)
         sys.exit(2)
     _hydra_main()
 

@@ -14,7 +14,7 @@ It is the same experiment as K separate `python -m actlab.train seed=S` runs:
 - data order: model k draws its batches from its own generator seeded with seed_k, the same
   `randperm` sequence `actlab.data.IndexBatches` produces; a batch is a gather with a (K, B) index;
 - metrics: epoch means weighted by batch size, as Lightning's `self.log(on_epoch=True)`;
-- divergence: a model whose epoch train loss is not finite is marked diverged at that epoch, its
+- divergence: a model whose epoch train loss diverges (actlab.callbacks.diverged) is marked so then, its
   rows stop there (as a single run stops), the others train on (NaNs never cross model slices);
 - probes: every model gets its own dead_units.csv (actlab.probes.DeadUnits, measured on a per-model
   view: the model's slice copied into a `models.build()`-shaped module) and grad_flow.csv (same
@@ -48,6 +48,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from actlab import activations, atomic, data, integrity, models, probes
+from actlab.callbacks import chance_loss, diverged
 from actlab.data import Splits
 from actlab.module import TensorData, make_optimizer
 
@@ -588,8 +589,8 @@ class _View:
 class VecRecorder(pl.Callback):
     """Per-model metrics.csv rows, divergence, and the probes of every model, at each epoch end."""
 
-    def __init__(self, cfgs: list[DictConfig], views: list[nn.Module], quiet: bool):
-        self.cfgs, self.views, self.quiet = cfgs, views, quiet
+    def __init__(self, cfgs: list[DictConfig], views: list[nn.Module], quiet: bool, chance: float):
+        self.cfgs, self.views, self.quiet, self.chance = cfgs, views, quiet, chance
         self.k = len(cfgs)
         self.rows: list[list[dict]] = [[] for _ in cfgs]
         self.active = [True] * self.k
@@ -666,7 +667,7 @@ class VecRecorder(pl.Callback):
                    "val_loss": host[2][k], "val_acc": host[3][k], "seconds": seconds}
             self.rows[k].append(row)
             atomic.write_csv(Path(self.cfgs[k].run_dir) / "metrics.csv", pd.DataFrame(self.rows[k]))
-            if not math.isfinite(row["train_loss"]):
+            if diverged(row["train_loss"], self.chance):  # the single run's rule (actlab.callbacks)
                 self.diverged[k] = True
                 self.active[k] = False
                 done_now.append(k)
@@ -752,7 +753,7 @@ def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Spl
         nets.append(models.build(c.model, splits.in_shape, splits.num_outputs, c.activation.name, act_params(c)))
     views = nets  # the per-model modules double as the probes' views (refreshed before each use)
     net = StackedMLP(nets, groups)
-    recorder = VecRecorder(cfgs_s, views, quiet)
+    recorder = VecRecorder(cfgs_s, views, quiet, chance_loss(splits.task, splits.y_train, splits.num_outputs))
     recorder.layer_names = net.layer_names
     chunk = int(tr.get("steps_per_call") or 1)
     lit = VecLitModel(net, splits.task, cfg0.optimizer, tr.max_epochs, recorder.grad_flow_every(),

@@ -32,17 +32,20 @@ rule sweep_config:
 rule book:
     """Build the article to paper/_build/html/index.html, from scratch (--all) and with warnings as
     errors (-W): a page that cannot compute a number, a missing figure or a broken reference fails
-    the build instead of publishing a wrong book. `jupyter-book build paper/` works alone too."""
+    the build instead of publishing a wrong book. `jupyter-book build paper/` works alone too.
+    Built in a temporary dir and swapped in whole (workflow/scripts/build_book.py); a failed build
+    removes the old book."""
     input:
         sources=book_sources,
         figures=all_figures,
         tables=all_tables,
         sweep=RESULTS / "sweep.json",
+        script=SCRIPTS / "build_book.py",
     output:
         BOOK_INDEX,
     params:
         src=BOOK_SRC,
-        out=Path(BOOK_INDEX).parents[2],  # paper/ of the working directory; _build/html below it
+        html=Path(BOOK_INDEX).parent,  # paper/_build/html of the working directory
         results=lambda wildcards: Path(RESULTS).resolve(),
     conda:
         ENV
@@ -51,5 +54,13 @@ rule book:
     benchmark:
         BENCH / "book.tsv"
     shell:
-        "ACTLAB_RESULTS={params.results:q} jupyter-book build --all -W -n --keep-going"
-        " --path-output {params.out:q} {params.src:q} > {log:q} 2>&1"
+        "ACTLAB_RESULTS={params.results:q} python {input.script:q} {params.src:q} {params.html:q}"
+        " --all -W -n --keep-going > {log:q} 2>&1"
+
+
+onerror:
+    # A failed run (say, the aggregation) leaves the old book only if nothing it shows has changed.
+    shell(
+        "python {SCRIPTS}/build_book.py --drop-if-stale {BOOK_INDEX.parent:q} {inputs:q}",
+        inputs=[*book_sources(), *all_figures(), *all_tables(), str(RESULTS / "sweep.json")],
+    )

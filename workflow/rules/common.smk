@@ -62,19 +62,40 @@ def _check_overrides(overrides, where):
 
 
 def _check_composes(overrides, where):
-    """Compose the real Hydra config once, so a misspelt key fails now, not in every training job."""
+    """Compose the real Hydra config once and run the training CLI's own value checks on it
+    (actlab.train.check_values: max_epochs, lr, width, vectorize_max_k, checkpoint interval, probes,
+    seeds, ...), so a bad value fails now, in one line, not in every training job."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from actlab.train import CONF_DIR
+    from actlab.activations import UnknownActivation
+    from actlab.train import CONF_DIR, ConfigError, check_values
 
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            compose(config_name="config", overrides=list(overrides))
+            cfg = compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("See https")]
         _fail(f"{where}: the Hydra overrides {list(overrides)} do not compose: {' '.join(lines)}")
+    if not workflow.is_main_process:  # a cluster job re-reading the Snakefile: checked once, by the main process
+        return
+    try:
+        check_values(cfg)  # imports torch and Lightning: ~3 s on an idle machine, once per snakemake
+    except (ConfigError, UnknownActivation, OmegaConfBaseException) as e:
+        _fail(f"{where}: {' '.join(str(e).split())}")
+
+
+def _sweep_jobs(config, e, overrides):
+    """Activation/seed overrides that stand for an experiment's training jobs (train_overrides): the
+    whole sweep as one job (group_by: experiment exactly; for the smaller jobs the same values, as
+    each compose costs ~0.1 s), but one job per activation when the overrides set activation
+    parameters, which a list of activations refuses."""
+    seeds = f"seeds=[{','.join(map(str, config['seeds']))}]"
+    run_dir = f"run_dir={RUNS / e['dataset'] / e['model'] / '${activation.name}' / 'seed${seed}'}"
+    if config["group_by"] == "experiment" or not any(o.lstrip("+~").startswith("activation.") for o in overrides):
+        return [[f"activations=[{','.join(config['activations'])}]", seeds, run_dir]]
+    return [[f"activation={a}", seeds, run_dir] for a in config["activations"]]
 
 
 def check_sweep(config):
@@ -95,6 +116,8 @@ def check_sweep(config):
         _fail(f"{where}: {error.message} (schema: workflow/schemas/{schema.name})")
     if any(isinstance(s, float) for s in config["seeds"]):  # JSON Schema calls 1.0 an integer
         _fail(f"seeds must be integers, got {config['seeds']}")
+    for e in config["experiments"]:  # validate() fills schema defaults at the top level only
+        e.setdefault("overrides", [])
     _check_names(config["activations"], "activation", "activations")
     _check_names(config["depth"]["activations"], "activation", "depth.activations")
     if config["baseline"] not in config["activations"]:
@@ -109,8 +132,9 @@ def check_sweep(config):
     for e in config["experiments"]:
         where = f"experiment {e['dataset']}/{e['model']}"
         _check_overrides(e["overrides"], where)
-        _check_composes([f"data={e['dataset']}", f"model={e['model']}", *config["overrides"], *e["overrides"]],
-                        where)
+        overrides = [*config["overrides"], *e["overrides"]]
+        for job in _sweep_jobs(config, e, overrides):
+            _check_composes([f"data={e['dataset']}", f"model={e['model']}", *job, *overrides], where)
     _check_names(config["depth"]["collapse"]["activations"], "activation", "depth.collapse.activations")
     if "prelu" in config["depth"]["collapse"]["activations"]:
         _fail("depth.collapse.activations: prelu has a learned slope, which the collapse study's "

@@ -16,8 +16,8 @@ rule timing:
         args=timing_args,
         code=code_fingerprint("timing"),
     threads: timing_cores()
-    resources:
-        mem_mb=config["resources"]["mem_mb"],
+    resources:  # a retry gets 2x, then 3x (runtime: the profile's default-resources, which scale too)
+        mem_mb=lambda wildcards, attempt: config["resources"]["mem_mb"] * attempt,
         gpu=config["resources"]["gpu"],
     conda:
         ENV

@@ -55,9 +55,9 @@ rule train:
         (BENCH / "train" / TRAIN_JOB).with_suffix(".tsv")
     threads: config["resources"]["threads"]
     priority: 1  # first: every figure, the statistics and the book wait for the runs
-    resources:
-        mem_mb=config["resources"]["mem_mb"],
+    resources:  # a retry (profiles/slurm: retries) gets 2x, then 3x the memory and time
+        mem_mb=lambda wildcards, attempt: config["resources"]["mem_mb"] * attempt,
         gpu=config["resources"]["gpu"],
-        runtime=config["resources"]["runtime"] * RUNS_PER_JOB,
+        runtime=lambda wildcards, attempt: config["resources"]["runtime"] * RUNS_PER_JOB * attempt,
     shell:
         "python -m actlab.train {params.overrides:q} trainer.threads={threads} > {log:q} 2>&1"
