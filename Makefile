@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system paper test test-fast lint clean
+.PHONY: setup system paper test test-fast lint format lock notebooks clean
 
 setup: $(STAMP)
 
@@ -21,7 +21,7 @@ endif
 
 # The local try needs no network (an unreachable index would cost pip's retries for every package);
 # the PyTorch index is asked only if it fails.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 ifeq ($(TORCH),cpu)
@@ -30,7 +30,7 @@ ifeq ($(TORCH),cpu)
 else
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
 endif
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -c constraints.txt  # every version locked
 	touch $@
 
 # System packages the browser and SLURM tests need (Debian; root). Idempotent.
@@ -48,8 +48,26 @@ test: setup system
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
+# Lint and format checks (CI runs them too); `make format` applies the formatters.
 lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/snakefmt Snakefile workflow/rules
+
+# Regenerate constraints.txt (the lock) from the current .venv after a pin in pyproject.toml changed.
+lock: setup
+	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+.*/torch==\1/'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+# Execute the exploration notebooks (notebooks/*.py, jupytext) on the results into notebooks/*.ipynb.
+notebooks: setup
+	$(BIN)/jupytext --to ipynb --execute notebooks/*.py
 
 clean:
 	rm -rf results paper/_build .snakemake runs outputs
