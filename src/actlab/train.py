@@ -79,6 +79,14 @@ def job_dir(run_dir: str, seeds, activations=None) -> str:
 OmegaConf.register_new_resolver("actlab_job_dir", job_dir, replace=True)
 
 
+def _help_groups() -> str:
+    """The config groups for `--help` (Hydra would also list conf/sweep/, which is Snakemake's)."""
+    return "\n".join(f"{g}: {', '.join(choices(g))}" for g in GROUPS)
+
+
+OmegaConf.register_new_resolver("actlab_help_groups", _help_groups, replace=True)
+
+
 class ConfigError(ValueError):
     """A config value that cannot work: reported as one line, exit code 2."""
 
@@ -94,6 +102,9 @@ def check_group_overrides(argv: list[str]) -> None:
     """Name an unknown `group=choice` before Hydra does (Hydra's message spans several lines)."""
     for arg in argv:
         key, sep, value = arg.lstrip("+~").partition("=")
+        if sep and key == "sweep":
+            raise ConfigError(f"sweep configs are Snakemake's, not a training run's: snakemake --cores all "
+                              f"--configfile conf/sweep/{value}.yaml")
         if sep and key in GROUPS and value not in choices(key):
             raise ConfigError(f"unknown {key} {value!r}; valid: {', '.join(choices(key))}")
 
@@ -210,6 +221,8 @@ def setup_runtime(tr: DictConfig) -> bool:
     for message in (".*smaller than the logging interval.*", ".*isinstance\\(treespec, LeafSpec\\).*",
                     ".*does not have many workers.*", ".*exists and is not empty. Previous log files.*"):
         warnings.filterwarnings("ignore", message=message)
+    if "SLURM_JOB_ID" not in os.environ:  # Lightning's hint to use srun, when srun is merely installed
+        warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system.*")
     if tr.threads:
         torch.set_num_threads(int(tr.threads))
     if tr.deterministic:
@@ -440,14 +453,87 @@ def _hydra_files(cfg: DictConfig) -> None:
                       durable=False)
 
 
+# Config keys that do not make a run different: a finished run of a config equal but for these is the
+# same run (rerunning the command skips it instead of training it again).
+SAME_RUN_IGNORED = (*HASH_IGNORED, ("overwrite",))
+
+
+def _comparable(c: DictConfig | dict) -> dict:
+    d = OmegaConf.to_container(c, resolve=True) if isinstance(c, DictConfig) else dict(c)
+    for path in SAME_RUN_IGNORED:
+        *parents, key = path
+        node = d
+        for p in parents:
+            node = node.get(p, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(key, None)
+    return d
+
+
+def finished_summary(c: DictConfig) -> dict | None:
+    """The summary of the finished run of config `c` in its run dir, or None: summary.json is there,
+    its integrity record verifies (actlab.integrity) and its config.yaml is `c` (but for
+    SAME_RUN_IGNORED). A finished run of ANOTHER config there is refused unless `overwrite=true`: a
+    rerun must not silently replace a result."""
+    import json
+
+    import yaml
+
+    from actlab import integrity
+
+    run_dir = Path(c.run_dir)
+    if not (run_dir / "summary.json").is_file():
+        return None
+    try:
+        integrity.verify(run_dir)
+        stored = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (integrity.IntegrityError, OSError, yaml.YAMLError):
+        return None  # damaged or incomplete: trained again
+    if _comparable(stored) == _comparable(c):
+        return json.loads((run_dir / "summary.json").read_text())
+    if c.get("overwrite"):
+        return None
+    raise ConfigError(f"run dir {str(run_dir)!r} holds a finished run of another config; pass overwrite=true "
+                      f"to train this one there, or choose another run_dir")
+
+
+def report_line(summary: dict, before: bool = False) -> str:
+    """One line per run: where it is and its test metric."""
+    if summary.get("diverged"):
+        metric = f"diverged after {summary['epochs']} epochs"
+    elif summary.get("task") == "regression":
+        metric = f"test_loss {summary['test_loss']:.4g} ({summary['epochs']} epochs)"
+    else:
+        metric = f"test_acc {100 * summary['test_acc']:.2f}% ({summary['epochs']} epochs)"
+    return f"run {summary['run_dir']}: {metric}" + ("; finished before, not retrained (overwrite=true retrains)"
+                                                   if before else "")
+
+
 def run_seeds(cfg: DictConfig) -> list[dict]:
     """Train every seed of ``cfg.seeds`` (or the one ``cfg.seed``) for every activation of
-    ``cfg.activations`` (or the one ``cfg.activation``); one run dir and summary each."""
-    if cfg.get("seeds") is None and cfg.get("activations") is None:
-        return [run(cfg)]
+    ``cfg.activations`` (or the one ``cfg.activation``); one run dir and summary each. Runs already
+    finished with this config are skipped (finished_summary). One line per run on stderr."""
+    multi = cfg.get("seeds") is not None or cfg.get("activations") is not None
+    cfgs = job_configs(cfg) if multi else [cfg]
+    done = {}
+    if not cfg.get("overwrite"):
+        done = {str(c.run_dir): s for c in cfgs if (s := finished_summary(c)) is not None}
+    for s in done.values():
+        print(report_line(s, before=True), file=sys.stderr, flush=True)
+    cfgs = [c for c in cfgs if str(c.run_dir) not in done]
+    if not cfgs:
+        return list(done.values())
+    if not multi:
+        summary = run(cfg)
+        print(report_line(summary), file=sys.stderr, flush=True)
+        return [summary]
+    return [*done.values(), *_train_many(cfg, cfgs)]
+
+
+def _train_many(cfg: DictConfig, cfgs: list[DictConfig]) -> list[dict]:
+    """The runs `cfgs` of the multi-run job `cfg`: vectorised parts, or one after the other."""
     from actlab import data
 
-    cfgs = job_configs(cfg)
     vectorize = use_vectorized(cfg, len(cfgs))
     for c in cfgs:  # fail before training anything
         validate(c)
@@ -482,6 +568,8 @@ def run_seeds(cfg: DictConfig) -> list[dict]:
     # checkpoint instead of training them again (Snakemake deletes an interrupted job's summaries).
     for path in checkpoints:
         path.unlink(missing_ok=True)
+    for s in summaries:
+        print(report_line(s), file=sys.stderr, flush=True)
     return summaries
 
 
@@ -617,6 +705,7 @@ def check_job(cfg: DictConfig, argv: list[str]) -> None:
     can be made."""
     for c in check_values(cfg):
         check_creatable(Path(c.run_dir))
+        finished_summary(c)  # a finished run of another config there: refused unless overwrite=true
     given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
     hydra_dir = given[-1] if given else job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations"))
     check_creatable(Path(hydra_dir), "output dir (hydra.run.dir)")

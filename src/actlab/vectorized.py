@@ -687,9 +687,27 @@ class VecRecorder(pl.Callback):
             print(f"epoch {epoch:>3}  K={self.k}  train_loss {min(tl):.4f}..{max(tl):.4f}"
                   f"  val_acc {min(va_acc):.4f}..{max(va_acc):.4f}  diverged {sum(self.diverged)}"
                   f"  {seconds:.2f}s/model", flush=True)
+            self._progress(epoch, trainer.max_epochs)
         if not any(self.active):
             trainer.should_stop = True
         self._last_host = last_host
+
+    PROGRESS_EVERY = 15.0  # seconds between progress lines on stderr (the pipeline's terminal)
+
+    def _progress(self, epoch: int, max_epochs: int) -> None:
+        """A line with the time left on stderr, at most every PROGRESS_EVERY s and at the last epoch:
+        a long vectorised job shows that it moves (the per-epoch lines above go to the job's log)."""
+        now = time.perf_counter()
+        if not hasattr(self, "_since"):  # (time, epoch) this process started from (a resume starts late)
+            self._since, self._said = (self._t0, epoch - 1), self._t0
+        if epoch < max_epochs and now - self._said < self.PROGRESS_EVERY:
+            return
+        self._said = now
+        (t0, e0) = self._since
+        left = (now - t0) / max(epoch - e0, 1) * (max_epochs - epoch)
+        where = Path(self.cfgs[0].run_dir).parent.parent
+        print(f"train {where}: {self.k} runs, epoch {epoch}/{max_epochs}, ~{left:.0f} s left",
+              file=sys.stderr, flush=True)
 
     def on_train_end(self, trainer, pl_module):
         for k in range(self.k):

@@ -60,4 +60,7 @@ rule train:
         gpu=config["resources"]["gpu"],
         runtime=lambda wildcards, attempt: config["resources"]["runtime"] * RUNS_PER_JOB * attempt,
     shell:
-        "python -m actlab.train {params.overrides:q} trainer.threads={threads} > {log:q} 2>&1"
+        # stdout (per-epoch lines) to the log; stderr (one line per finished run, progress with the time
+        # left, errors) to the log and the terminal
+        ": > {log:q}; python -m actlab.train {params.overrides:q} trainer.threads={threads}"
+        " >> {log:q} 2> >(tee -a {log:q} >&2)"
