@@ -340,8 +340,12 @@ def test_stale_book_is_dropped_after_a_failed_workflow(tmp_path):
 
 def test_a_retried_training_job_gets_more_memory_and_time(tmp_path_factory):
     """A training job that fails (its run dir is locked by this test) is retried with 2x mem_mb and
-    runtime: Snakemake prints each attempt's resources."""
+    runtime: Snakemake prints each attempt's resources. The failed workflow also removes the old book
+    (its inputs were not made: it would look current but is not; the rule's onerror)."""
     repo = copy_repo(tmp_path_factory.mktemp("repo"))
+    html = repo / "paper" / "_build" / "html"
+    html.mkdir(parents=True)
+    (html / "index.html").write_text("a book from before")
     run_dir = repo / "results" / "runs" / "digits" / "mlp" / "relu" / "seed0"
     train.lock_dirs([run_dir])
     lock = train._LOCKS.pop()
@@ -356,6 +360,7 @@ def test_a_retried_training_job_gets_more_memory_and_time(tmp_path_factory):
     assert len(resources) == 2, out[-3000:]
     assert "runtime=5," in resources[0] and "mem_mb=1000," in resources[0], resources
     assert "runtime=10," in resources[1] and "mem_mb=2000," in resources[1], resources
+    assert not html.exists() and "removed paper/_build/html" in out
 
 
 def test_timing_rule_memory_scales_with_the_attempt():
