@@ -83,7 +83,8 @@ RAI_SCALE = 0.6007  # Lu et al.'s sigma * sqrt(fan_in)
 
 BORN_DEAD_COLUMNS = ["activation", "role", "init", "depth", "width", "trials", "born_dead", "p_born_dead", "ci_low",
                      "ci_high", "theory_exact", "theory_low", "theory_high", "grid_points"]
-COLLAPSE_COLUMNS = ["activation", "init", "depth", "width", "seeds", "steps", "lr", "born_dead",
+COLLAPSE_COLUMNS = ["activation", "init", "depth", "width", "seeds", "steps", "min_steps", "max_steps",
+                    "plateau_window", "plateau_tol", "lr", "born_dead",
                     "born_dead_ended_constant", "dead_layer_at_init", "collapsed", "p_collapsed", "ci_low", "ci_high",
                     "plateaued", "median_final_loss", "median_final_loss_collapsed", "median_final_loss_live",
                     "constant_fit_loss", "train_points", "grid_points"]
@@ -360,7 +361,8 @@ def collapse_cells(activation: str, inits: list[str], width: int, depth: int, se
         bd = g[g["born_dead"]]
         med = lambda s: float(s.median()) if len(s) else math.nan  # noqa: E731
         rows.append({"activation": activation, "init": init, "depth": depth, "width": width, "seeds": seeds,
-                     "steps": steps, "lr": lr, "born_dead": len(bd),
+                     "steps": steps, "min_steps": min_steps, "max_steps": max_steps, "plateau_window": window,
+                     "plateau_tol": tol, "lr": lr, "born_dead": len(bd),
                      "born_dead_ended_constant": int(bd["ended_constant"].sum()),
                      "dead_layer_at_init": int(g["dead_layer_at_init"].sum()), "collapsed": k,
                      "p_collapsed": k / seeds, "ci_low": lo, "ci_high": hi,
