@@ -283,3 +283,25 @@ def test_methods_and_definitions_state_the_rule_the_code_applies():
     # born dead = a constant function, tested as df/dx == 0; a dead layer is sufficient, not the definition
     assert "constant function" in born and "$df/dx$" in born and "a dead layer implies constant, not conversely" in born
     assert "{cite:p}`lu2020dying`: some layer outputs zero for every input" not in born
+
+
+def test_padded_cells_train_as_they_would_alone():
+    """collapse_group trains widths 2 and 3 in one batch, the narrow nets zero-padded: the padded units
+    stay exactly 0 and each net ends as it does trained alone (same flags, same loss to float32 rounding)."""
+    common = dict(seeds=8, lr=1e-2, points=65, seed=0, min_steps=150, max_steps=150)
+    rows, together = depth.collapse_group("relu", ["he", "rai"], [2, 3], 6, **common)
+    alone = pd.concat([depth.collapse_cells("relu", ["he", "rai"], w, 6, **common)[1] for w in (2, 3)],
+                      ignore_index=True)
+    assert [(r["width"], r["init"]) for r in rows] == [(2, "he"), (2, "rai"), (3, "he"), (3, "rai")]
+    for col in ("born_dead", "dead_layer_at_init", "ended_constant"):
+        assert together[col].tolist() == alone[col].tolist(), col
+    assert together["final_loss"].to_numpy() == pytest.approx(alone["final_loss"].to_numpy(), rel=1e-3, abs=1e-6)
+    # the padding itself: zero in, zero out, zero after training
+    params = [(w.float(), b.float()) for w, b in depth.pad(draw("rai", "relu", 2, 4, 5), 3)]
+    xt = depth.grid(33, torch.float32)
+    depth.train_to_plateau(params, activations.build("relu"), xt, xt.abs(), 1e-2, 50, 50, 10, 0.0)
+    for i, (w, b) in enumerate(params):
+        if i < len(params) - 1:
+            assert (w[:, 2] == 0).all() and (b[:, 2] == 0).all()  # the padded unit's row and bias
+        if i > 0:
+            assert (w[:, :, 2] == 0).all()  # the weights out of the padded unit

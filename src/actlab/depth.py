@@ -340,35 +340,72 @@ def train_to_plateau(params: Params, act: nn.Module, xt: torch.Tensor, yt: torch
 def collapse_cells(activation: str, inits: list[str], width: int, depth: int, seeds: int, lr: float, points: int,
                    seed: int, train_points: int = 65, min_steps: int = 2000, max_steps: int = 5000,
                    window: int = 200, tol: float = 1e-6) -> tuple[list[dict], pd.DataFrame]:
-    """Train `seeds` nets per init on y = |x| at `train_points` uniform points of D to a plateau
-    (`train_to_plateau`), all inits and seeds in one float32 batch; count the nets ending constant
-    (the exact test, in float64, on the `points` grid). Returns one summary row per init and the
-    per-network table (born dead, dead layer at init, ended constant, final loss)."""
-    act = activations.build(activation, num_features=width)
+    """One (width, depth) cell of `collapse_group`."""
+    return collapse_group(activation, inits, [width], depth, seeds, lr, points, seed, train_points, min_steps,
+                          max_steps, window, tol)
+
+
+def pad(params: Params, width: int) -> Params:
+    """A 1 -> w^depth -> 1 net embedded in a 1 -> width^depth -> 1 one (width >= w) by zero weights and biases.
+
+    Exact, in training too: a padded unit computes f(0) = 0 (relu, leaky_relu), its outgoing weights
+    are 0, so every padded parameter's gradient is exactly 0 (dL/dW_in = delta * h with delta = f'(0) *
+    0; dL/dW_out = delta' * f(0)) and Adam leaves it at 0: the padded nets train as they would alone."""
+    out = []
+    for i, (w, b) in enumerate(params):
+        t, fan_out, fan_in = w.shape
+        rows = 1 if i == len(params) - 1 else width
+        cols = 1 if i == 0 else width
+        wp, bp = w.new_zeros(t, rows, cols), b.new_zeros(t, rows, 1)
+        wp[:, :fan_out, :fan_in], bp[:, :fan_out] = w, b
+        out.append((wp, bp))
+    return out
+
+
+def collapse_group(activation: str, inits: list[str], widths: list[int], depth: int, seeds: int, lr: float,
+                   points: int, seed: int, train_points: int = 65, min_steps: int = 2000, max_steps: int = 5000,
+                   window: int = 200, tol: float = 1e-6) -> tuple[list[dict], pd.DataFrame]:
+    """Train `seeds` nets per init and width on y = |x| at `train_points` uniform points of D to a
+    plateau (`train_to_plateau`): every init and width of this depth in one float32 batch (narrower
+    nets zero-padded to the widest, `pad`), since a step costs about the same for 100 nets as for
+    300. Count the nets ending constant (the exact test, in float64, on the `points` grid). Returns
+    one summary row per (width, init) and the per-network table (born dead, dead layer at init,
+    ended constant, final loss)."""
+    top = max(widths)
+    act = activations.build(activation, num_features=top)
     if any(True for _ in act.parameters()):
         # a learned activation parameter would be shared by every vectorised seed
         raise ValueError(f"collapse study needs a parameter-free activation, got {activation!r}")
-    # Each init's draw is the same as if it were trained alone (its own cell generator).
-    draws = [init_params(init, activation, width, depth, seeds,
-                         cell_generator(seed, "collapse", activation, init, width, depth)) for init in inits]
-    params = [(torch.cat([d[i][0] for d in draws]), torch.cat([d[i][1] for d in draws]))
-              for i in range(depth + 1)]  # (len(inits) * seeds, ...)
+    if float(act(torch.zeros(1))) != 0.0:
+        raise ValueError(f"collapse study pads narrow nets with zero units, which needs f(0) = 0; {activation!r} has not")
     x = grid(points)
-    born_dead = constant_on_grid(params, act, x)
-    dead_at_init = dead_layer(params, act, x)
+    cells, batch = [], []
+    for width in widths:
+        # each (init, width) draw is the same as if it were trained alone (its own cell generator)
+        for init in inits:
+            p = init_params(init, activation, width, depth, seeds,
+                            cell_generator(seed, "collapse", activation, init, width, depth))
+            cells.append((width, init, constant_on_grid(p, act, x), dead_layer(p, act, x)))
+            batch.append(pad(p, top))
+    params = [(torch.cat([c[i][0] for c in batch]).float(), torch.cat([c[i][1] for c in batch]).float())
+              for i in range(depth + 1)]  # (cells * seeds, ...); float32 training: op overhead and bandwidth
     xt = grid(train_points, torch.float32)
     yt = xt.abs()
-    params = [(w.float(), b.float()) for w, b in params]  # float32 training: op overhead and bandwidth
     final, steps, plateau = train_to_plateau(params, act, xt, yt, lr, min_steps, max_steps, window, tol)
-    ended = constant_on_grid([(w.detach().double(), b.detach().double()) for w, b in params], act, x)
+    trained = [(w.detach().double(), b.detach().double()) for w, b in params]
     best_constant = float(yt.double().var(unbiased=False))  # the MSE of the best constant, the mean of y
-    nets = pd.DataFrame({"activation": activation, "init": [i for i in inits for _ in range(seeds)],
-                         "width": width, "depth": depth, "net": list(range(seeds)) * len(inits),
-                         "born_dead": born_dead.numpy(), "dead_layer_at_init": dead_at_init.numpy(),
-                         "ended_constant": ended.numpy(), "final_loss": final.double().numpy(),
-                         "plateau": plateau.numpy(), "steps": steps})
-    rows = []
-    for init, g in nets.groupby("init", sort=False):
+    rows, nets = [], []
+    for c, (width, init, born_dead, dead_at_init) in enumerate(cells):
+        sl = slice(c * seeds, (c + 1) * seeds)
+        # unpad (the padded units stayed exactly 0) and test the net as it is
+        mine = [(w[sl, :fan_out, :fan_in], b[sl, :fan_out])
+                for (w, b), (fan_out, fan_in) in zip(trained, _shapes(width, depth))]
+        ended = constant_on_grid(mine, act, x)
+        g = pd.DataFrame({"activation": activation, "init": init, "width": width, "depth": depth,
+                          "net": range(seeds), "born_dead": born_dead.numpy(), "dead_layer_at_init": dead_at_init.numpy(),
+                          "ended_constant": ended.numpy(), "final_loss": final[sl].double().numpy(),
+                          "plateau": plateau[sl].numpy(), "steps": steps})
+        nets.append(g)
         k = int(g["ended_constant"].sum())
         lo, hi = wilson(k, seeds)
         bd = g[g["born_dead"]]
@@ -384,7 +421,13 @@ def collapse_cells(activation: str, inits: list[str], width: int, depth: int, se
                      "median_final_loss_collapsed": med(g.loc[g["ended_constant"], "final_loss"]),
                      "median_final_loss_live": med(g.loc[~g["ended_constant"], "final_loss"]),
                      "constant_fit_loss": best_constant, "train_points": train_points, "grid_points": points})
-    return rows, nets
+    return rows, pd.concat(nets, ignore_index=True)[COLLAPSE_NET_COLUMNS]
+
+
+def _shapes(width: int, depth: int) -> list[tuple[int, int]]:
+    """(fan_out, fan_in) of each layer of a 1 -> width^depth -> 1 net."""
+    sizes = [1] + [width] * depth + [1]
+    return list(zip(sizes[1:], sizes[:-1]))
 
 
 def forward(params: Params, act: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -525,9 +568,12 @@ def run(a: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     collapse = None
     if a.collapse:
         rows, nets = [], []
+        by_depth: dict[int, list[int]] = {}
+        for w, d in a.collapse_cells:  # the cells of one depth train as one batch (collapse_group)
+            by_depth.setdefault(d, []).append(w)
         for act in a.collapse_activations:
-            for w, d in a.collapse_cells:
-                r, n = collapse_cells(act, a.inits, w, d, a.collapse_seeds, a.collapse_lr, a.grid, a.seed,
+            for d, ws in by_depth.items():
+                r, n = collapse_group(act, a.inits, ws, d, a.collapse_seeds, a.collapse_lr, a.grid, a.seed,
                                       a.collapse_points, a.collapse_min_steps, a.collapse_max_steps,
                                       a.collapse_window, a.collapse_tol)
                 rows += r
