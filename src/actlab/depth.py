@@ -376,8 +376,11 @@ def collapse_group(activation: str, inits: list[str], widths: list[int], depth: 
     if any(True for _ in act.parameters()):
         # a learned activation parameter would be shared by every vectorised seed
         raise ValueError(f"collapse study needs a parameter-free activation, got {activation!r}")
-    if float(act(torch.zeros(1))) != 0.0:
-        raise ValueError(f"collapse study pads narrow nets with zero units, which needs f(0) = 0; {activation!r} has not")
+    if len(widths) > 1 and float(act(torch.zeros(1))) != 0.0:
+        # padding is exact only when f(0) = 0 (softplus, sigmoid: not): one batch per width then
+        out = [collapse_group(activation, inits, [w], depth, seeds, lr, points, seed, train_points, min_steps,
+                              max_steps, window, tol) for w in widths]
+        return [r for rows, _ in out for r in rows], pd.concat([n for _, n in out], ignore_index=True)
     x = grid(points)
     cells, batch = [], []
     for width in widths:

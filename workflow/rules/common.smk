@@ -96,6 +96,7 @@ def check_sweep(config):
         _fail(f"seeds must be integers, got {config['seeds']}")
     _check_names(config["activations"], "activation", "activations")
     _check_names(config["depth"]["activations"], "activation", "depth.activations")
+    _check_names(config["depth"].get("controls", []), "activation", "depth.controls")
     if config["baseline"] not in config["activations"]:
         _fail(f"baseline {config['baseline']!r} is not among the activations {config['activations']}")
     pairs = [(e["dataset"], e["model"]) for e in config["experiments"]]
