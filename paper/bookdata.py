@@ -20,7 +20,8 @@ Verdict rules (one place, so the text the article prints is chosen here from the
 - "Noticeably more compute" (claim d), from the controlled timing (results/stats/timing.csv, written
   by ``python -m actlab.timing``): the whole 95% CI of an activation's time per epoch relative to
   ReLU's lies above ``NOTICEABLE``; "not noticeably more" when it lies wholly below (claims.py).
-- "Often born dead" (claim c): the 95% CI lower bound of P(born dead) reaches ``OFTEN``.
+- "Often born dead" (claim c): the lower end of the 95% CI of P(born dead) is at least ``OFTEN``
+  (claims.often_born_dead).
 """
 from __future__ import annotations
 

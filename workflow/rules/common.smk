@@ -120,6 +120,7 @@ def check_sweep(config):
         e.setdefault("overrides", [])
     _check_names(config["activations"], "activation", "activations")
     _check_names(config["depth"]["activations"], "activation", "depth.activations")
+    _check_names(config["depth"].get("controls", []), "activation", "depth.controls")
     if config["baseline"] not in config["activations"]:
         _fail(f"baseline {config['baseline']!r} is not among the activations {config['activations']}")
     pairs = [(e["dataset"], e["model"]) for e in config["experiments"]]
@@ -382,12 +383,14 @@ def depth_args(wildcards=None):
     """The command line of python -m actlab.depth for the sweep's `depth` settings."""
     d, c = config["depth"], config["depth"]["collapse"]
     join = lambda values: ",".join(map(str, values))
-    return ["--activations", join(d["activations"]), "--inits", join(d["inits"]), "--depths", join(d["depths"]),
-            "--widths", join(d["widths"]), "--trials", str(d["trials"]), "--grid", str(d["grid"]),
-            "--seed", str(d["seed"]), "--collapse",
+    return ["--activations", join(d["activations"]), "--controls", join(d.get("controls", [])),
+            "--control-trials", str(d.get("control_trials", d["trials"])), "--inits", join(d["inits"]),
+            "--depths", join(d["depths"]), "--widths", join(d["widths"]), "--trials", str(d["trials"]),
+            "--grid", str(d["grid"]), "--seed", str(d["seed"]), "--collapse",
             "--collapse-activations", join(c["activations"]), "--collapse-cells", join(c["cells"]),
-            "--collapse-seeds", str(c["seeds"]), "--collapse-steps", str(c["steps"]),
-            "--collapse-lr", str(c["lr"])]
+            "--collapse-seeds", str(c["seeds"]), "--collapse-min-steps", str(c["min_steps"]),
+            "--collapse-max-steps", str(c["max_steps"]), "--collapse-window", str(c["plateau_window"]),
+            "--collapse-tol", str(c["plateau_tol"]), "--collapse-lr", str(c["lr"])]
 
 
 # -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ rule depth_study:
     output:
         born_dead=DEPTH / "born_dead.csv",
         collapse=DEPTH / "collapse.csv",
+        collapse_nets=DEPTH / "collapse_nets.csv",
     params:
         out_dir=DEPTH,
         args=depth_args,
