@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     df = figlib.subset(pd.read_parquet(args.curves), args.dataset, args.model, args.curves)
     mean = layer_means(df)
     if mean.empty:
-        raise SystemExit(f"error: {args.curves} has no no_gradient_fraction or low_variance_fraction rows "
+        figlib.fail(f"error: {args.curves} has no no_gradient_fraction or low_variance_fraction rows "
                          f"for {args.dataset}/{args.model} (runs from before these probes: rerun them)")
     acts = figlib.ordered(mean["activation"].unique(), args.activations)
     layers = sorted(mean["layer"].unique(), key=figlib.names.layer_order)

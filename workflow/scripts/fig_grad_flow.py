@@ -33,12 +33,12 @@ def main(argv=None) -> None:
     p.add_argument("--smooth", type=int, default=5, help="running median over this many recorded steps")
     args = p.parse_args(argv)
     if args.smooth < 1:
-        raise SystemExit(f"error: --smooth must be >= 1, got {args.smooth}")
+        figlib.fail(f"error: --smooth must be >= 1, got {args.smooth}")
     figlib.setup()
     df = figlib.subset(pd.read_parquet(args.curves), args.dataset, args.model, args.curves)
     mean = layer_curves(df, args.metric, args.smooth)
     if mean.empty:
-        raise SystemExit(f"error: {args.curves} has no {args.metric} rows for {args.dataset}/{args.model}")
+        figlib.fail(f"error: {args.curves} has no {args.metric} rows for {args.dataset}/{args.model}")
     acts = figlib.ordered(mean["activation"].unique(), args.activations)
     layers = sorted(mean["layer"].unique(), key=figlib.names.layer_order)
     n_steps = mean["step"].nunique()

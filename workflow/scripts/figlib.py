@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -23,6 +24,12 @@ import seaborn as sns  # noqa: E402
 from actlab import activations, names  # noqa: E402,F401  (names: also for the scripts, figlib.names)
 
 REPO = Path(__file__).resolve().parents[2]
+
+def fail(message: str):
+    """Bad input: one line `error: ...` on stderr, exit code 2 (argparse's), nothing written."""
+    print(message if message.startswith("error: ") else f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
 
 def color(name: str) -> str:
     """The activation's colour from the registry (actlab.activations); a stable grey otherwise."""
@@ -148,17 +155,19 @@ def save(fig, outs, script: str, title: str, inputs=()) -> None:
     Source). Nothing is added to the picture itself: the caption names the script."""
     from actlab import atomic
 
+    outs = [Path(out) for out in outs]
+    bad = [str(out) for out in outs if out.suffix.lower() not in (".png", ".svg")]
+    if bad:  # checked before anything is written: no PNG without its SVG
+        fail(f"error: unsupported figure format: {', '.join(bad)} (use .png or .svg)")
     made_by = provenance(script, inputs)
-    for out in map(Path, outs):
+    for out in outs:
         fmt = out.suffix.lstrip(".").lower()
         if fmt == "png":
             metadata = {"Title": title, "Description": made_by, "Software": f"{script_name(script)}; matplotlib",
                         "Source": script_name(script)}
-        elif fmt == "svg":
+        else:
             metadata = {"Title": title, "Description": made_by, "Creator": f"{script_name(script)}; matplotlib",
                         "Source": script_name(script), "Date": None}
-        else:
-            raise SystemExit(f"error: unsupported figure format {out.suffix!r} (use .png or .svg)")
         with atomic.atomic_path(out) as tmp:
             fig.savefig(tmp, format=fmt, metadata=metadata, bbox_inches="tight", pad_inches=0.08)
     plt.close(fig)
@@ -168,5 +177,5 @@ def subset(df, dataset: str, model: str, where: str):
     """Rows of one experiment; an empty result is an error naming what was asked for."""
     out = df[(df["dataset"] == dataset) & (df["model"] == model)]
     if out.empty:
-        raise SystemExit(f"error: {where} has no rows for {dataset}/{model}")
+        fail(f"error: {where} has no rows for {dataset}/{model}")
     return out
