@@ -7,7 +7,7 @@ One column per network depth (hidden layers, the `depth` column of results/summa
            one column of intervals, and the figure says so.
   rows 2-3: RMS gradient per weight (grad_rms, log axis) of each weight layer, hidden layer 1 to the
            output layer, at the first optimiser step (the initialisation's gradient) and at the
-           last; geometric mean across seeds. A gradient that shrinks towards the input shows as a
+           last; geometric mean across seeds; activations side by side around each layer. A gradient that shrinks towards the input shows as a
            line falling to the left.
   bottom:  fraction of all hidden units passing no gradient (no_gradient_fraction, layers weighted
            by their size) over training, mean across seeds.
@@ -19,6 +19,7 @@ import figlib
 import numpy as np
 import pandas as pd
 from matplotlib.gridspec import GridSpec
+from matplotlib.ticker import MaxNLocator
 
 from actlab.stats import t_interval
 
@@ -118,9 +119,10 @@ def main(argv=None) -> None:
             sub = prof[prof["depth"] == depth]
             layers = sorted(sub["layer"].unique(), key=figlib.names.layer_order)
             pos = {layer: i for i, layer in enumerate(layers)}
-            for a in acts:
+            for i, a in enumerate(acts):
                 r = sub[sub["activation"] == a].sort_values("layer", key=lambda s: s.map(pos))
-                ax.plot(r["layer"].map(pos), 10 ** r["log10"], lw=1.1, ms=3.5, alpha=0.85, **style[a])
+                shift = (i - (len(acts) - 1) / 2) * 0.3 / len(acts)  # dodged: equal values stay visible
+                ax.plot(r["layer"].map(pos) + shift, 10 ** r["log10"], lw=1.1, ms=3.5, alpha=0.85, **style[a])
             ax.set_yscale("log")
             ax.set_xticks(range(len(layers)), ["out" if l == "out" else figlib.names.layer_order(l)[1] for l in layers])
             ax.set_xlabel("weight layer (hidden layer 1 ... output)")
@@ -144,6 +146,7 @@ def main(argv=None) -> None:
         ax.set_ylim(-0.03 * top, min(1.02, top))
         figlib.percent_axis(ax.yaxis, top)
         ax.set_xlabel("epoch (0 = initialisation)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"{depth} hidden layers", fontsize=8)
         ax.grid(True, color="0.92", lw=0.6)
         if c == 0:

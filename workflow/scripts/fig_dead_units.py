@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import figlib
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 ROWS = {"no_gradient_fraction": "no gradient", "low_variance_fraction": "low variance"}
 
@@ -59,6 +60,7 @@ def main(argv=None) -> None:
                 ax.set_title(figlib.layer(layer))
             if r == len(rows) - 1:
                 ax.set_xlabel("epoch (0 = initialisation)")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[r][0].set_ylabel(f"{ROWS[metric]}\n(% of the layer's units)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
