@@ -6,11 +6,6 @@
 from actlab import names as NAMES
 
 
-def experiment_name(wildcards):
-    """'scikit-learn digits (8x8) MLP': for the report captions."""
-    return NAMES.experiment(wildcards.dataset, wildcards.model)
-
-
 # Plotting is light: run by Snakemake itself, never submitted to a cluster (profiles/slurm).
 localrules:
     fig_activations,
@@ -52,7 +47,7 @@ rule fig_learning_curves:
         png=exp_report(EXP_FIG / "learning_curves.png", "learning_curves", "2 learning curves"),
         svg=EXP_FIG / "learning_curves.svg",
     params:
-        experiment=experiment_name,
+        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
         baseline=config["baseline"],
     conda:
@@ -77,7 +72,7 @@ rule fig_accuracy:
         png=exp_report(EXP_FIG / "accuracy.png", "accuracy", "3 accuracy"),
         svg=EXP_FIG / "accuracy.svg",
     params:
-        experiment=experiment_name,
+        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
         baseline=config["baseline"],
     conda:
@@ -101,7 +96,7 @@ rule fig_dead_units:
         png=exp_report(EXP_FIG / "dead_units.png", "dead_units", "4 dead units"),
         svg=EXP_FIG / "dead_units.svg",
     params:
-        experiment=experiment_name,
+        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
     conda:
         ENV
@@ -123,7 +118,7 @@ rule fig_grad_flow:
         png=exp_report(EXP_FIG / "grad_flow.png", "grad_flow", "5 gradient flow"),
         svg=EXP_FIG / "grad_flow.svg",
     params:
-        experiment=experiment_name,
+        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
     conda:
         ENV
@@ -163,7 +158,7 @@ rule fig_accuracy_vs_dead:
         png=exp_report(EXP_FIG / "accuracy_vs_dead.png", "accuracy_vs_dead", "7 accuracy vs dead units"),
         svg=EXP_FIG / "accuracy_vs_dead.svg",
     params:
-        experiment=experiment_name,
+        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
     conda:
         ENV
@@ -187,7 +182,7 @@ rule fig_across_depth:
         png=exp_report(EXP_FIG / "across_depth.png", "across_depth", "8 across depth"),
         svg=EXP_FIG / "across_depth.svg",
     params:
-        experiment=experiment_name,
+        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
     conda:
         ENV
