@@ -124,7 +124,7 @@ def main(argv=None) -> None:
                 shift = (i - (len(acts) - 1) / 2) * 0.3 / len(acts)  # dodged: equal values stay visible
                 ax.plot(r["layer"].map(pos) + shift, 10 ** r["log10"], lw=1.1, ms=3.5, alpha=0.85, **style[a])
             ax.set_yscale("log")
-            ax.set_xticks(range(len(layers)), ["out" if l == "out" else figlib.names.layer_order(l)[1] for l in layers])
+            ax.set_xticks(range(len(layers)), ["out" if name == "out" else figlib.names.layer_order(name)[1] for name in layers])
             ax.set_xlabel("weight layer (hidden layer 1 ... output)")
             ax.set_title(f"{depth} hidden layers, {'first' if which == 'first' else 'last'} step", fontsize=8)
             ax.grid(True, which="major", color="0.92", lw=0.6)

@@ -18,7 +18,6 @@ import pandas as pd
 
 from actlab.stats import t_interval
 
-
 TOP = 4.0  # the y axis ends at TOP x the largest final mean validation error (at most 100%)
 
 
