@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from actlab import activations
+from actlab import activations, names
 from actlab.stats import ALPHA, EQUIVALENCE_MARGIN
 
 PAPER = Path(__file__).resolve().parent
@@ -47,15 +47,11 @@ NOTICEABLE = 1.10  # 10% more seconds per epoch
 OFTEN = 0.25  # a quarter of all initialisations
 BASELINE = "relu"
 
-# How the article names things: activations as the registry names them (Spec.label).
+# How the article names things: one table for the article and the figures (actlab.names).
 PRETTY = {n: activations.spec(n).display for n in activations.NAMES}
-DATASETS = {
-    "digits": "scikit-learn digits (8x8)", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
-    "cifar10": "CIFAR-10", "synthetic": "a 2-D spiral", "synthetic_abs": "y = |x|",
-}
-MODELS = {"mlp": "MLP", "cnn": "CNN"}
-INITS = {"kaiming": "He (Kaiming) normal", "lecun": "LeCun normal", "xavier": "Xavier (Glorot) normal",
-         "torch_default": "torch default U(+-1/sqrt(fan_in))", "he": "He normal", "rai": "RAI"}
+DATASETS = names.DATASETS
+MODELS = names.MODELS
+INITS = names.INITS
 
 
 class MissingResult(FileNotFoundError):
@@ -67,11 +63,11 @@ def name(activation: str) -> str:
 
 
 def dataset_name(dataset: str) -> str:
-    return DATASETS.get(dataset, dataset)
+    return names.dataset(dataset)
 
 
 def optimizer_name(optimizer: str) -> str:
-    return {"adam": "Adam", "sgd": "SGD"}.get(optimizer, optimizer)
+    return names.optimizer(optimizer)
 
 
 # -----------------------------------------------------------------------------

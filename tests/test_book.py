@@ -457,7 +457,7 @@ def test_figures_are_the_pipelines_figures(built_book, served_book, browser):
     figures = [src for src, _, _ in images if "_images/" in (src or "")]
     made = sorted((built_book["results"] / "figures").rglob("*.png"))
     n_exp = len({p.parent for p in made} - {built_book["results"] / "figures"})
-    assert len(figures) == len(made) == 2 + 5 * n_exp, (figures, made)  # 2 global + 5 per experiment
+    assert len(figures) == len(made) == 2 + 6 * n_exp, (figures, made)  # 2 global + 6 per experiment
     # glue copies the PNG bytes; check the sizes of the served images match the pipeline's files
     served = sorted((built_book["html"] / src.split("?")[0]).stat().st_size for src in figures)
     assert served == sorted(p.stat().st_size for p in made)

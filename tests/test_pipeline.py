@@ -17,7 +17,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TEST_SWEEP = "conf/sweep/test.yaml"
 # the rules that compute or draw something from the training runs
 RUN_RULES = {"train", "aggregate", "statistics", "fig_learning_curves", "fig_accuracy", "fig_dead_units",
-             "fig_grad_flow", "fig_accuracy_vs_dead"}
+             "fig_grad_flow", "fig_accuracy_vs_dead", "fig_across_depth"}
 
 
 def copy_repo(dest: Path) -> Path:
@@ -193,13 +193,13 @@ def test_end_to_end(repo):
     figures = repo / "results" / "figures"
     names = [figures / "activations", figures / "depth",
              *(figures / "digits" / "mlp" / n for n in ("learning_curves", "accuracy", "dead_units", "grad_flow",
-                                                         "accuracy_vs_dead"))]
+                                                         "accuracy_vs_dead", "across_depth"))]
     for stem in names:
         png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         script = f"workflow/scripts/fig_{stem.name}.py"
         assert f"made by {script}".encode() in png.read_bytes()  # PNG metadata (tEXt)
-        assert f"made by {script}" in svg.read_text()  # footer text and metadata
+        assert f"made by {script}" in svg.read_text()  # metadata (dc:description); no footer in the picture
     assert (repo / "paper" / "_build" / "html" / "index.html").is_file()
     logs = repo / "results" / "logs"
     assert (logs / "aggregate.log").is_file() and (logs / "book.log").is_file()

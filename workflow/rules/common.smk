@@ -346,7 +346,7 @@ def train_overrides(wildcards):
 # -----------------------------------------------------------------------------
 # what `snakemake` (rule all) builds
 
-RUN_FIGURES = ("learning_curves", "accuracy", "dead_units", "grad_flow", "accuracy_vs_dead")
+RUN_FIGURES = ("learning_curves", "accuracy", "dead_units", "grad_flow", "accuracy_vs_dead", "across_depth")
 GLOBAL_FIGURES = ("activations", "depth")
 BOOK_INDEX = Path("paper") / "_build" / "html" / "index.html"
 

@@ -1,5 +1,10 @@
 # One rule per figure. Figures read only aggregated tables: restyling one reruns that figure alone
-# (its script is an input), never a training run. Each writes PNG + SVG to results/figures/.
+# (its script is an input), never a training run. Each writes PNG + SVG to results/figures/, its
+# provenance (script, commit, inputs) in the files' metadata; the caption (workflow/report/*.rst)
+# names the script and the experiment as the article does (params.experiment, from actlab.names).
+
+from actlab import names as NAMES
+
 
 # Plotting is light: run by Snakemake itself, never submitted to a cluster (profiles/slurm).
 localrules:
@@ -10,6 +15,7 @@ localrules:
     fig_grad_flow,
     fig_depth,
     fig_accuracy_vs_dead,
+    fig_across_depth,
 
 
 rule fig_activations:
@@ -32,7 +38,7 @@ rule fig_activations:
 
 
 rule fig_learning_curves:
-    """Figure 2: learning curves, mean and 95% t-band across seeds, per activation."""
+    """Figure 2: learning curves (error in %, linear axis), mean and 95% t-band across seeds, per activation."""
     input:
         script=SCRIPTS / "fig_learning_curves.py",
         lib=SCRIPTS / "figlib.py",
@@ -41,6 +47,7 @@ rule fig_learning_curves:
         png=exp_report(EXP_FIG / "learning_curves.png", "learning_curves", "2 learning curves"),
         svg=EXP_FIG / "learning_curves.svg",
     params:
+        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
         baseline=config["baseline"],
     conda:
@@ -65,6 +72,7 @@ rule fig_accuracy:
         png=exp_report(EXP_FIG / "accuracy.png", "accuracy", "3 accuracy"),
         svg=EXP_FIG / "accuracy.svg",
     params:
+        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
         baseline=config["baseline"],
     conda:
@@ -79,7 +87,7 @@ rule fig_accuracy:
 
 
 rule fig_dead_units:
-    """Figure 4: dead / dormant / saturated fraction over training, per layer and activation."""
+    """Figure 4: no-gradient and low-variance fraction over training, per hidden layer and activation."""
     input:
         script=SCRIPTS / "fig_dead_units.py",
         lib=SCRIPTS / "figlib.py",
@@ -88,6 +96,7 @@ rule fig_dead_units:
         png=exp_report(EXP_FIG / "dead_units.png", "dead_units", "4 dead units"),
         svg=EXP_FIG / "dead_units.svg",
     params:
+        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
     conda:
         ENV
@@ -100,7 +109,7 @@ rule fig_dead_units:
 
 
 rule fig_grad_flow:
-    """Figure 5: per-layer gradient norm over training (layers x steps), per activation."""
+    """Figure 5: per-layer RMS gradient over training, one panel per weight layer, one line per activation."""
     input:
         script=SCRIPTS / "fig_grad_flow.py",
         lib=SCRIPTS / "figlib.py",
@@ -109,6 +118,7 @@ rule fig_grad_flow:
         png=exp_report(EXP_FIG / "grad_flow.png", "grad_flow", "5 gradient flow"),
         svg=EXP_FIG / "grad_flow.svg",
     params:
+        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
     conda:
         ENV
@@ -139,7 +149,7 @@ rule fig_depth:
 
 
 rule fig_accuracy_vs_dead:
-    """Figure 7: test accuracy against the final dead (and dormant) fraction, one point per run."""
+    """Figure 7: test accuracy against the final no-gradient (and low-variance) fraction, one point per run."""
     input:
         script=SCRIPTS / "fig_accuracy_vs_dead.py",
         lib=SCRIPTS / "figlib.py",
@@ -148,6 +158,7 @@ rule fig_accuracy_vs_dead:
         png=exp_report(EXP_FIG / "accuracy_vs_dead.png", "accuracy_vs_dead", "7 accuracy vs dead units"),
         svg=EXP_FIG / "accuracy_vs_dead.svg",
     params:
+        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
     conda:
         ENV
@@ -157,3 +168,27 @@ rule fig_accuracy_vs_dead:
         "python {input.script:q} --summary {input.summary:q} --dataset {wildcards.dataset:q}"
         " --model {wildcards.model:q} --activations {params.activations:q}"
         " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
+
+
+rule fig_across_depth:
+    """Figure 8: across network depth: accuracy, RMS gradient per layer, units passing no gradient."""
+    input:
+        script=SCRIPTS / "fig_across_depth.py",
+        lib=SCRIPTS / "figlib.py",
+        summary=RESULTS / "summary.parquet",
+        grad_flow=CURVES / "grad_flow.parquet",
+        dead_units=CURVES / "dead_units.parquet",
+    output:
+        png=exp_report(EXP_FIG / "across_depth.png", "across_depth", "8 across depth"),
+        svg=EXP_FIG / "across_depth.svg",
+    params:
+        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
+        activations=config["activations"],
+    conda:
+        ENV
+    log:
+        EXP_LOG / "across_depth.log",
+    shell:
+        "python {input.script:q} --summary {input.summary:q} --grad-flow {input.grad_flow:q}"
+        " --dead-units {input.dead_units:q} --dataset {wildcards.dataset:q} --model {wildcards.model:q}"
+        " --activations {params.activations:q} --out {output.png:q} {output.svg:q} > {log:q} 2>&1"

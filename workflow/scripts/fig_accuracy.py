@@ -1,5 +1,6 @@
 """Figure 3: final test accuracy per activation: seeds as dots, mean with its 95% t-interval.
 
+Accuracy in %, differences to the baseline in percentage points (pp), as in the article's tables.
 Activations are sorted by mean accuracy; the baseline's mean is a vertical line. Stars: the
 paired (by seed) exact sign-flip test against the baseline, Holm-corrected (results/stats/vs_relu.csv):
 * p < 0.05, ** p < 0.01, *** p < 0.001.
@@ -53,20 +54,22 @@ def main(argv=None) -> None:
                 ax.annotate(mark, (row["ci_high"], y), xytext=(4, -3), textcoords="offset points", fontsize=8)
             ax.annotate(f"{100 * d['mean_diff']:+.2f}  {fmt_p(d['p_holm'])}", (1.02, y), xycoords=("axes fraction", "data"),
                         va="center", fontsize=7, color="0.25")
-    ax.annotate("diff. (pts)  p_Holm", (1.02, -0.9), xycoords=("axes fraction", "data"), va="center",
+    ax.annotate(f"− {figlib.label(args.baseline)} (pp)  p_Holm", (1.02, -0.9), xycoords=("axes fraction", "data"), va="center",
                 fontsize=7, color="0.25", annotation_clip=False)
     if args.baseline in acc.index:
         ax.axvline(acc.loc[args.baseline, "mean"], color="0.5", lw=0.8, ls=":", zorder=1)
     ax.set_yticks(range(len(acts)), [figlib.label(a) for a in acts])
     ax.set_ylim(len(acts) - 0.5, -1.2)  # top to bottom; one spare row for the column header
     ax.set_xlabel("test accuracy")
+    figlib.percent_axis(ax.xaxis, float(np.diff(ax.get_xlim())[0]))  # decimals by the range shown
     ax.grid(True, axis="x", color="0.92", lw=0.6)
     n = int(acc["n"].max())
-    ax.set_title(f"Test accuracy, {args.dataset} / {args.model}: mean, 95% t-interval, {n} seeds (dots)\n"
+    ax.set_title(f"Test accuracy, {figlib.experiment(args.dataset, args.model)}: mean, 95% t-interval, {n} seeds (dots)\n"
                  f"dotted: {figlib.label(args.baseline)} mean; stars: paired sign-flip test vs "
                  f"{figlib.label(args.baseline)}, Holm-corrected", fontsize=8, loc="left")
     fig.tight_layout()
-    figlib.save(fig, args.out, __file__, f"Test accuracy ({args.dataset}/{args.model})")
+    figlib.save(fig, args.out, __file__, f"Test accuracy ({figlib.experiment(args.dataset, args.model)})",
+                inputs=[args.summary, args.accuracy, args.vs_baseline])
 
 
 if __name__ == "__main__":

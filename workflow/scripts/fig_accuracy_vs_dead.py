@@ -1,7 +1,10 @@
-"""Figure 7: test accuracy against the final dead and dormant fraction, one point per run.
+"""Figure 7: test accuracy against the final no-gradient and low-variance fraction, one point per run.
 
-Left: dead fraction (f'(z) = 0 on every probe input) of all hidden units after training; right:
-tau-dormant fraction. Colour = activation; one point per (activation, seed).
+Left: the no-gradient fraction of all hidden units after training (|f'(z)| <= 1% of the
+activation's peak slope on every probe input: dead ReLU units and saturated tanh/sigmoid units
+alike, so every activation can be non-zero; the classic dead fraction is 0 by construction for all
+but ReLU); right: the low-variance fraction (units whose output is nearly constant). Colour and
+marker = activation; one point per (activation, seed); accuracy in %.
 """
 from __future__ import annotations
 
@@ -9,8 +12,8 @@ import figlib
 import matplotlib.pyplot as plt
 import pandas as pd
 
-PANELS = (("final_dead_fraction", "dead units after training"),
-          ("final_dormant_fraction", "dormant units after training"))
+PANELS = (("final_no_gradient_fraction", "units passing no gradient after training"),
+          ("final_low_variance_fraction", "low-variance units after training"))
 
 
 def main(argv=None) -> None:
@@ -28,19 +31,28 @@ def main(argv=None) -> None:
         for i, act in enumerate(acts):
             sub = runs[runs["activation"] == act]
             ax.scatter(sub[column], sub["test_acc"], s=22, color=figlib.color(act), alpha=0.8,
-                       marker="oDsv^<>phXPd8"[i % 13], lw=0.3, edgecolor="white", label=figlib.label(act))
+                       marker=figlib.marker(i), lw=0.3, edgecolor="white", label=figlib.label(act))
         ax.set_xlabel(xlabel)
-        figlib.percent_axis(ax.xaxis, float(runs[column].max()))
+        zero = int((runs[column] == 0).sum())
+        if zero:  # points stacked at 0% hide each other: say how many there are
+            ax.text(0.98, 0.02, f"{zero} of {int(runs[column].notna().sum())} runs at 0%", ha="right", va="bottom",
+                    transform=ax.transAxes, fontsize=7, color="0.3")
+        top = max(float(runs[column].max()), 0.01)
+        ax.set_xlim(-0.04 * top, top * 1.08)  # a run at 0% is drawn inside the panel
+        figlib.percent_axis(ax.xaxis, top)
         ax.grid(True, color="0.92", lw=0.6)
     axes[0].set_ylabel("test accuracy")
+    acc = runs["test_acc"].dropna()
+    figlib.percent_axis(axes[0].yaxis, float(acc.max() - acc.min()) if len(acc) else 1.0)
     handles, labels = axes[0].get_legend_handles_labels()
     if not handles:
         handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.suptitle(f"Test accuracy vs final dead / dormant fraction, {args.dataset} / {args.model} "
-                 f"(one point per run)", fontsize=9, x=0.01, ha="left")
+    fig.suptitle(f"Test accuracy vs the final fraction of units passing no gradient / carrying no information, "
+                 f"{figlib.experiment(args.dataset, args.model)} (one point per run)", fontsize=9, x=0.01, ha="left")
     fig.tight_layout()
-    figlib.save(fig, args.out, __file__, f"Accuracy vs dead units ({args.dataset}/{args.model})")
+    figlib.save(fig, args.out, __file__, f"Accuracy vs units without gradient ({figlib.experiment(args.dataset, args.model)})",
+                inputs=[args.summary])
 
 
 if __name__ == "__main__":

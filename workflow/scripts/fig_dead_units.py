@@ -1,18 +1,26 @@
-"""Figure 4: dead, dormant and saturated fraction of each hidden layer over training.
+"""Figure 4: units that pass no gradient, and units that carry no information, over training.
 
-One panel per activation; colour = layer (act1 = first hidden layer), line style = metric:
-dead (f'(z) = 0 on every probe input, solid), tau-dormant (Sokar et al. 2023, dashed) and, for
-tanh/sigmoid, saturated (dotted). Mean across seeds; epoch 0 = at initialisation.
+Columns = hidden layers (hidden layer 1 = nearest the input); one line per activation, mean across
+seeds; epoch 0 = at initialisation. Top row: the no-gradient fraction (|f'(z)| <= 1% of the
+activation's own peak slope on every probe input: a dead ReLU unit and a saturated tanh or sigmoid
+unit alike, so every activation can be non-zero; actlab.probes). Bottom row: the low-variance
+fraction (output variance at most 1% of the layer's mean: a unit whose output is nearly constant,
+whatever the constant). Lines that coincide (often all at 0%) stay visible: each activation has its
+own marker, and the markers of different activations sit on different epochs.
 """
 from __future__ import annotations
 
 import figlib
 import pandas as pd
-import seaborn as sns
-from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-METRICS = {"dead_fraction": ("dead", "-"), "dormant_fraction": ("dormant", "--"),
-           "saturated_fraction": ("saturated", ":")}
+ROWS = {"no_gradient_fraction": "no gradient", "low_variance_fraction": "low variance"}
+
+
+def layer_means(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean across seeds per (metric, activation, layer, epoch), only the two headline measures."""
+    df = df[df["metric"].isin(list(ROWS))]
+    return df.groupby(["metric", "activation", "layer", "epoch"], as_index=False)["value"].mean()
 
 
 def main(argv=None) -> None:
@@ -21,36 +29,47 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     figlib.setup()
     df = figlib.subset(pd.read_parquet(args.curves), args.dataset, args.model, args.curves)
-    df = df[df["metric"].isin(list(METRICS))]
-    mean = df.groupby(["activation", "layer", "metric", "epoch"], as_index=False)["value"].mean()
+    mean = layer_means(df)
+    if mean.empty:
+        figlib.fail(f"error: {args.curves} has no no_gradient_fraction or low_variance_fraction rows "
+                         f"for {args.dataset}/{args.model} (runs from before these probes: rerun them)")
     acts = figlib.ordered(mean["activation"].unique(), args.activations)
-    layers = sorted(mean["layer"].unique(), key=lambda s: (len(s), s))
-    colors = sns.color_palette("Dark2", len(layers)) if len(layers) <= 8 else sns.color_palette("viridis", len(layers))
-    palette = dict(zip(layers, colors))
+    layers = sorted(mean["layer"].unique(), key=figlib.names.layer_order)
+    rows = [m for m in ROWS if m in set(mean["metric"])]
+    n_epochs = mean["epoch"].nunique()
+    # one marker every len(acts) epochs, activation i's starting at epoch i: no two activations put a
+    # marker on the same epoch (when there are enough epochs), so coinciding lines all show
+    every = max(1, min(len(acts), n_epochs))
 
-    fig, axes = figlib.panel_grid(len(acts), ncols=4, width=2.3, height=1.8, sharex=True, sharey=True)
-    for ax, act in zip(axes, acts):
-        sub = mean[mean["activation"] == act]
-        for (layer, metric), g in sub.groupby(["layer", "metric"], sort=False):
-            ax.plot(g["epoch"], g["value"], color=palette[layer], ls=METRICS[metric][1], lw=1.3)
-        ax.set_title(figlib.label(act))
-        ax.grid(True, color="0.92", lw=0.6)
-    top = max(0.05, float(mean["value"].max()) * 1.1) if not mean.empty else 1.0
-    axes[0].set_ylim(-0.02 * top, min(1.02, top))  # shared: small fractions stay visible
-    figlib.percent_axis(axes[0].yaxis, top)
-    figlib.bottom_labels(axes, 4, "epoch")
-    for i, ax in enumerate(axes):
-        if i % 4 == 0:
-            ax.set_ylabel("units")
-    handles = [Line2D([], [], color=palette[layer], lw=1.5, label=layer) for layer in layers]
-    handles += [Line2D([], [], color="0.3", ls=ls, lw=1.3, label=name) for m, (name, ls) in METRICS.items()
-                if m in set(mean["metric"])]
-    fig.legend(handles=handles, loc="upper left", ncol=len(handles), frameon=False, bbox_to_anchor=(0.0, 0.965))
-    fig.suptitle(f"Dead / dormant / saturated units per hidden layer, {args.dataset} / {args.model} "
-                 f"(% of the layer's units, mean across seeds)",
+    fig, axes = figlib.plt.subplots(len(rows), len(layers), figsize=(2.6 * len(layers) + 1.6, 2.1 * len(rows) + 0.6),
+                                    sharex=True, sharey="row", squeeze=False)
+    for r, metric in enumerate(rows):
+        sub = mean[mean["metric"] == metric]
+        top = max(0.05, float(sub["value"].max()) * 1.15)
+        for c, layer in enumerate(layers):
+            ax = axes[r][c]
+            for i, act in enumerate(acts):
+                g = sub[(sub["activation"] == act) & (sub["layer"] == layer)].sort_values("epoch")
+                ax.plot(g["epoch"], g["value"], color=figlib.color(act), lw=1.2, alpha=0.85,
+                        marker=figlib.marker(i), ms=3.5, markevery=(i % every, every),
+                        label=figlib.label(act), zorder=2 + i * 0.01)
+            ax.grid(True, color="0.92", lw=0.6)
+            ax.set_ylim(-0.03 * top, min(1.02, top))  # a line at 0% sits inside the panel, not on its edge
+            figlib.percent_axis(ax.yaxis, top)
+            if r == 0:
+                ax.set_title(figlib.layer(layer))
+            if r == len(rows) - 1:
+                ax.set_xlabel("epoch (0 = initialisation)")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[r][0].set_ylabel(f"{ROWS[metric]}\n(% of the layer's units)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.suptitle(f"Units that pass no gradient (top) and carry no information (bottom), "
+                 f"{figlib.experiment(args.dataset, args.model)}: mean across seeds",
                  fontsize=9, x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
-    figlib.save(fig, args.out, __file__, f"Dead units ({args.dataset}/{args.model})")
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    figlib.save(fig, args.out, __file__, f"Units without gradient ({figlib.experiment(args.dataset, args.model)})",
+                inputs=[args.curves])
 
 
 if __name__ == "__main__":

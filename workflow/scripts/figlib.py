@@ -1,13 +1,17 @@
 """Shared style and saving for the figure scripts (workflow/scripts/fig_*.py).
 
 Every figure: seaborn's "ticks" style, one fixed colour per activation (the same in every figure),
-a footer naming the script that made it, PNG (150 dpi) and SVG written atomically, and the script
-name in both files' metadata.
+the article's names for activations, datasets, models and layers (actlab.names), PNG (150 dpi) and
+SVG written atomically. Provenance (the script, the git commit, the input files) goes into each
+file's metadata and into the caption (workflow/report/*.rst, paper/results.md), never into the
+picture: `python -c "from PIL import Image; print(Image.open('x.png').text)"` shows it.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -17,9 +21,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from actlab import activations  # noqa: E402
+from actlab import activations, names  # noqa: E402,F401  (names: also for the scripts, figlib.names)
 
 REPO = Path(__file__).resolve().parents[2]
+
+def fail(message: str):
+    """Bad input: one line `error: ...` on stderr, exit code 2 (argparse's), nothing written."""
+    print(message if message.startswith("error: ") else f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
 
 def color(name: str) -> str:
     """The activation's colour from the registry (actlab.activations); a stable grey otherwise."""
@@ -31,8 +41,26 @@ def color(name: str) -> str:
 
 def label(name: str) -> str:
     """The activation's display name from the registry."""
-    spec = activations.REGISTRY.get(name)
-    return spec.display if spec is not None else name
+    return names.activation(name)
+
+
+def experiment(dataset: str, model: str) -> str:
+    """The article's name for one experiment: 'scikit-learn digits (8x8) MLP'."""
+    return names.experiment(dataset, model)
+
+
+def layer(name: str) -> str:
+    """act1 / fc1 -> 'hidden layer 1', out -> 'output layer' (actlab.names.layer)."""
+    return names.layer(name)
+
+
+# Lines that must stay visible where they coincide (a dead fraction of 0 for several activations):
+# each activation gets its own marker, and is drawn with a little transparency.
+MARKERS = "oDsv^<>phXPd8*"
+
+
+def marker(i: int) -> str:
+    return MARKERS[i % len(MARKERS)]
 
 
 def setup() -> None:
@@ -97,21 +125,49 @@ def script_name(script: str) -> str:
         return path.name
 
 
-def save(fig, outs, script: str, title: str) -> None:
-    """Footer + metadata naming the script, then each of `outs` (.png/.svg) written atomically."""
+def git_commit() -> str | None:
+    """The repository's commit (with '-dirty' if the work tree differs), or None outside git."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=REPO,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0 or not out.stdout.strip():
+        return None
+    return out.stdout.strip()
+
+
+def provenance(script: str, inputs=()) -> str:
+    """'made by workflow/scripts/fig_x.py at commit abc123 from results/...': for the metadata."""
+    text = f"made by {script_name(script)}"
+    commit = git_commit()
+    if commit:
+        text += f" at commit {commit}"
+    inputs = [str(i) for i in inputs if i]
+    if inputs:
+        text += " from " + ", ".join(inputs)
+    return text
+
+
+def save(fig, outs, script: str, title: str, inputs=()) -> None:
+    """Each of `outs` (.png/.svg) written atomically, the script, commit and `inputs` in its metadata
+    (PNG text chunks Title/Description/Software/Source; SVG Dublin Core Title/Description/Creator/
+    Source). Nothing is added to the picture itself: the caption names the script."""
     from actlab import atomic
 
-    made_by = f"made by {script_name(script)}"
-    fig.text(0.995, 0.003, made_by, ha="right", va="bottom", fontsize=6, color="0.45")
-    for out in map(Path, outs):
+    outs = [Path(out) for out in outs]
+    bad = [str(out) for out in outs if out.suffix.lower() not in (".png", ".svg")]
+    if bad:  # checked before anything is written: no PNG without its SVG
+        fail(f"error: unsupported figure format: {', '.join(bad)} (use .png or .svg)")
+    made_by = provenance(script, inputs)
+    for out in outs:
         fmt = out.suffix.lstrip(".").lower()
         if fmt == "png":
-            metadata = {"Title": title, "Description": made_by, "Software": f"{script_name(script)}; matplotlib"}
-        elif fmt == "svg":
-            metadata = {"Title": title, "Description": made_by, "Creator": f"{script_name(script)}; matplotlib",
-                        "Date": None}
+            metadata = {"Title": title, "Description": made_by, "Software": f"{script_name(script)}; matplotlib",
+                        "Source": script_name(script)}
         else:
-            raise SystemExit(f"error: unsupported figure format {out.suffix!r} (use .png or .svg)")
+            metadata = {"Title": title, "Description": made_by, "Creator": f"{script_name(script)}; matplotlib",
+                        "Source": script_name(script), "Date": None}
         with atomic.atomic_path(out) as tmp:
             fig.savefig(tmp, format=fmt, metadata=metadata, bbox_inches="tight", pad_inches=0.08)
     plt.close(fig)
@@ -121,5 +177,5 @@ def subset(df, dataset: str, model: str, where: str):
     """Rows of one experiment; an empty result is an error naming what was asked for."""
     out = df[(df["dataset"] == dataset) & (df["model"] == model)]
     if out.empty:
-        raise SystemExit(f"error: {where} has no rows for {dataset}/{model}")
+        fail(f"error: {where} has no rows for {dataset}/{model}")
     return out
