@@ -15,10 +15,14 @@ CONF = REPO / "conf"
 SCRIPTS = Path(os.path.relpath(REPO / "workflow" / "scripts"))  # inputs: relative to the working dir
 # Jobs run `python` / `jupyter-book` from the environment snakemake itself runs in (the project's venv),
 # even when snakemake was started as .venv/bin/snakemake without activating the venv (make paper).
-shell.prefix(f'PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; export PATH; ')
+# They import actlab from this checkout's src/ (whatever actlab the environment has installed): the code
+# that runs is the code the rules fingerprint (code_fingerprint, below).
+_PYTHONPATH = ":".join([str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
+shell.prefix(f'PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; export PATH; '
+             f"PYTHONPATH={shlex.quote(_PYTHONPATH)}; export PYTHONPATH; ")
 
-# The software environment of all the jobs (documented; used with `--sdm conda`) = the pinned environment.yml.
-ENV = "../../environment.yml"  # relative to workflow/rules/
+# The software environment of all the jobs (documented; used with `--sdm conda`).
+ENV = "../envs/actlab.yaml"  # relative to workflow/rules/; the pins of environment.yml without `-e .`
 
 # Every output lives under results/ (relative to the working directory).
 RESULTS = Path("results")
@@ -245,7 +249,7 @@ def _module_imports(path):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
         else:
             continue
         for n in names:
@@ -281,10 +285,13 @@ def code_fingerprint(*entry_modules):
             if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
                     and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
                 node.body = body[1:] or [ast.Pass()]
-        h.update(m.encode() + b"\0" + ast.dump(tree).encode() + b"\0")
+        for part in (m, ast.dump(tree)):
+            h.update(part.encode())
+            h.update(b"\0")
     for f in sorted(CONF.rglob("*.yaml")):
         if f.parent.name != "sweep":
-            h.update(str(f.relative_to(CONF)).encode() + json.dumps(yaml.safe_load(f.read_text()), sort_keys=True).encode())
+            h.update(str(f.relative_to(CONF)).encode())
+            h.update(json.dumps(yaml.safe_load(f.read_text()), sort_keys=True).encode())
     return h.hexdigest()[:12]
 
 
