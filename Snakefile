@@ -14,7 +14,6 @@
 
 from snakemake.utils import min_version
 
-
 min_version("9.0")  # the profile keys, `localrules` placement and report API used here (pinned: 9.27.1)
 
 

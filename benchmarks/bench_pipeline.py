@@ -9,6 +9,7 @@ actlab is pointed at the clone's src/ through PYTHONPATH), times it, and prints
 `workflow/scripts/pipeline_timing.py`'s account of the run: wall, the training seconds inside the
 processes, the training share of the whole pipeline and of the training jobs, time per rule.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,17 +34,23 @@ def main() -> None:
     try:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         bindir = Path(sys.executable).parent
-        env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
-               "PYTHONPATH": str(clone / "src")}
+        env = {
+            **os.environ,
+            "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(clone / "src"),
+        }
         t0 = time.perf_counter()
-        run = subprocess.run([str(bindir / "snakemake"), "--cores", args.cores], cwd=clone, env=env,
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            [str(bindir / "snakemake"), "--cores", args.cores], cwd=clone, env=env, capture_output=True, text=True
+        )
         wall = time.perf_counter() - t0
         if run.returncode:
             sys.stderr.write(run.stderr[-4000:])
             raise SystemExit(f"error: snakemake failed (exit {run.returncode}) in {clone}")
-        print(f"snakemake --cores {args.cores}: {wall:.1f} s from a fresh clone of {ROOT.name} "
-              f"({subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=clone, capture_output=True, text=True).stdout.strip()})")
+        print(
+            f"snakemake --cores {args.cores}: {wall:.1f} s from a fresh clone of {ROOT.name} "
+            f"({subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=clone, capture_output=True, text=True).stdout.strip()})"
+        )
         subprocess.run([sys.executable, "workflow/scripts/pipeline_timing.py"], cwd=clone, env=env, check=True)
     finally:
         if args.keep:

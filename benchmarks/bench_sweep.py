@@ -14,6 +14,7 @@ where this runs; time per step does not depend on the pixel values. Run dirs go 
 directory. Reported: wall time of the whole training (data already on the device; process start,
 imports and the data copy excluded), and each vectorised job's training seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,9 +46,15 @@ def main() -> None:
     ap.add_argument("--activations", nargs="+", default=list(NAMES))
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--samples", type=int, default=55_000, help="training samples (MNIST: 55,000 after the 5k val split)")
-    ap.add_argument("--group-by", choices=["experiment", "activation"], default="experiment",
-                    help="experiment: one job of all models (chunked by vectorize_max_k); activation: a job each")
+    ap.add_argument(
+        "--samples", type=int, default=55_000, help="training samples (MNIST: 55,000 after the 5k val split)"
+    )
+    ap.add_argument(
+        "--group-by",
+        choices=["experiment", "activation"],
+        default="experiment",
+        help="experiment: one job of all models (chunked by vectorize_max_k); activation: a job each",
+    )
     ap.add_argument("--max-k", type=int, default=None, help="vectorize_max_k (default: conf/config.yaml's)")
     ap.add_argument("--precision", default="32-true", help="trainer.precision: 32-true or bf16-mixed")
     ap.add_argument("--tf32", action="store_true", help="trainer.tf32=true (CUDA)")
@@ -63,26 +70,42 @@ def main() -> None:
     warnings.filterwarnings("ignore")
 
     with tempfile.TemporaryDirectory(prefix="actlab-bench-sweep-") as tmp:
-        common = ["data=mnist", "model=mlp", "model.depth=8", "model.width=128", "data.batch_size=128",
-                  f"trainer.max_epochs={args.epochs}", f"trainer.precision={args.precision}",
-                  f"trainer.tf32={str(args.tf32).lower()}", f"trainer.compile={str(args.compile).lower()}",
-                  "trainer.progress=quiet", "trainer.checkpoint_every_n_epochs=0", f"device={args.device}",
-                  f"seeds=[{','.join(str(s) for s in range(args.seeds))}]",
-                  f"run_dir={tmp}/${{activation.name}}/seed${{seed}}"]
+        common = [
+            "data=mnist",
+            "model=mlp",
+            "model.depth=8",
+            "model.width=128",
+            "data.batch_size=128",
+            f"trainer.max_epochs={args.epochs}",
+            f"trainer.precision={args.precision}",
+            f"trainer.tf32={str(args.tf32).lower()}",
+            f"trainer.compile={str(args.compile).lower()}",
+            "trainer.progress=quiet",
+            "trainer.checkpoint_every_n_epochs=0",
+            f"device={args.device}",
+            f"seeds=[{','.join(str(s) for s in range(args.seeds))}]",
+            f"run_dir={tmp}/${{activation.name}}/seed${{seed}}",
+        ]
         if args.max_k:
             common.append(f"vectorize_max_k={args.max_k}")
         if args.no_probes:
             common += ["probes.dead_units.enabled=false", "probes.grad_flow.enabled=false"]
-        groups = ([args.activations] if args.group_by == "experiment" else [[a] for a in args.activations])
+        groups = [args.activations] if args.group_by == "experiment" else [[a] for a in args.activations]
         jobs = [train.check_composes([*common, f"activations=[{','.join(g)}]"]) for g in groups]
         splits = mnist_like(args.samples)
-        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+        device = torch.device(
+            ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+        )
         m = timing.machine(device)
-        print(f"# {m['device_name']}, {os.cpu_count()} CPUs, {m['threads']} threads, torch {m['torch']}, "
-              f"{time.strftime('%Y-%m-%d %H:%M')}")
-        print(f"# {len(args.activations)} activations x {args.seeds} seeds x {args.epochs} epochs, "
-              f"{args.samples} samples, batch 128, MLP 8x128, {args.precision}, tf32={args.tf32}, "
-              f"compile={args.compile}, probes={'off' if args.no_probes else 'on'}, group_by={args.group_by}")
+        print(
+            f"# {m['device_name']}, {os.cpu_count()} CPUs, {m['threads']} threads, torch {m['torch']}, "
+            f"{time.strftime('%Y-%m-%d %H:%M')}"
+        )
+        print(
+            f"# {len(args.activations)} activations x {args.seeds} seeds x {args.epochs} epochs, "
+            f"{args.samples} samples, batch 128, MLP 8x128, {args.precision}, tf32={args.tf32}, "
+            f"compile={args.compile}, probes={'off' if args.no_probes else 'on'}, group_by={args.group_by}"
+        )
         t0 = time.perf_counter()
         job_seconds = []
         for job in jobs:
@@ -93,9 +116,11 @@ def main() -> None:
         wall = time.perf_counter() - t0
         models = len(args.activations) * args.seeds
         print(f"vectorised jobs (K, training s): {', '.join(f'({k}, {t:.1f})' for k, t in job_seconds)}")
-        print(f"total {wall:.1f} s wall for {models} models x {args.epochs} epochs "
-              f"({wall / models / args.epochs * 1000:.1f} ms per model-epoch; training only "
-              f"{sum(t for _, t in job_seconds):.1f} s)")
+        print(
+            f"total {wall:.1f} s wall for {models} models x {args.epochs} epochs "
+            f"({wall / models / args.epochs * 1000:.1f} ms per model-epoch; training only "
+            f"{sum(t for _, t in job_seconds):.1f} s)"
+        )
     sys.stdout.flush()
 
 

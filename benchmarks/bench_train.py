@@ -19,6 +19,7 @@ same except for the first layer, which needs none: 409,088 FLOP per sample, i.e.
 at the fp32 rate measured here with a large GEMM; "of peak" = limit / measured (1.0 = the whole
 epoch at the large-GEMM rate, nothing else costing anything).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 IN, WIDTH, OUT = 784, 128, 10
 MODEL_CFG = OmegaConf.create({"name": "mlp", "depth": 1, "width": WIDTH, "fc_width": None, "init": None})
-OPTIM_CFG = OmegaConf.create({"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": None,
-                              "schedule": "none"})
+OPTIM_CFG = OmegaConf.create({"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": None, "schedule": "none"})
 
 
 DEVICE = torch.device("cpu")  # set by main (--device)
@@ -69,7 +69,7 @@ def matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
         a @ b
         sync()
         times.append(time.perf_counter() - t)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def make_splits(n: int, seed: int = 0) -> Splits:
@@ -96,8 +96,7 @@ def matmul_flops_per_sample() -> int:
     return sum(2 * m.in_features * m.out_features * (2 if i == 0 else 3) for i, m in enumerate(layers))
 
 
-def plain_epochs(splits: Splits, batch: int, epochs: int, fused: bool = False,
-                 dataloader: bool = False) -> list[float]:
+def plain_epochs(splits: Splits, batch: int, epochs: int, fused: bool = False, dataloader: bool = False) -> list[float]:
     """A plain PyTorch loop: per-epoch seconds. Adam as LitModel makes it (torch's default
     implementation on CPU), or fused (one kernel for all parameters). dataloader=True: the textbook
     loop, batches from DataLoader(TensorDataset, shuffle=True); context only, the ratios are taken
@@ -116,7 +115,7 @@ def plain_epochs(splits: Splits, batch: int, epochs: int, fused: bool = False,
             return
         order = torch.randperm(len(x), generator=gen).to(DEVICE)
         for i in range(0, len(x), batch):
-            idx = order[i:i + batch]
+            idx = order[i : i + batch]
             yield x[idx], y[idx]
 
     out = []
@@ -149,9 +148,20 @@ class EpochTimer(pl.Callback):
 
 
 def _trainer(epochs: int, timer: EpochTimer) -> pl.Trainer:
-    return pl.Trainer(accelerator=DEVICE.type, devices=1, max_epochs=epochs, deterministic=True, precision="32-true",
-                      logger=False, callbacks=[timer], enable_progress_bar=False, enable_model_summary=False,
-                      enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0)
+    return pl.Trainer(
+        accelerator=DEVICE.type,
+        devices=1,
+        max_epochs=epochs,
+        deterministic=True,
+        precision="32-true",
+        logger=False,
+        callbacks=[timer],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
 
 
 def lightning_epochs(splits: Splits, batch: int, epochs: int) -> list[float]:
@@ -198,35 +208,47 @@ def main() -> None:
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     where = f"{timing.machine(DEVICE)['device_name']}, {os.cpu_count()} CPUs"
-    print(f"# {where}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d %H:%M')}, load average {load:.1f}"
-          f"{'  (machine busy: expect noise; --threads 1 suffers least)' if load > (os.cpu_count() or 1) else ''}")
+    print(
+        f"# {where}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d %H:%M')}, load average {load:.1f}"
+        f"{'  (machine busy: expect noise; --threads 1 suffers least)' if load > (os.cpu_count() or 1) else ''}"
+    )
     splits = make_splits(args.samples)
     p = n_params()
     peak = matmul_gflops()
     flops = matmul_flops_per_sample() * args.samples
-    print(f"# fp32 matmul {peak:.0f} GFLOP/s (large GEMM, median); MLP 784-128-10 = {p} params; "
-          f"matmul FLOPs {flops / 1e9:.1f} GFLOP/epoch -> limit {flops / peak / 1e9:.3f} s/epoch")
+    print(
+        f"# fp32 matmul {peak:.0f} GFLOP/s (large GEMM, median); MLP 784-128-10 = {p} params; "
+        f"matmul FLOPs {flops / 1e9:.1f} GFLOP/epoch -> limit {flops / peak / 1e9:.3f} s/epoch"
+    )
     limit = flops / peak / 1e9
-    print(f"{'arm':<16}{'batch':>6}{'s/epoch/model':>15}{'vs plain':>10}{'of peak':>9}"
-          "   timed epochs (s, all k models)")
+    print(
+        f"{'arm':<16}{'batch':>6}{'s/epoch/model':>15}{'vs plain':>10}{'of peak':>9}   timed epochs (s, all k models)"
+    )
     for batch in args.batches:
-        arms = [("plain", 1, lambda n: plain_epochs(splits, batch, n)),
-                ("plain fusedAdam", 1, lambda n: plain_epochs(splits, batch, n, fused=True)),
-                ("DataLoader loop", 1, lambda n: plain_epochs(splits, batch, n, dataloader=True)),
-                ("lightning", 1, lambda n: lightning_epochs(splits, batch, n))]
-        arms += [(f"vec K={k}", k, (lambda n, k=k: vectorized_epochs(splits, batch, n, k, args.steps_per_call)))
-                 for k in args.ks]
+        arms = [
+            ("plain", 1, lambda n, b=batch: plain_epochs(splits, b, n)),
+            ("plain fusedAdam", 1, lambda n, b=batch: plain_epochs(splits, b, n, fused=True)),
+            ("DataLoader loop", 1, lambda n, b=batch: plain_epochs(splits, b, n, dataloader=True)),
+            ("lightning", 1, lambda n, b=batch: lightning_epochs(splits, b, n)),
+        ]
+        arms += [
+            (f"vec K={k}", k, (lambda n, k=k, b=batch: vectorized_epochs(splits, b, n, k, args.steps_per_call)))
+            for k in args.ks
+        ]
         times: dict[str, list[float]] = {name: [] for name, _, _ in arms}
         for _ in range(args.repeats):  # arms interleaved: drift in machine load hits them alike
-            for name, k, fn in arms:
+            for name, _k, fn in arms:
                 with contextlib.redirect_stdout(io.StringIO()):
                     times[name] += fn(args.epochs + 1)[1:]  # the first epoch is a warm-up
         plain = statistics.median(times["plain"])
         for name, k, _ in arms:
             per_model = statistics.median(times[name]) / k
-            print(f"{name:<16}{batch:>6}{per_model:>15.3f}{plain / per_model:>9.2f}x{limit / per_model:>9.3f}   "
-                  + " ".join(f"{t:.2f}" for t in times[name]), flush=True)
+            print(
+                f"{name:<16}{batch:>6}{per_model:>15.3f}{plain / per_model:>9.2f}x{limit / per_model:>9.3f}   "
+                + " ".join(f"{t:.2f}" for t in times[name]),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ of each arm and the on/off ratios, plus the time spent inside the probe callback
 On a shared 2-core machine keep --threads 1: with 2 threads a competing job stalls torch's thread
 pool and the times explode for both arms.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,6 +42,7 @@ def _timed(fn, sink):
             return fn(*args, **kwargs)
         finally:
             sink(time.perf_counter() - wall, time.process_time() - cpu)
+
     return wrapper
 
 
@@ -54,9 +56,15 @@ def instrument() -> None:
 
 def one_run(probes_on: bool, epochs: int, run_dir: Path, threads: int) -> tuple[float, float, float]:
     """(fit wall, fit CPU, probe hook wall) seconds of one run."""
-    overrides = [f"run_dir={run_dir}", "seed=0", f"trainer.max_epochs={epochs}", "trainer.progress=quiet",
-                 f"trainer.threads={threads}", f"probes.dead_units.enabled={probes_on}",
-                 f"probes.grad_flow.enabled={probes_on}"]
+    overrides = [
+        f"run_dir={run_dir}",
+        "seed=0",
+        f"trainer.max_epochs={epochs}",
+        "trainer.progress=quiet",
+        f"trainer.threads={threads}",
+        f"probes.dead_units.enabled={probes_on}",
+        f"probes.grad_flow.enabled={probes_on}",
+    ]
     with initialize_config_dir(str(train.CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     HOOKS[0] = 0.0
@@ -80,17 +88,25 @@ def main() -> None:
             for on in (False, True):
                 t = one_run(on, args.epochs, Path(tmp) / f"r{r}_{int(on)}", args.threads)
                 times[on].append(t)
-                print(f"repeat {r:2d}  probes {'on ' if on else 'off'}  fit wall {t[0]:.3f}s  cpu {t[1]:.3f}s"
-                      + (f"  in probe hooks {t[2] * 1e3:.1f} ms" if on else ""), flush=True)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), digits MLP 2x128, {args.epochs} epochs, "
-          f"{args.repeats} repeats, default probe intervals")
+                print(
+                    f"repeat {r:2d}  probes {'on ' if on else 'off'}  fit wall {t[0]:.3f}s  cpu {t[1]:.3f}s"
+                    + (f"  in probe hooks {t[2] * 1e3:.1f} ms" if on else ""),
+                    flush=True,
+                )
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), digits MLP 2x128, {args.epochs} epochs, "
+        f"{args.repeats} repeats, default probe intervals"
+    )
     med = {on: [statistics.median(t[i] for t in times[on]) for i in range(3)] for on in (False, True)}
     for i, what in enumerate(("fit wall", "fit cpu ")):
         off, on = med[False][i], med[True][i]
-        print(f"{what}: median off {off:.3f}s  on {on:.3f}s  ratio {on / off:.3f}  "
-              f"overhead {100 * (on / off - 1):+.1f}%")
-    print(f"inside the probe hooks: median {med[True][2] * 1e3:.1f} ms = "
-          f"{100 * med[True][2] / med[False][0]:.1f}% of the probes-off fit wall time")
+        print(
+            f"{what}: median off {off:.3f}s  on {on:.3f}s  ratio {on / off:.3f}  overhead {100 * (on / off - 1):+.1f}%"
+        )
+    print(
+        f"inside the probe hooks: median {med[True][2] * 1e3:.1f} ms = "
+        f"{100 * med[True][2] / med[False][0]:.1f}% of the probes-off fit wall time"
+    )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ he[["width", "depth", "trials", "p_born_dead", "ci_low", "ci_high", "theory_low"
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
 for w, g in he.groupby("width"):
-    line, = ax.plot(g["depth"], g["p_born_dead"], marker="o", label=f"width {w}")
+    (line,) = ax.plot(g["depth"], g["p_born_dead"], marker="o", label=f"width {w}")
     ax.fill_between(g["depth"], g["theory_low"], g["theory_high"], color=line.get_color(), alpha=0.15)
 ax.set_xscale("log")
 ax.set_xlabel("depth (hidden layers)")

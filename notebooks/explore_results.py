@@ -40,8 +40,12 @@ summary.head()
 
 # %%
 summary.groupby(["dataset", "model", "activation"]).agg(
-    seeds=("seed", "nunique"), epochs=("epochs", "max"), diverged=("diverged", "sum"),
-    params=("n_params", "first"), init=("init", "first"))
+    seeds=("seed", "nunique"),
+    epochs=("epochs", "max"),
+    diverged=("diverged", "sum"),
+    params=("n_params", "first"),
+    init=("init", "first"),
+)
 
 # %% [markdown]
 # ## Accuracy, dead and dormant units per activation
@@ -49,11 +53,22 @@ summary.groupby(["dataset", "model", "activation"]).agg(
 # Mean over seeds (the pipeline's confidence intervals are in `results/stats/accuracy.csv`).
 
 # %%
-per_act = (summary.groupby(["dataset", "model", "activation"])
-           [["test_acc", "best_val_acc", "final_dead_fraction", "final_dormant_fraction", "seconds_per_epoch"]]
-           .mean().sort_values("test_acc", ascending=False))
-per_act.style.format({"test_acc": "{:.2%}", "best_val_acc": "{:.2%}", "final_dead_fraction": "{:.1%}",
-                      "final_dormant_fraction": "{:.1%}", "seconds_per_epoch": "{:.3f}"})
+per_act = (
+    summary.groupby(["dataset", "model", "activation"])[
+        ["test_acc", "best_val_acc", "final_dead_fraction", "final_dormant_fraction", "seconds_per_epoch"]
+    ]
+    .mean()
+    .sort_values("test_acc", ascending=False)
+)
+per_act.style.format(
+    {
+        "test_acc": "{:.2%}",
+        "best_val_acc": "{:.2%}",
+        "final_dead_fraction": "{:.1%}",
+        "final_dormant_fraction": "{:.1%}",
+        "seconds_per_epoch": "{:.3f}",
+    }
+)
 
 # %%
 stats = pd.read_csv(RESULTS / "stats" / "accuracy.csv")
@@ -65,7 +80,9 @@ acc.sort_values("mean", ascending=False)
 
 # %%
 vs = pd.read_csv(RESULTS / "stats" / "vs_relu.csv")
-vs[["dataset", "model", "activation", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm"]].sort_values("p_holm")
+vs[["dataset", "model", "activation", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm"]].sort_values(
+    "p_holm"
+)
 
 # %% [markdown]
 # ## Seed-to-seed spread

@@ -23,6 +23,7 @@ Verdict rules (one place, so the text the article prints is chosen here from the
 - "Often born dead" (claim c): the lower end of the 95% CI of P(born dead) is at least ``OFTEN``
   (claims.often_born_dead).
 """
+
 from __future__ import annotations
 
 import functools
@@ -88,8 +89,10 @@ RESULTS = results_dir()
 def path(rel: str | Path, required: bool = True) -> Path:
     p = RESULTS / rel
     if required and not p.exists():
-        raise MissingResult(f"{p} does not exist: run the pipeline first (snakemake --cores all), "
-                            f"or point ACTLAB_RESULTS at a results directory")
+        raise MissingResult(
+            f"{p} does not exist: run the pipeline first (snakemake --cores all), "
+            f"or point ACTLAB_RESULTS at a results directory"
+        )
     return p
 
 
@@ -183,8 +186,11 @@ def benchmarks() -> pd.DataFrame:
 @functools.cache
 def run_summaries() -> list[dict]:
     """Every results/runs/**/summary.json (the runs the tables were made from)."""
-    return [json.loads(p.read_text()) for p in sorted(path("runs").rglob("summary.json"))
-            if not any(part.startswith((".", "_")) for part in p.relative_to(RESULTS / "runs").parts[:-1])]
+    return [
+        json.loads(p.read_text())
+        for p in sorted(path("runs").rglob("summary.json"))
+        if not any(part.startswith((".", "_")) for part in p.relative_to(RESULTS / "runs").parts[:-1])
+    ]
 
 
 @functools.cache
@@ -232,11 +238,16 @@ def experiment_for(claim_dataset: str = "mnist") -> tuple[tuple[str, str], str]:
     own = [e for e in exps if e[0] == claim_dataset]
     if own:
         exp = sorted(own, key=lambda e: e[1] != "mlp")[0]
-        return exp, f"This verdict rests on {dataset_name(exp[0])} ({MODELS.get(exp[1], exp[1])}), the claim's own dataset."
+        return (
+            exp,
+            f"This verdict rests on {dataset_name(exp[0])} ({MODELS.get(exp[1], exp[1])}), the claim's own dataset.",
+        )
     exp = exps[0]
-    return exp, (f"The claim is about {dataset_name(claim_dataset)}; this sweep has no {dataset_name(claim_dataset)} "
-                 f"runs, so the verdict rests on {dataset_name(exp[0])} ({MODELS.get(exp[1], exp[1])}) "
-                 f"and says nothing about {dataset_name(claim_dataset)} itself.")
+    return exp, (
+        f"The claim is about {dataset_name(claim_dataset)}; this sweep has no {dataset_name(claim_dataset)} "
+        f"runs, so the verdict rests on {dataset_name(exp[0])} ({MODELS.get(exp[1], exp[1])}) "
+        f"and says nothing about {dataset_name(claim_dataset)} itself."
+    )
 
 
 # -----------------------------------------------------------------------------
@@ -355,13 +366,19 @@ def results_table(dataset: str, model: str) -> str:
             if c.outcome != "inseparable":
                 diff, p = f"**{diff}**", f"**{p}**"
         n_div = int(runs.loc[runs["activation"] == act, "diverged"].astype(bool).sum())
-        cells = [name(act) + (f" ({n_div} diverged)" if n_div else ""),
-                 mean_ci(stat(dataset, model, act, "test_acc")), diff, p,
-                 mean_ci(stat(dataset, model, act, "final_dead_fraction"), True),
-                 mean_ci(stat(dataset, model, act, "final_dormant_fraction"), True)]
+        cells = [
+            name(act) + (f" ({n_div} diverged)" if n_div else ""),
+            mean_ci(stat(dataset, model, act, "test_acc")),
+            diff,
+            p,
+            mean_ci(stat(dataset, model, act, "final_dead_fraction"), True),
+            mean_ci(stat(dataset, model, act, "final_dormant_fraction"), True),
+        ]
         cells += [mean_ci(stat(dataset, model, act, "final_saturated_fraction"), True)] if has_sat else []
-        cells += [mean_ci(stat(dataset, model, act, m), True)
-                  for m in ("final_no_gradient_fraction", "final_low_variance_fraction")]
+        cells += [
+            mean_ci(stat(dataset, model, act, m), True)
+            for m in ("final_no_gradient_fraction", "final_low_variance_fraction")
+        ]
         cells += [ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
@@ -374,12 +391,17 @@ def ratio(x: float) -> str:
 def timing_setting(row) -> str:
     """What one epoch of the controlled timing is (from a row of timing.csv): the model and the data."""
     model = MODELS.get(row["model"], row["model"])
-    shape = (f"{int(row['depth'])} hidden layers × {int(row['width'])} units" if row["model"] == "mlp"
-             else f"{int(row['depth'])} conv blocks, {int(row['width'])} channels")
-    return (f"the {dataset_name(row['dataset'])} {model} ({shape}, {int(row['in_features'])} inputs, "
-            f"{int(row['classes'])} outputs, {optimizer_name(row['optimizer'])}), {int(row['samples'])} random "
-            f"samples of the dataset's shape per epoch in {int(row['steps_per_epoch'])} mini-batches of "
-            f"{int(row['batch_size'])}")
+    shape = (
+        f"{int(row['depth'])} hidden layers × {int(row['width'])} units"
+        if row["model"] == "mlp"
+        else f"{int(row['depth'])} conv blocks, {int(row['width'])} channels"
+    )
+    return (
+        f"the {dataset_name(row['dataset'])} {model} ({shape}, {int(row['in_features'])} inputs, "
+        f"{int(row['classes'])} outputs, {optimizer_name(row['optimizer'])}), {int(row['samples'])} random "
+        f"samples of the dataset's shape per epoch in {int(row['steps_per_epoch'])} mini-batches of "
+        f"{int(row['batch_size'])}"
+    )
 
 
 def timing_machine(row) -> str:
@@ -402,10 +424,12 @@ def timing_table() -> str:
     rf = lambda x: f"{x:.2f}"  # noqa: E731
     for act in order:
         r = t.loc[act]
-        rows.append(f"| {name(act)} | {f(r['s_per_epoch'], r['ci_low'], r['ci_high'], msf)} "
-                    f"| {f(r['ratio'], r['ratio_ci_low'], r['ratio_ci_high'], rf)} "
-                    f"| {f(r['act_s'], r['act_ci_low'], r['act_ci_high'], usf)} "
-                    f"| {f(r['act_ratio'], r['act_ratio_ci_low'], r['act_ratio_ci_high'], rf)} |")
+        rows.append(
+            f"| {name(act)} | {f(r['s_per_epoch'], r['ci_low'], r['ci_high'], msf)} "
+            f"| {f(r['ratio'], r['ratio_ci_low'], r['ratio_ci_high'], rf)} "
+            f"| {f(r['act_s'], r['act_ci_low'], r['act_ci_high'], usf)} "
+            f"| {f(r['act_ratio'], r['act_ratio_ci_low'], r['act_ratio_ci_high'], rf)} |"
+        )
     return "\n".join(rows)
 
 
@@ -432,8 +456,10 @@ class Comparison:
 
     def text(self, fmt=pp) -> str:
         """'GELU - ReLU = +0.3 pp (95% CI -0.5 pp to +1.1 pp, Holm p = 0.412, 5 seeds)'."""
-        return (f"{name(self.a)} − {name(self.b)} = {fmt(self.diff)} "
-                f"({ci(self.ci_low, self.ci_high, fmt)}, Holm {pvalue(self.p_holm)}, {self.n} seeds)")
+        return (
+            f"{name(self.a)} − {name(self.b)} = {fmt(self.diff)} "
+            f"({ci(self.ci_low, self.ci_high, fmt)}, Holm {pvalue(self.p_holm)}, {self.n} seeds)"
+        )
 
 
 def separation(diff: float, p_holm: float, alpha: float = ALPHA) -> str:
@@ -468,20 +494,31 @@ def paired_comparisons(df: pd.DataFrame, ref: str, others, metric: str = "test_a
         paired = pd.concat({"a": a, "b": base}, axis=1, join="inner").dropna()
         rows.append((o, stats.paired_test(paired["a"] - paired["b"])))
     adj = stats.holm([r["p_value"] for _, r in rows]) if rows else []
-    return [Comparison(o, ref, r["n_pairs"], r["mean_diff"], r["ci_low"], r["ci_high"], float(p), r["p_tost"])
-            for (o, r), p in zip(rows, adj)]
+    return [
+        Comparison(o, ref, r["n_pairs"], r["mean_diff"], r["ci_low"], r["ci_high"], float(p), r["p_tost"])
+        for (o, r), p in zip(rows, adj)
+    ]
 
 
 def vs_relu_comparison(dataset: str, model: str, activation: str, metric: str = "test_acc") -> Comparison:
     """The pipeline's paired comparison (results/stats/vs_relu.csv) of `activation` with ReLU."""
     v = vs_relu()
-    row = v[(v["dataset"] == dataset) & (v["model"] == model) & (v["activation"] == activation)
-            & (v["metric"] == metric)]
+    row = v[
+        (v["dataset"] == dataset) & (v["model"] == model) & (v["activation"] == activation) & (v["metric"] == metric)
+    ]
     if row.empty:
         raise MissingResult(f"vs_relu.csv has no {dataset}/{model}/{activation} {metric} row")
     r = row.iloc[0]
-    return Comparison(activation, r["baseline"], int(r["n_pairs"]), float(r["mean_diff"]),
-                      float(r["ci_low"]), float(r["ci_high"]), float(r["p_holm"]), float(r["p_tost"]))
+    return Comparison(
+        activation,
+        r["baseline"],
+        int(r["n_pairs"]),
+        float(r["mean_diff"]),
+        float(r["ci_low"]),
+        float(r["ci_high"]),
+        float(r["p_holm"]),
+        float(r["p_tost"]),
+    )
 
 
 def welch_vs(df: pd.DataFrame, ref: str, others, metric: str) -> pd.DataFrame:
@@ -502,9 +539,19 @@ def welch_vs(df: pd.DataFrame, ref: str, others, metric: str) -> pd.DataFrame:
             p = float(res.pvalue)
         else:
             lo = hi = p = math.nan
-        rows.append({"activation": o, "n": len(a), "mean": a.mean() if len(a) else math.nan,
-                     "ref_mean": b.mean() if len(b) else math.nan, "ratio": a.mean() / b.mean() if len(a) and len(b) else math.nan,
-                     "diff": diff, "ci_low": float(lo), "ci_high": float(hi), "p": p})
+        rows.append(
+            {
+                "activation": o,
+                "n": len(a),
+                "mean": a.mean() if len(a) else math.nan,
+                "ref_mean": b.mean() if len(b) else math.nan,
+                "ratio": a.mean() / b.mean() if len(a) and len(b) else math.nan,
+                "diff": diff,
+                "ci_low": float(lo),
+                "ci_high": float(hi),
+                "p": p,
+            }
+        )
     out = pd.DataFrame(rows)
     if not out.empty:
         out["p_holm"] = stats.holm(out["p"])
@@ -533,9 +580,14 @@ def machine() -> dict:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal"):
-                mem = int(line.split()[1]) / 1024 ** 2
+                mem = int(line.split()[1]) / 1024**2
                 break
     except OSError:
         pass
-    return {"os": f"{platform.system()} {platform.release()}", "cpu": cpu, "cores": os.cpu_count(),
-            "memory_gib": mem, "python": platform.python_version()}
+    return {
+        "os": f"{platform.system()} {platform.release()}",
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": mem,
+        "python": platform.python_version(),
+    }

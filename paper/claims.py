@@ -6,14 +6,14 @@ formatted from the results tables), and which experiment it rests on. The rules 
 (separation by Holm-corrected p of the exact sign-flip test, closeness by TOST within a margin, ...)
 live in bookdata.py; the tests in actlab.stats.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import bookdata as bd
 import numpy as np
 import pandas as pd
-
-import bookdata as bd
 from bookdata import join, name, pct, pp
 
 
@@ -33,8 +33,9 @@ def _experiment_runs(dataset: str, model: str) -> pd.DataFrame:
 
 def _stat(dataset: str, model: str, activation: str, metric: str) -> pd.Series | None:
     a = bd.accuracy()
-    row = a[(a["dataset"] == dataset) & (a["model"] == model) & (a["activation"] == activation)
-            & (a["metric"] == metric)]
+    row = a[
+        (a["dataset"] == dataset) & (a["model"] == model) & (a["activation"] == activation) & (a["metric"] == metric)
+    ]
     return None if row.empty else row.iloc[0]
 
 
@@ -53,8 +54,10 @@ def design_limit(n: int, m: int) -> str:
     if floor < bd.ALPHA:
         return ""
     need = next(k for k in range(n, 64) if m * min_sign_flip_p(k) < bd.ALPHA)
-    return (f" With {n} seeds no comparison can be separated at all: the exact test's smallest p is "
-            f"{min_sign_flip_p(n):.4g}, {floor:.3g} after Holm over {m} comparisons; {need} seeds would be needed.")
+    return (
+        f" With {n} seeds no comparison can be separated at all: the exact test's smallest p is "
+        f"{min_sign_flip_p(n):.4g}, {floor:.3g} after Holm over {m} comparisons; {need} seeds would be needed."
+    )
 
 
 # -----------------------------------------------------------------------------
@@ -82,39 +85,54 @@ def claim_a() -> Verdict:
         gtxt = f"GELU's mean test accuracy is {pct(g['mean'])} ({bd.ci(g['ci_low'], g['ci_high'])})"
         if above:
             label = "contradicted"
-            detail = (f"{join(name(c.a) for c in above)} {'is' if len(above) == 1 else 'are'} higher than GELU: "
-                      + "; ".join(c.text() for c in above) + ".")
+            detail = (
+                f"{join(name(c.a) for c in above)} {'is' if len(above) == 1 else 'are'} higher than GELU: "
+                + "; ".join(c.text() for c in above)
+                + "."
+            )
         elif not tied:
             label = "supported"
             detail = f"GELU is higher than each of the other {len(others)} activations (Holm p < {bd.ALPHA} in every paired comparison)."
         else:
             label = "cannot be separated"
-            rank = "the highest mean" if best == "gelu" else f"below the highest mean ({name(best)}, {pct(means[best]['mean'])})"
-            detail = (f"that is {rank}, but GELU cannot be separated from {join(name(c.a) for c in tied)} "
-                      f"(exact sign-flip tests, Holm-corrected over the {len(others)} comparisons with GELU, p ≥ {bd.ALPHA})")
+            rank = (
+                "the highest mean"
+                if best == "gelu"
+                else f"below the highest mean ({name(best)}, {pct(means[best]['mean'])})"
+            )
+            detail = (
+                f"that is {rank}, but GELU cannot be separated from {join(name(c.a) for c in tied)} "
+                f"(exact sign-flip tests, Holm-corrected over the {len(others)} comparisons with GELU, p ≥ {bd.ALPHA})"
+            )
             by_name = {c.a: c for c in tied}
             closest = by_name.get(best) or min(tied, key=lambda c: abs(c.diff))
             detail += f"; e.g. {closest.text()}."
             detail += design_limit(min(c.n for c in comps), len(others))
         parts.append(("GELU highest", label))
-        sentences.append(f"*GELU highest:* **{label}**. {gtxt}; {detail}" if label == "cannot be separated"
-                         else f"*GELU highest:* **{label}**. {gtxt}. {detail}")
+        sentences.append(
+            f"*GELU highest:* **{label}**. {gtxt}; {detail}"
+            if label == "cannot be separated"
+            else f"*GELU highest:* **{label}**. {gtxt}. {detail}"
+        )
 
     # a2: ReLU and Leaky ReLU are close
     miss = _missing(["relu", "leaky_relu"], acts)
     if miss:
         parts.append(("ReLU ≈ Leaky ReLU", "not tested"))
-        sentences.append(f"*ReLU and Leaky ReLU close:* not tested, the sweep has no {join(name(a) for a in miss)} runs.")
+        sentences.append(
+            f"*ReLU and Leaky ReLU close:* not tested, the sweep has no {join(name(a) for a in miss)} runs."
+        )
     else:
         c = bd.vs_relu_comparison(dataset, model, "leaky_relu")
         verdict = bd.close(c)
         label = {"close": "supported", "different": "contradicted", "unresolved": "cannot be decided"}[verdict]
         m = pp(bd.CLOSE_MARGIN, sign=False)
         tost = f"TOST equivalence test within ±{m}: {bd.pvalue(c.p_tost)}"
-        why = {"close": f"the {tost}, so a difference of {m} or more is rejected",
-               "different": f"the two are separated and the whole 95% CI of the difference lies beyond ±{m}",
-               "unresolved": (f"the {tost}, so equivalence is not shown, and no difference beyond ±{m} is "
-                              f"shown either")}[verdict]
+        why = {
+            "close": f"the {tost}, so a difference of {m} or more is rejected",
+            "different": f"the two are separated and the whole 95% CI of the difference lies beyond ±{m}",
+            "unresolved": (f"the {tost}, so equivalence is not shown, and no difference beyond ±{m} is shown either"),
+        }[verdict]
         parts.append(("ReLU ≈ Leaky ReLU", label))
         sentences.append(f"*ReLU and Leaky ReLU close:* **{label}**: {c.text()}; {why}.")
 
@@ -126,8 +144,11 @@ def claim_a() -> Verdict:
     else:
         c = bd.vs_relu_comparison(dataset, model, "prelu")
         label = {"lower": "supported", "higher": "contradicted", "inseparable": "cannot be separated"}[c.outcome]
-        why = {"lower": "PReLU is lower than ReLU", "higher": "PReLU is higher than ReLU, not lower",
-               "inseparable": "PReLU cannot be separated from ReLU"}[c.outcome]
+        why = {
+            "lower": "PReLU is lower than ReLU",
+            "higher": "PReLU is higher than ReLU, not lower",
+            "inseparable": "PReLU cannot be separated from ReLU",
+        }[c.outcome]
         parts.append(("PReLU slightly lower", label))
         limit = ""
         if c.outcome == "inseparable":
@@ -136,9 +157,13 @@ def claim_a() -> Verdict:
         sentences.append(f"*PReLU slightly lower:* **{label}**: {why}; {c.text()}.{limit}")
 
     labels = [lab for _, lab in parts]
-    overall = ("supported" if all(lab == "supported" for lab in labels)
-               else "contradicted in part" if "contradicted" in labels
-               else "not supported by these data")
+    overall = (
+        "supported"
+        if all(lab == "supported" for lab in labels)
+        else "contradicted in part"
+        if "contradicted" in labels
+        else "not supported by these data"
+    )
     text = "\n\n".join(f"- {s}" for s in sentences)
     return Verdict("a", overall, text, basis, parts)
 
@@ -187,26 +212,37 @@ def claim_b() -> Verdict:
     acts = bd.activations(dataset, model)
     r = _stat(dataset, model, "relu", NO_GRADIENT)
     if "relu" not in acts or r is None:
-        return Verdict("b", "not tested", "The sweep has no ReLU runs with the dead-unit probe.", basis,
-                       [("dead units", "not tested")])
+        return Verdict(
+            "b",
+            "not tested",
+            "The sweep has no ReLU runs with the dead-unit probe.",
+            basis,
+            [("dead units", "not tested")],
+        )
     others = [a for a in ("leaky_relu", "prelu", "elu") if a in acts]
     missing = [a for a in ("leaky_relu", "prelu", "elu") if a not in acts]
     relu_runs = runs.loc[runs["activation"] == "relu", NO_GRADIENT]
     state = relu_dead_state(relu_runs, r["ci_low"])
     init = _dead_at_init(dataset, model)
     at0 = f"; dead at initialisation {pct(init['relu'])}" if "relu" in init else ""
-    measured = (f"{pct(r['mean'])} of ReLU's hidden units pass no gradient after training on average "
-                f"({bd.ci(bd.clip01(r['ci_low']), bd.clip01(r['ci_high']))}; per run at most {pct(relu_runs.max())}{at0})")
+    measured = (
+        f"{pct(r['mean'])} of ReLU's hidden units pass no gradient after training on average "
+        f"({bd.ci(bd.clip01(r['ci_low']), bd.clip01(r['ci_high']))}; per run at most {pct(relu_runs.max())}{at0})"
+    )
     from actlab.probes import LOW_VARIANCE_DELTA, NO_GRADIENT_EPS
 
     sentences = [
-        (f"A unit counts here when it passes no gradient: |f′(z)| at most {pct(NO_GRADIENT_EPS, 0)} of its "
-         "activation's largest slope on every probe input, which is ReLU's dead unit, a saturated tanh or "
-         "sigmoid unit, an ELU unit stuck far below zero, or a Leaky ReLU unit negative on every input."),
-        {"clear": f"ReLU does have such units: {measured}.",
-         "some": f"ReLU has few such units, not separable from none: {measured}.",
-         "none": f"ReLU developed none in any run of this setting ({measured}).",
-         }[state]]
+        (
+            f"A unit counts here when it passes no gradient: |f′(z)| at most {pct(NO_GRADIENT_EPS, 0)} of its "
+            "activation's largest slope on every probe input, which is ReLU's dead unit, a saturated tanh or "
+            "sigmoid unit, an ELU unit stuck far below zero, or a Leaky ReLU unit negative on every input."
+        ),
+        {
+            "clear": f"ReLU does have such units: {measured}.",
+            "some": f"ReLU has few such units, not separable from none: {measured}.",
+            "none": f"ReLU developed none in any run of this setting ({measured}).",
+        }[state],
+    ]
     zero, nonzero = [], []
     for a in others:
         mx = runs.loc[runs["activation"] == a, NO_GRADIENT].max()
@@ -222,13 +258,20 @@ def claim_b() -> Verdict:
         f"By the classic definition (|f′| at most {tol:g} on every probe input), the dead fractions are "
         + "; ".join(f"{name(a)} {pct(v)}" for a, v in classic.items())
         + f"; Leaky ReLU and PReLU cannot have such units by construction and ELU only below "
-          f"z = {bd.MINUS}{abs(np.log(tol)):.1f}, so that measure cannot decide the claim.")
+        f"z = {bd.MINUS}{abs(np.log(tol)):.1f}, so that measure cannot decide the claim."
+    )
     low = {a: runs.loc[runs["activation"] == a, "final_low_variance_fraction"].mean() for a in ["relu", *others]}
-    sentences.append(f"Units whose output barely varies over the probe inputs (variance at most "
-                     f"{pct(LOW_VARIANCE_DELTA, 0)} of their layer's mean: no information passed on): " + "; ".join(f"{name(a)} {pct(v)}" for a, v in low.items()) + ".")
+    sentences.append(
+        f"Units whose output barely varies over the probe inputs (variance at most "
+        f"{pct(LOW_VARIANCE_DELTA, 0)} of their layer's mean: no information passed on): "
+        + "; ".join(f"{name(a)} {pct(v)}" for a, v in low.items())
+        + "."
+    )
     if missing:
-        sentences.append(f"The sweep has no {join(name(a) for a in missing)} runs, so the claim is tested "
-                         f"only for {join([name(a) for a in others]) or 'ReLU'}.")
+        sentences.append(
+            f"The sweep has no {join(name(a) for a in missing)} runs, so the claim is tested "
+            f"only for {join([name(a) for a in others]) or 'ReLU'}."
+        )
     if not others:
         label = "half tested"
     elif state == "clear" and not nonzero:
@@ -237,12 +280,15 @@ def claim_b() -> Verdict:
         label = "partly supported"
     elif state == "some":
         label = "not resolved"
-        sentences.append("The contrast the claim draws is not resolved here: ReLU's fraction cannot be "
-                         "separated from zero (deep narrow networks: claim c).")
+        sentences.append(
+            "The contrast the claim draws is not resolved here: ReLU's fraction cannot be "
+            "separated from zero (deep narrow networks: claim c)."
+        )
     else:
         label = "not supported here"
-        sentences.append("The contrast the claim draws does not appear in this setting "
-                         "(deep narrow networks: claim c).")
+        sentences.append(
+            "The contrast the claim draws does not appear in this setting (deep narrow networks: claim c)."
+        )
     return Verdict("b", label, " ".join(sentences), basis, [("dead units", label)])
 
 
@@ -272,8 +318,13 @@ def born_dead_verdict(b: pd.DataFrame, table: pd.DataFrame) -> Verdict:
     """Claim (c) from `b` (ReLU, He init rows of born_dead.csv) and the whole `table` (for RAI)."""
     basis = "This verdict rests on the depth study (freshly initialised networks, no training)."
     if b.empty:
-        return Verdict("c", "not tested", "The depth study has no ReLU networks with He initialisation.", basis,
-                       [("born dead", "not tested")])
+        return Verdict(
+            "c",
+            "not tested",
+            "The depth study has no ReLU networks with He initialisation.",
+            basis,
+            [("born dead", "not tested")],
+        )
     widths = sorted(b["width"].unique())
     # "narrow" = the narrowest width of at least 2 (a width-1 chain is the exact case of the appendix, not a
     # network anyone trains); the narrowest there is when the study has no other
@@ -292,7 +343,7 @@ def born_dead_verdict(b: pd.DataFrame, table: pd.DataFrame) -> Verdict:
     often = often_born_dead(deep["ci_low"])
     # the first depth from which on the narrow nets are born dead "often" at every depth tested
     flags = [often_born_dead(v) for v in narrow["ci_low"]]  # narrow is sorted by depth
-    often_rows = narrow.iloc[next((i for i in range(len(flags)) if all(flags[i:])), len(flags)):]
+    often_rows = narrow.iloc[next((i for i in range(len(flags)) if all(flags[i:])), len(flags)) :]
     sentences = [
         f"At width {w0}, the probability that a He-initialised ReLU network is born dead (a constant function) "
         f"rises from {p(shallow)} at depth {int(shallow['depth'])} to {p(deep)} at depth {int(deep['depth'])}"
@@ -301,18 +352,26 @@ def born_dead_verdict(b: pd.DataFrame, table: pd.DataFrame) -> Verdict:
     ]
     if not often_rows.empty:
         first = often_rows.iloc[0]
-        sentences.append(f"From depth {int(first['depth'])} on, width-{w0} networks are born dead in at least "
-                         f"{pct(bd.OFTEN, 0)} of initialisations with 95% confidence.")
+        sentences.append(
+            f"From depth {int(first['depth'])} on, width-{w0} networks are born dead in at least "
+            f"{pct(bd.OFTEN, 0)} of initialisations with 95% confidence."
+        )
     rai = table
-    rai = rai[(rai["activation"] == "relu") & (rai["init"] == "rai") & (rai["width"] == w0) & (rai["depth"] == deep["depth"])]
+    rai = rai[
+        (rai["activation"] == "relu") & (rai["init"] == "rai") & (rai["width"] == w0) & (rai["depth"] == deep["depth"])
+    ]
     if not rai.empty:
-        sentences.append(f"With the randomized asymmetric initialisation (RAI) of Lu et al., the same "
-                         f"width-{w0}, depth-{int(deep['depth'])} networks are born dead in {p(rai.iloc[0])}.")
+        sentences.append(
+            f"With the randomized asymmetric initialisation (RAI) of Lu et al., the same "
+            f"width-{w0}, depth-{int(deep['depth'])} networks are born dead in {p(rai.iloc[0])}."
+        )
     label = "supported" if (often and rises) else "not supported here"
     if label != "supported":
-        sentences.append(f"The deepest narrow networks tested (depth {int(d_max)}) are not born dead in at least "
-                         f"{pct(bd.OFTEN, 0)} of initialisations with 95% confidence (the lower end of the interval, "
-                         f"the rule of this article's \"often\"), or do not rise with depth.")
+        sentences.append(
+            f"The deepest narrow networks tested (depth {int(d_max)}) are not born dead in at least "
+            f"{pct(bd.OFTEN, 0)} of initialisations with 95% confidence (the lower end of the interval, "
+            f'the rule of this article\'s "often"), or do not rise with depth.'
+        )
     return Verdict("c", label, " ".join(sentences), basis, [("born dead", label)])
 
 
@@ -354,8 +413,9 @@ def compute_verdict(timing: pd.DataFrame, threshold: float = bd.NOTICEABLE) -> t
     smooth = smooth_activations(t.index)
     if bd.BASELINE not in t.index or not smooth or not (t["baseline"] == bd.BASELINE).all():
         return "not tested", {}
-    outcomes = {a: cost_outcome(float(t.at[a, "ratio_ci_low"]), float(t.at[a, "ratio_ci_high"]), threshold)
-                for a in smooth}
+    outcomes = {
+        a: cost_outcome(float(t.at[a, "ratio_ci_low"]), float(t.at[a, "ratio_ci_high"]), threshold) for a in smooth
+    }
     found = set(outcomes.values())
     if found == {"noticeably slower"}:
         label = "supported"
@@ -371,17 +431,22 @@ def compute_verdict(timing: pd.DataFrame, threshold: float = bd.NOTICEABLE) -> t
 def claim_d() -> Verdict:
     tm = bd.timing()
     row = tm.iloc[0]
-    basis = (f"This verdict rests on a dedicated timing, not on the training runs: one training epoch "
-             f"(forward, backward, optimiser step; no validation, no probes) of {bd.timing_setting(row)}, for "
-             f"every activation in one process, in {int(row['repeats'])} interleaved rounds after "
-             f"{int(row['warmup'])} warm-up rounds, on {bd.timing_machine(row)}.")
+    basis = (
+        f"This verdict rests on a dedicated timing, not on the training runs: one training epoch "
+        f"(forward, backward, optimiser step; no validation, no probes) of {bd.timing_setting(row)}, for "
+        f"every activation in one process, in {int(row['repeats'])} interleaved rounds after "
+        f"{int(row['warmup'])} warm-up rounds, on {bd.timing_machine(row)}."
+    )
     label, outcomes = compute_verdict(tm)
     if label == "not tested":
         return Verdict("d", label, "The timing lacks ReLU or any smooth activation.", basis, [("compute", label)])
     t = tm.set_index("activation")
     base = t.loc[bd.BASELINE]
-    word = {"noticeably slower": "noticeably slower", "within": f"within {pct(bd.NOTICEABLE - 1, 0)}",
-            "unresolved": "undecided"}
+    word = {
+        "noticeably slower": "noticeably slower",
+        "within": f"within {pct(bd.NOTICEABLE - 1, 0)}",
+        "unresolved": "undecided",
+    }
     rci = lambda a, p="": bd.ci(t.at[a, f"{p}ratio_ci_low"], t.at[a, f"{p}ratio_ci_high"], bd.ratio)  # noqa: E731
     items = [f"{name(a)} {bd.ratio(t.at[a, 'ratio'])} ({rci(a)}, {word[o]})" for a, o in outcomes.items()]
     sentences = [
@@ -394,22 +459,32 @@ def claim_d() -> Verdict:
     slow = [a for a, o in outcomes.items() if o == "noticeably slower"]
     within = [a for a, o in outcomes.items() if o == "within"]
     open_ = [a for a, o in outcomes.items() if o == "unresolved"]
-    sentences.append({
-        "supported": "Every smooth activation is noticeably slower than ReLU.",
-        "not supported": "None of the smooth activations is noticeably slower than ReLU.",
-        "partly supported": (f"Only {join(name(a) for a in slow)} {'is' if len(slow) == 1 else 'are'} noticeably "
-                             f"slower; {join(name(a) for a in within)} {'stays' if len(within) == 1 else 'stay'} "
-                             f"within {pct(bd.NOTICEABLE - 1, 0)} of ReLU."),
-        "cannot be decided": (f"For {join(name(a) for a in open_)} the CI straddles the threshold, so these "
-                              f"timings cannot decide the claim."),
-    }[label])
+    sentences.append(
+        {
+            "supported": "Every smooth activation is noticeably slower than ReLU.",
+            "not supported": "None of the smooth activations is noticeably slower than ReLU.",
+            "partly supported": (
+                f"Only {join(name(a) for a in slow)} {'is' if len(slow) == 1 else 'are'} noticeably "
+                f"slower; {join(name(a) for a in within)} {'stays' if len(within) == 1 else 'stay'} "
+                f"within {pct(bd.NOTICEABLE - 1, 0)} of ReLU."
+            ),
+            "cannot be decided": (
+                f"For {join(name(a) for a in open_)} the CI straddles the threshold, so these "
+                f"timings cannot decide the claim."
+            ),
+        }[label]
+    )
     alone = [f"{name(a)} {bd.ratio(t.at[a, 'act_ratio'])} ({rci(a, 'act_')})" for a in outcomes]
-    sentences.append(f"The activation alone (forward and backward on one {int(row['batch_size'])} × "
-                     f"{int(row['width'])} mini-batch of hidden units) takes {1e6 * base['act_s']:.1f} µs "
-                     f"for ReLU and, relative to it, " + "; ".join(alone) + ".")
+    sentences.append(
+        f"The activation alone (forward and backward on one {int(row['batch_size'])} × "
+        f"{int(row['width'])} mini-batch of hidden units) takes {1e6 * base['act_s']:.1f} µs "
+        f"for ReLU and, relative to it, " + "; ".join(alone) + "."
+    )
     if all(t.at[a, "ratio"] - 1 < t.at[a, "act_ratio"] - 1 for a in outcomes if t.at[a, "act_ratio"] > 1):
-        sentences.append("Within a training epoch these differences shrink: the rest of a step (matrix "
-                         "products, loss, optimiser) is the same for every activation.")
+        sentences.append(
+            "Within a training epoch these differences shrink: the rest of a step (matrix "
+            "products, loss, optimiser) is the same for every activation."
+        )
     # the training runs' own clocks, for context only
     dataset, model = bd.experiments()[0]
     c = bd.compute()
@@ -419,7 +494,8 @@ def claim_d() -> Verdict:
             f"The training runs' own seconds per epoch (the results table) are not used: they include validation and "
             f"the probes, and were taken while other jobs shared the machine, with no control over what ran beside "
             f"them; their ratios to ReLU for these activations range from {bd.ratio(c['ratio_to_relu'].min())} to "
-            f"{bd.ratio(c['ratio_to_relu'].max())}.")
+            f"{bd.ratio(c['ratio_to_relu'].max())}."
+        )
     return Verdict("d", label, " ".join(sentences), basis, [("compute", label)])
 
 

@@ -4,6 +4,7 @@ Each erratum evaluates the formula as a tutorial states it against what the defi
 autograd (float64) as the judge of every derivative. Nothing here reads the study's results except
 `dead_units_in_study`, so the page's numbers do not depend on the sweep.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,7 @@ def autograd_derivative(module: nn.Module, x: torch.Tensor = GRID) -> torch.Tens
 
 
 def elu_alpha() -> dict:
-    """"α is usually 0.01": the paper (Clevert et al.), torch and Keras all use α = 1.
+    """ "α is usually 0.01": the paper (Clevert et al.), torch and Keras all use α = 1.
     What α = 0.01 would do: E[ELU(z)] for z ~ N(0, 1) (ELU's point is a mean activation near 0),
     in closed form: E[z; z > 0] + α(e^{1/2} Φ(−1) − Φ(0)) = φ(0) + α(√e Φ(−1) − 1/2)."""
     phi0 = 1 / math.sqrt(2 * math.pi)
@@ -36,9 +37,14 @@ def elu_alpha() -> dict:
     def mean(alpha: float) -> float:
         return phi0 + alpha * (math.exp(0.5) * big_phi_m1 - 0.5)
 
-    return {"torch_default": nn.ELU().alpha, "registry_default": A.build("elu").alpha,
-            "mean_alpha_1": mean(1.0), "mean_alpha_001": mean(0.01), "mean_relu": phi0,
-            "kink_alpha_001": 1 - 0.01}  # f'(0+) − f'(0−) = 1 − α: C¹ only for α = 1
+    return {
+        "torch_default": nn.ELU().alpha,
+        "registry_default": A.build("elu").alpha,
+        "mean_alpha_1": mean(1.0),
+        "mean_alpha_001": mean(0.01),
+        "mean_relu": phi0,
+        "kink_alpha_001": 1 - 0.01,
+    }  # f'(0+) − f'(0−) = 1 − α: C¹ only for α = 1
 
 
 def elu_gradient(alpha: float = 1.0) -> dict:
@@ -49,10 +55,16 @@ def elu_gradient(alpha: float = 1.0) -> dict:
     stated = alpha * (torch.exp(x) - 1)
     err = (stated - true).abs()
     at = torch.tensor([-1.0], dtype=torch.float64)
-    return {"x": x, "true": true, "stated": stated, "max_abs_error": err.max().item(),
-            "min_abs_error": err.min().item(), "stated_at_m1": (alpha * (math.exp(-1) - 1)),
-            "true_at_m1": autograd_derivative(nn.ELU(alpha), at).item(),
-            "closed_form_error": (true - A.build("elu", alpha=alpha).double()(x) - alpha).abs().max().item()}
+    return {
+        "x": x,
+        "true": true,
+        "stated": stated,
+        "max_abs_error": err.max().item(),
+        "min_abs_error": err.min().item(),
+        "stated_at_m1": (alpha * (math.exp(-1) - 1)),
+        "true_at_m1": autograd_derivative(nn.ELU(alpha), at).item(),
+        "closed_form_error": (true - A.build("elu", alpha=alpha).double()(x) - alpha).abs().max().item(),
+    }
 
 
 def leaky_derivative(a: float = 0.01) -> dict:
@@ -61,13 +73,19 @@ def leaky_derivative(a: float = 0.01) -> dict:
     true = autograd_derivative(nn.LeakyReLU(a), x)
     stated = a * torch.sign(x - 1)
     wrong = (stated - true).abs() > 1e-12
-    return {"x": x, "true": true, "stated": stated, "fraction_wrong": wrong.double().mean().item(),
-            "max_abs_error": (stated - true).abs().max().item(),
-            "stated_at_half": a * math.copysign(1, 0.5 - 1), "true_at_half": 1.0}
+    return {
+        "x": x,
+        "true": true,
+        "stated": stated,
+        "fraction_wrong": wrong.double().mean().item(),
+        "max_abs_error": (stated - true).abs().max().item(),
+        "stated_at_half": a * math.copysign(1, 0.5 - 1),
+        "true_at_half": 1.0,
+    }
 
 
 def dying_relu_unit(steps: int = DYING_STEPS, lr: float = 0.1, seed: int = 0) -> dict:
-    """"ReLU can effectively prevent dead neurons": a unit whose pre-activation is negative on every
+    """ "ReLU can effectively prevent dead neurons": a unit whose pre-activation is negative on every
     input gets a zero gradient through ReLU and never moves again; through Leaky ReLU it does.
     One unit, 256 standard-normal 4-D inputs, bias −5 (every z < 0 here), target y = x·1, MSE, SGD."""
     g = torch.Generator().manual_seed(seed)
@@ -95,8 +113,12 @@ def dying_relu_unit(steps: int = DYING_STEPS, lr: float = 0.1, seed: int = 0) ->
             opt.step()
         with torch.no_grad():
             z = unit(x)
-        out[name] = {"negative_fraction": (z < 0).double().mean().item(), "first_grad": first_grad,
-                     "weight_change": (unit.weight.detach() - w0).norm().item(), "final_loss": loss.item()}
+        out[name] = {
+            "negative_fraction": (z < 0).double().mean().item(),
+            "first_grad": first_grad,
+            "weight_change": (unit.weight.detach() - w0).norm().item(),
+            "final_loss": loss.item(),
+        }
     return out
 
 
@@ -111,5 +133,9 @@ def keras_prelu() -> dict:
         error = None
     except ValueError as e:
         error = str(e).splitlines()[0]
-    return {"version": keras.__version__, "error": error, "layer": "keras.layers.PReLU",
-            "elu_alpha": keras.layers.ELU().alpha}
+    return {
+        "version": keras.__version__,
+        "error": error,
+        "layer": "keras.layers.PReLU",
+        "elu_alpha": keras.layers.ELU().alpha,
+    }

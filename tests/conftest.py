@@ -26,5 +26,6 @@ def compose():
 def run_cli(*args, cwd=None, timeout=300, module="actlab.train"):
     """Run `python -m <module> args...` as a user would; returns the CompletedProcess."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )

@@ -1,4 +1,5 @@
 """The activation zoo against torch's own implementations and the papers' closed forms."""
+
 import math
 
 import pytest
@@ -107,8 +108,9 @@ def test_homogeneous_flag_is_true(name):
     act = A.build(name).double()
     x = torch.linspace(-50, 50, 2001, dtype=torch.float64)
     with torch.no_grad():
-        holds = all(torch.allclose(act(c * x), c * act(x), rtol=1e-9, atol=1e-12)
-                    for c in (1e-3, 0.1, 0.5, 2.0, 7.0, 1e3))
+        holds = all(
+            torch.allclose(act(c * x), c * act(x), rtol=1e-9, atol=1e-12) for c in (1e-3, 0.1, 0.5, 2.0, 7.0, 1e3)
+        )
     assert A.spec(name).homogeneous == holds
 
 
@@ -162,7 +164,7 @@ def test_gelu_tanh_form_is_close_to_erf_form():
     x = torch.linspace(-6, 6, 2001, dtype=torch.float64)
     exact, approx = A.build("gelu").double()(x), A.build("gelu", approximate="tanh").double()(x)
     assert (exact - approx).abs().max() < 5e-4  # Hendrycks & Gimpel: ~4.7e-4 on [-6, 6]
-    tanh_form = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    tanh_form = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
     torch.testing.assert_close(approx, tanh_form)
 
 
@@ -187,11 +189,14 @@ def test_unknown_activation_lists_valid_names():
         A.build("relu", slope=2)
 
 
-@pytest.mark.parametrize("scheme,expected_var", [
-    ("kaiming", lambda fi, fo, a: 2 / ((1 + a * a) * fi)),
-    ("lecun", lambda fi, fo, a: 1 / fi),
-    ("xavier", lambda fi, fo, a: 2 / (fi + fo)),
-])
+@pytest.mark.parametrize(
+    "scheme,expected_var",
+    [
+        ("kaiming", lambda fi, fo, a: 2 / ((1 + a * a) * fi)),
+        ("lecun", lambda fi, fo, a: 1 / fi),
+        ("xavier", lambda fi, fo, a: 2 / (fi + fo)),
+    ],
+)
 @pytest.mark.parametrize("slope", [0.0, 0.25])
 def test_init_variances(scheme, expected_var, slope):
     torch.manual_seed(0)

@@ -1,5 +1,4 @@
 """actlab.aggregate on hand-made run directories (no training)."""
-import json
 
 import pandas as pd
 import pytest
@@ -10,18 +9,39 @@ from actlab import aggregate, integrity
 def make_run(root, activation, seed, dataset="digits", model="mlp", dead=None, summary=True, **extra):
     run = root / dataset / model / activation / f"seed{seed}"
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text("seed: %d\n" % seed)
-    pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "train_acc": [0.5, 0.8], "val_loss": [1.1, 0.6],
-                  "val_acc": [0.4, 0.7], "seconds": [0.1, 0.1]}).to_csv(run / "metrics.csv", index=False)
+    (run / "config.yaml").write_text(f"seed: {seed}\n")
+    pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "train_loss": [1.0, 0.5],
+            "train_acc": [0.5, 0.8],
+            "val_loss": [1.1, 0.6],
+            "val_acc": [0.4, 0.7],
+            "seconds": [0.1, 0.1],
+        }
+    ).to_csv(run / "metrics.csv", index=False)
     if dead is not None:
         dead.to_csv(run / "dead_units.csv", index=False)
-    pd.DataFrame({"step": [1, 1], "epoch": [1, 1], "layer": ["fc1", "out"], "metric": ["grad_norm"] * 2,
-                  "value": [0.5, 0.25]}).to_csv(run / "grad_flow.csv", index=False)
+    pd.DataFrame(
+        {"step": [1, 1], "epoch": [1, 1], "layer": ["fc1", "out"], "metric": ["grad_norm"] * 2, "value": [0.5, 0.25]}
+    ).to_csv(run / "grad_flow.csv", index=False)
     if summary:
-        data = {"activation": activation, "seed": seed, "dataset": dataset, "model": model, "test_acc": 0.9 + seed / 100,
-                "test_loss": 0.3, "best_val_acc": 0.7, "epochs": 2, "diverged": False, "train_seconds": 2.0,
-                "seconds_per_epoch": 1.0, "versions": {"torch": "2.13.0", "python": "3.11"},
-                "act_params": {}, **extra}
+        data = {
+            "activation": activation,
+            "seed": seed,
+            "dataset": dataset,
+            "model": model,
+            "test_acc": 0.9 + seed / 100,
+            "test_loss": 0.3,
+            "best_val_acc": 0.7,
+            "epochs": 2,
+            "diverged": False,
+            "train_seconds": 2.0,
+            "seconds_per_epoch": 1.0,
+            "versions": {"torch": "2.13.0", "python": "3.11"},
+            "act_params": {},
+            **extra,
+        }
         integrity.write_summary(run, data)  # as the trainer finishes a run: SHA256SUMS, then summary.json
     return run
 
@@ -36,8 +56,11 @@ def dead_table(last_dead=(0.5, 0.0), units=(100, 300), dormant=(0.1, 0.2)):
     rows = []
     for epoch, dead in ((0, (0.0, 0.0)), (2, last_dead)):
         for layer, d, n, dm in zip(("act1", "act2"), dead, units, dormant):
-            rows += [(epoch, layer, "dead_fraction", d), (epoch, layer, "dormant_fraction", dm),
-                     (epoch, layer, "n_units", n)]
+            rows += [
+                (epoch, layer, "dead_fraction", d),
+                (epoch, layer, "dormant_fraction", dm),
+                (epoch, layer, "n_units", n),
+            ]
     return pd.DataFrame(rows, columns=["epoch", "layer", "metric", "value"])
 
 
@@ -57,7 +80,9 @@ def test_tables_from_runs(tmp_path):
     assert table["final_dormant_fraction"].iloc[0] == pytest.approx((0.1 * 100 + 0.2 * 300) / 400)
     assert table["final_saturated_fraction"].isna().all()
     parquet = pd.read_parquet(tmp_path / "out" / "summary.parquet")
-    pd.testing.assert_frame_equal(parquet[["activation", "seed", "test_acc"]], table[["activation", "seed", "test_acc"]])
+    pd.testing.assert_frame_equal(
+        parquet[["activation", "seed", "test_acc"]], table[["activation", "seed", "test_acc"]]
+    )
     curves = tmp_path / "out" / "curves"
     metrics = pd.read_parquet(curves / "metrics.parquet")
     assert len(metrics) == 8 and {"activation", "seed", "epoch", "val_acc"} <= set(metrics.columns)
@@ -87,11 +112,14 @@ def test_unfinished_runs_and_hydra_dirs_are_skipped(tmp_path, capsys):
     assert f"skipping unfinished run {unfinished}" in err and "_jobs" not in err
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"activation": "relu", "seed": 0, "datas', "is not valid JSON"),
-    ("[1, 2]", "holds a list"),
-    ('{"activation": "relu", "seed": 0}', "lacks dataset, model, test_acc"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"activation": "relu", "seed": 0, "datas', "is not valid JSON"),
+        ("[1, 2]", "holds a list"),
+        ('{"activation": "relu", "seed": 0}', "lacks dataset, model, test_acc"),
+    ],
+)
 def test_a_corrupt_summary_fails_naming_the_run(tmp_path, capsys, content, message):
     root = tmp_path / "runs"
     make_run(root, "relu", 0)

@@ -8,6 +8,7 @@ resource, every internal link resolves, the numbers are the results' numbers, an
 Chromium, every page loads without console errors, every image loads and the math is typeset.
 Screenshots go to <tmp>/sweep/results/screenshots/ (and to $ACTLAB_SCREENSHOTS if set).
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,7 +35,6 @@ PAGES = ["index", "definitions", "methods", "results", "errata", "appendix", "bi
 sys.path.insert(0, str(PAPER))
 import bookdata as bd  # noqa: E402
 
-
 # -----------------------------------------------------------------------------
 # the verdict rules
 
@@ -43,11 +43,17 @@ def comparison(diff, lo, hi, p, n=5):
     return bd.Comparison("gelu", "relu", n, diff, lo, hi, p)
 
 
-@pytest.mark.parametrize("diff, p, expected", [
-    (0.02, 0.01, "higher"), (-0.02, 0.049, "lower"),
-    (0.02, 0.05, "inseparable"),  # p == alpha is not below it
-    (0.02, 0.2, "inseparable"), (0.02, float("nan"), "inseparable"), (0.0, 0.0, "inseparable"),
-])
+@pytest.mark.parametrize(
+    "diff, p, expected",
+    [
+        (0.02, 0.01, "higher"),
+        (-0.02, 0.049, "lower"),
+        (0.02, 0.05, "inseparable"),  # p == alpha is not below it
+        (0.02, 0.2, "inseparable"),
+        (0.02, float("nan"), "inseparable"),
+        (0.0, 0.0, "inseparable"),
+    ],
+)
 def test_separation_needs_holm_p_below_alpha(diff, p, expected):
     assert bd.separation(diff, p) == expected
 
@@ -109,10 +115,10 @@ def test_paired_comparisons_pair_by_seed_and_holm_correct():
     # 7 seeds: the exact sign-flip test can reach 2 / 2^7, 0.031 after Holm over 2
     gelu, tanh = bd.paired_comparisons(table(7), "relu", ["gelu", "tanh"])
     assert gelu.n == 7 and gelu.outcome == "higher" and abs(gelu.diff - (0.05 + 0.0005 * 3 / 7)) < 1e-9
-    assert gelu.p_holm == pytest.approx(2 * 2 / 2 ** 7)
+    assert gelu.p_holm == pytest.approx(2 * 2 / 2**7)
     assert tanh.outcome == "inseparable"
     assert gelu.p_holm <= 1 and tanh.p_holm >= gelu.p_holm
-    assert gelu.p_tost == pytest.approx(1.0) and tanh.p_tost == pytest.approx(1 / 2 ** 7)  # tanh within 1 pp
+    assert gelu.p_tost == pytest.approx(1.0) and tanh.p_tost == pytest.approx(1 / 2**7)  # tanh within 1 pp
     # 5 seeds: every seed higher is still p = 0.0625 (0.125 after Holm), not separated
     gelu5, _ = bd.paired_comparisons(table(5), "relu", ["gelu", "tanh"])
     assert gelu5.p_holm == pytest.approx(0.125) and gelu5.outcome == "inseparable"
@@ -180,8 +186,17 @@ def tiny_sweep(base: str) -> dict:
     """Run the real tiny sweep, book included, with Snakemake in <base>/sweep; once per session."""
     work = Path(base) / "sweep"
     work.mkdir(parents=True, exist_ok=True)
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(work), "--cores", "2",
-           "--configfile", str(ROOT / "conf" / "sweep" / "test.yaml")]
+    cmd = [
+        str(BIN / "snakemake"),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(work),
+        "--cores",
+        "2",
+        "--configfile",
+        str(ROOT / "conf" / "sweep" / "test.yaml"),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=work)
     elapsed = time.perf_counter() - t0
@@ -191,8 +206,13 @@ def tiny_sweep(base: str) -> dict:
         raise AssertionError(f"tiny sweep failed ({proc.returncode}):\n{proc.stderr[-4000:]}\n--- book.log:\n{tail}")
     bench = work / "results" / "benchmarks" / "book.tsv"
     book_s = float(bench.read_text().splitlines()[1].split("\t")[0]) if bench.exists() else float("nan")
-    return {"work": work, "results": work / "results", "html": work / "paper" / "_build" / "html",
-            "elapsed": elapsed, "book_seconds": book_s}
+    return {
+        "work": work,
+        "results": work / "results",
+        "html": work / "paper" / "_build" / "html",
+        "elapsed": elapsed,
+        "book_seconds": book_s,
+    }
 
 
 def existing_book() -> dict | None:
@@ -204,8 +224,13 @@ def existing_book() -> dict | None:
         return None
     if not results:
         raise RuntimeError("ACTLAB_BOOK_HTML needs ACTLAB_RESULTS (the results that book was built from)")
-    return {"work": None, "results": Path(results).resolve(), "html": Path(html_dir).resolve(),
-            "elapsed": float("nan"), "book_seconds": float("nan")}
+    return {
+        "work": None,
+        "results": Path(results).resolve(),
+        "html": Path(html_dir).resolve(),
+        "elapsed": float("nan"),
+        "book_seconds": float("nan"),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -354,20 +379,32 @@ def served_book(built_book):
 def browser(tmp_path_factory):
     chromium, chromedriver = _browser_paths()
     if not (chromium and chromedriver):
-        pytest.skip("chromium and chromedriver are not installed "
-                    "(Debian: apt-get install chromium chromium-driver; or `make system`)")
+        pytest.skip(
+            "chromium and chromedriver are not installed "
+            "(Debian: apt-get install chromium chromium-driver; or `make system`)"
+        )
     os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager try to download a driver
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--disable-extensions", "--hide-scrollbars", "--window-size=1280,900",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-                # anything but the loopback server fails to resolve: a page that needs the network shows it
-                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-extensions",
+        "--hide-scrollbars",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+        # anything but the loopback server fails to resolve: a page that needs the network shows it
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)

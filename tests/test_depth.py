@@ -1,4 +1,5 @@
 """The depth study: born-dead estimator against brute force and exact cases; the CLI."""
+
 import math
 import sys
 from pathlib import Path
@@ -6,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import run_cli
 from torch import nn
 
 from actlab import activations, depth
-from conftest import run_cli
 
 
 def draw(init, activation, width, d, trials, seed=0):
@@ -107,8 +108,10 @@ def test_relu_he_estimates_lie_within_the_derived_bounds():
 def test_two_point_test_equals_full_grid_for_bias_free_rectifiers():
     params = draw("he", "relu", 2, 8, 500)
     act = activations.build("relu")
-    assert torch.equal(depth.constant_on_grid(params, act, depth.test_points("relu", "he", 257)),
-                       depth.constant_on_grid(params, act, depth.grid(257)))
+    assert torch.equal(
+        depth.constant_on_grid(params, act, depth.test_points("relu", "he", 257)),
+        depth.constant_on_grid(params, act, depth.grid(257)),
+    )
     assert len(depth.test_points("relu", "he", 257)) == 2 and len(depth.test_points("relu", "rai", 257)) == 257
     assert len(depth.test_points("gelu", "he", 257)) == 257  # not positively homogeneous
 
@@ -161,8 +164,9 @@ def test_wilson_interval():
 
 
 def test_collapse_born_dead_nets_end_constant_and_leaky_never_collapses():
-    rows, nets = depth.collapse_cells("relu", ["he", "rai"], 2, 6, seeds=32, lr=1e-2, points=129, seed=0,
-                                      min_steps=300, max_steps=300)
+    rows, nets = depth.collapse_cells(
+        "relu", ["he", "rai"], 2, 6, seeds=32, lr=1e-2, points=129, seed=0, min_steps=300, max_steps=300
+    )
     assert [r["init"] for r in rows] == ["he", "rai"] and list(nets.columns) == depth.COLLAPSE_NET_COLUMNS
     assert len(nets) == 64 and nets["born_dead"].sum() > 0
     # per network: every born-dead net ends constant, and its loss is the best constant's, Var(y)
@@ -173,8 +177,9 @@ def test_collapse_born_dead_nets_end_constant_and_leaky_never_collapses():
         assert r["born_dead_ended_constant"] == r["born_dead"] and r["collapsed"] >= r["born_dead"]
     # He init is bias-free: constant <=> both signals die, each in some layer; a dead layer implies constant
     assert (nets["born_dead"] | ~nets["dead_layer_at_init"]).all()
-    leaky_rows, leaky = depth.collapse_cells("leaky_relu", ["he"], 2, 6, seeds=32, lr=1e-2, points=129, seed=0,
-                                             min_steps=100, max_steps=100)
+    leaky_rows, leaky = depth.collapse_cells(
+        "leaky_relu", ["he"], 2, 6, seeds=32, lr=1e-2, points=129, seed=0, min_steps=100, max_steps=100
+    )
     assert leaky_rows[0]["collapsed"] == 0 and not leaky["born_dead"].any()
     with pytest.raises(ValueError, match="parameter-free"):
         depth.collapse_cells("prelu", ["he"], 2, 3, seeds=2, lr=1e-2, points=9, seed=0, min_steps=1, max_steps=1)
@@ -191,12 +196,14 @@ def test_plateau_stop():
     def fresh():
         return [(w.float(), b.float()) for w, b in draw("he", "relu", 1, 30, 16, seed=5)]
 
-    final, steps, plateau = depth.train_to_plateau(fresh(), act, xt, yt, lr=0.05, min_steps=400, max_steps=5000,
-                                                   window=100, tol=1e-6)
+    final, steps, plateau = depth.train_to_plateau(
+        fresh(), act, xt, yt, lr=0.05, min_steps=400, max_steps=5000, window=100, tol=1e-6
+    )
     assert 400 <= steps < 5000 and steps % 100 == 0 and plateau.all()
     assert final.double().numpy() == pytest.approx(float(yt.double().var(unbiased=False)), rel=1e-4)
-    _, steps, plateau = depth.train_to_plateau(fresh(), act, xt, yt, lr=0.05, min_steps=100, max_steps=700,
-                                               window=100, tol=0.0)
+    _, steps, plateau = depth.train_to_plateau(
+        fresh(), act, xt, yt, lr=0.05, min_steps=100, max_steps=700, window=100, tol=0.0
+    )
     assert steps == 700 and not plateau.any()
 
 
@@ -216,13 +223,21 @@ def test_cli_quick_writes_both_tables(tmp_path):
     assert len(nets) == 2 * 16 and list(nets.columns) == depth.COLLAPSE_NET_COLUMNS
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["--trials", "0"], "--trials"), (["--widths", "2,x"], "--widths"), (["--activations", "nope"], "nope"),
-    (["--inits", "xavier"], "xavier"), (["--collapse-activations", "prelu"], "prelu"), (["--bogus"], "--bogus"),
-    (["--collapse-cells", "2by3"], "WIDTHxDEPTH"), (["--controls", "relu"], "share relu"),
-    (["--collapse-min-steps", "10", "--collapse-max-steps", "5"], "--collapse-max-steps"),
-    (["--control-trials", "0"], "--control-trials"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["--trials", "0"], "--trials"),
+        (["--widths", "2,x"], "--widths"),
+        (["--activations", "nope"], "nope"),
+        (["--inits", "xavier"], "xavier"),
+        (["--collapse-activations", "prelu"], "prelu"),
+        (["--bogus"], "--bogus"),
+        (["--collapse-cells", "2by3"], "WIDTHxDEPTH"),
+        (["--controls", "relu"], "share relu"),
+        (["--collapse-min-steps", "10", "--collapse-max-steps", "5"], "--collapse-max-steps"),
+        (["--control-trials", "0"], "--control-trials"),
+    ],
+)
 def test_bad_arguments_one_line_exit_2(tmp_path, capsys, args, msg):
     with pytest.raises(SystemExit) as e:
         depth.main(["--out-dir", str(tmp_path), "--no-collapse", *args])
@@ -254,8 +269,20 @@ def _table(ci_low_deep: float) -> pd.DataFrame:
     rows = []
     for d, (p, lo, hi) in {2: (0.05, 0.04, 0.06), 50: (ci_low_deep + 0.01, ci_low_deep, ci_low_deep + 0.02)}.items():
         for w in (1, 2):
-            rows.append({"activation": "relu", "role": "study", "init": "he", "depth": d, "width": w, "trials": 10_000,
-                         "born_dead": int(p * 10_000), "p_born_dead": p, "ci_low": lo, "ci_high": hi})
+            rows.append(
+                {
+                    "activation": "relu",
+                    "role": "study",
+                    "init": "he",
+                    "depth": d,
+                    "width": w,
+                    "trials": 10_000,
+                    "born_dead": int(p * 10_000),
+                    "p_born_dead": p,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -275,11 +302,11 @@ def test_methods_and_definitions_state_the_rule_the_code_applies():
     methods = (PAPER / "methods.md").read_text()
     # the threshold reaches the text only through glue from bookdata.OFTEN, and the rule is the lower end
     assert 'glue("often", bd.pct(bd.OFTEN, 0)' in methods
-    rule = " ".join(methods[methods.index("networks are *often* born dead"):][:300].split())  # one line
+    rule = " ".join(methods[methods.index("networks are *often* born dead") :][:300].split())  # one line
     assert "lower end of the 95% CI" in rule and "at least {glue:text}`often`" in rule
     assert "reaches\n  {glue:text}`often`." not in methods  # the old, looser wording
     definitions = (PAPER / "definitions.md").read_text()
-    born = definitions[definitions.index("## Born dead"):][:1500]
+    born = definitions[definitions.index("## Born dead") :][:1500]
     # born dead = a constant function, tested as df/dx == 0; a dead layer is sufficient, not the definition
     assert "constant function" in born and "$df/dx$" in born and "a dead layer implies constant, not conversely" in born
     assert "{cite:p}`lu2020dying`: some layer outputs zero for every input" not in born
@@ -290,8 +317,9 @@ def test_padded_cells_train_as_they_would_alone():
     stay exactly 0 and each net ends as it does trained alone (same flags, same loss to float32 rounding)."""
     common = dict(seeds=8, lr=1e-2, points=65, seed=0, min_steps=150, max_steps=150)
     rows, together = depth.collapse_group("relu", ["he", "rai"], [2, 3], 6, **common)
-    alone = pd.concat([depth.collapse_cells("relu", ["he", "rai"], w, 6, **common)[1] for w in (2, 3)],
-                      ignore_index=True)
+    alone = pd.concat(
+        [depth.collapse_cells("relu", ["he", "rai"], w, 6, **common)[1] for w in (2, 3)], ignore_index=True
+    )
     assert [(r["width"], r["init"]) for r in rows] == [(2, "he"), (2, "rai"), (3, "he"), (3, "rai")]
     for col in ("born_dead", "dead_layer_at_init", "ended_constant"):
         assert together[col].tolist() == alone[col].tolist(), col

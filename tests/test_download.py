@@ -2,6 +2,7 @@
 
 Nothing here touches the network: the server listens on 127.0.0.1 (port 0) and every URL points at it.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -22,12 +23,17 @@ from omegaconf import OmegaConf
 from actlab import download
 from actlab.data import DataError
 
-IDX_NAMES = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
-             "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
+IDX_NAMES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
 
 
 # -----------------------------------------------------------------------------
 # a loopback server: serves a dict of path -> bytes, honours Range unless told not to
+
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
@@ -48,7 +54,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(200)
         self.send_header("Content-Length", str(len(body) - start))
         self.end_headers()
-        chunk = body[start:] if srv.cut is None else body[start:start + srv.cut]
+        chunk = body[start:] if srv.cut is None else body[start : start + srv.cut]
         srv.cut = None  # one-shot: the next request is served whole
         self.wfile.write(chunk)
         srv.sent += len(chunk)
@@ -76,6 +82,7 @@ def server(monkeypatch):
 # -----------------------------------------------------------------------------
 # files in the real formats
 
+
 def sha256(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
@@ -88,12 +95,16 @@ def idx_bytes(a: np.ndarray, magic: int) -> bytes:
 def make_mnist(n_train=40, n_test=20, seed=0):
     """Four gzip IDX files of random 28x28 images; labels cycle 0..9 so every class is present."""
     rng = np.random.default_rng(seed)
-    arrays = {"train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-              "train_labels": (np.arange(n_train) % 10).astype(np.uint8),
-              "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-              "test_labels": (np.arange(n_test) % 10).astype(np.uint8)}
-    files = {IDX_NAMES[k]: idx_bytes(a, download.IDX_IMAGES if k.endswith("images") else download.IDX_LABELS)
-             for k, a in arrays.items()}
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": (np.arange(n_train) % 10).astype(np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_labels": (np.arange(n_test) % 10).astype(np.uint8),
+    }
+    files = {
+        IDX_NAMES[k]: idx_bytes(a, download.IDX_IMAGES if k.endswith("images") else download.IDX_LABELS)
+        for k, a in arrays.items()
+    }
     return arrays, files
 
 
@@ -104,8 +115,16 @@ def serve(server, prefix, files):
 
 def idx_cfg(server, root, files, pin=True, **extra):
     entries = {k: {"name": n, "sha256": sha256(files[n]) if pin else None} for k, n in IDX_NAMES.items()}
-    return OmegaConf.create({"name": "mnist", "loader": "idx", "root": str(root),
-                             "base_url": f"{server.url}/mnist/", "files": entries, **extra})
+    return OmegaConf.create(
+        {
+            "name": "mnist",
+            "loader": "idx",
+            "root": str(root),
+            "base_url": f"{server.url}/mnist/",
+            "files": entries,
+            **extra,
+        }
+    )
 
 
 def cifar_batch(n, rng):
@@ -142,15 +161,23 @@ def make_cifar(per_batch=4, seed=0, corrupt=None):
 
 def cifar_cfg(server, root, archive, pin=True, **extra):
     server.files["/kriz/cifar-10-binary.tar.gz"] = archive
-    return OmegaConf.create({"name": "cifar10", "loader": "cifar10", "root": str(root),
-                             "url": f"{server.url}/kriz/cifar-10-binary.tar.gz",
-                             "archive": "cifar-10-binary.tar.gz",
-                             "sha256": sha256(archive) if pin else None,
-                             "md5": hashlib.md5(archive).hexdigest(), **extra})
+    return OmegaConf.create(
+        {
+            "name": "cifar10",
+            "loader": "cifar10",
+            "root": str(root),
+            "url": f"{server.url}/kriz/cifar-10-binary.tar.gz",
+            "archive": "cifar-10-binary.tar.gz",
+            "sha256": sha256(archive) if pin else None,
+            "md5": hashlib.md5(archive).hexdigest(),
+            **extra,
+        }
+    )
 
 
 # -----------------------------------------------------------------------------
 # download + parse
+
 
 def test_idx_download_parses_exact_arrays_and_downloads_once(server, tmp_path):
     arrays, files = make_mnist()
@@ -204,6 +231,7 @@ def test_data_load_end_to_end_cifar(server, tmp_path):
 # -----------------------------------------------------------------------------
 # resuming
 
+
 def test_resume_keeps_prefix_and_transfers_only_the_rest(server, tmp_path):
     body = bytes(range(256)) * 64
     server.files["/f.bin"] = body
@@ -249,6 +277,7 @@ def test_complete_part_answered_416_starts_over(server, tmp_path):
 
 # -----------------------------------------------------------------------------
 # verification
+
 
 def test_checksum_mismatch_names_file_and_hashes_and_quarantines(server, tmp_path):
     arrays, files = make_mnist()
@@ -335,6 +364,7 @@ def test_http_error_is_one_line_data_error(server, tmp_path):
 # -----------------------------------------------------------------------------
 # format validation (the hash is pinned to the bad bytes, so parsing is what must catch them)
 
+
 def write(tmp_path, name, data) -> Path:
     path = tmp_path / name
     path.write_bytes(data)
@@ -409,6 +439,7 @@ def test_tar_members_are_never_extracted_and_links_are_not_followed(server, tmp_
 # -----------------------------------------------------------------------------
 # command line
 
+
 def write_conf(conf_dir: Path, name: str, cfg) -> None:
     conf_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, conf_dir / f"{name}.yaml")
@@ -443,8 +474,13 @@ def test_cli_as_module_unknown_dataset(tmp_path):
     conf.mkdir()
     (conf / "digits.yaml").write_text("name: digits\nloader: digits\n")
     src = str(Path(download.__file__).resolve().parents[1])
-    r = subprocess.run([sys.executable, "-m", "actlab.download", "nosuch", "--conf-dir", str(conf)],
-                       capture_output=True, text=True, env={"PYTHONPATH": src}, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "actlab.download", "nosuch", "--conf-dir", str(conf)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": src},
+        timeout=60,
+    )
     assert r.returncode == 1 and r.stderr.strip().count("\n") == 0 and r.stdout == ""
     assert r.stderr.startswith("error: no dataset config") and "available: digits" in r.stderr
 

@@ -1,10 +1,10 @@
 """The errata page's numbers (paper/errata.py): each tutorial formula, evaluated as stated, is wrong
 by the amount the definition says, and autograd agrees with the correct form."""
+
 import math
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "paper"))

@@ -1,6 +1,7 @@
 """docs/extending.md's promises, tested the way a user follows them: the README's example activation
 is added to a copy of the repository as exactly two files (a registry entry + a YAML), and the
 tests that parametrise over the registry pass there unedited, and a run trains with it."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 from test_pipeline import copy_repo
 
@@ -17,7 +17,7 @@ from test_pipeline import copy_repo
 def _readme_example() -> tuple[str, str, str]:
     """(python block, yaml path, yaml text) of README's "Adding an activation"."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Adding an activation"):]
+    section = text[text.index("### Adding an activation") :]
     python = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     yml = re.search(r"```yaml\n# (\S+)\n(.*?)```", section, re.S)
     return python, yml.group(1), yml.group(2)
@@ -44,15 +44,52 @@ def test_adding_the_readme_activation_needs_no_other_edit(tmp_path):
     (repo / yaml_path).write_text(yaml_text)
     env = {**os.environ, "PYTHONPATH": str(repo / "src"), "ACTLAB_CONF": str(repo / "conf")}
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
-         "tests/test_activations.py", "tests/test_depth.py", "tests/test_pipeline.py::test_sweep_configs_cover_what_the_study_needs"],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "not slow",
+            "tests/test_activations.py",
+            "tests/test_depth.py",
+            "tests/test_pipeline.py::test_sweep_configs_cover_what_the_study_needs",
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
-    assert f"[{name}]" in subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "--collect-only", "tests/test_activations.py"],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=120).stdout  # it was tested, not skipped
+    assert (
+        f"[{name}]"
+        in subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "--collect-only", "tests/test_activations.py"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+    )  # it was tested, not skipped
     run = subprocess.run(
-        [sys.executable, "-m", "actlab.train", f"activation={name}", "trainer.max_epochs=1", "trainer.progress=quiet",
-         f"run_dir={tmp_path / 'run'}"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "actlab.train",
+            f"activation={name}",
+            "trainer.max_epochs=1",
+            "trainer.progress=quiet",
+            f"run_dir={tmp_path / 'run'}",
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "run" / "summary.json").exists()

@@ -1,6 +1,7 @@
 """The figure scripts (workflow/scripts/fig_*.py) on small synthetic tables: provenance in the files'
 metadata and not in the picture, the article's names and units, the derivative's line broken at the
 registry's kinks, and the across-depth figure with one and with several depths."""
+
 from __future__ import annotations
 
 import importlib
@@ -69,11 +70,20 @@ def runs_table(depths=(2,)) -> pd.DataFrame:
     for depth in depths:
         for a in ACTS:
             for seed in (0, 1):
-                rows.append({"dataset": "digits", "model": "mlp", "activation": a, "seed": seed, "depth": depth,
-                             "test_acc": 0.95 - 0.01 * depth + 0.005 * rng.standard_normal(),
-                             "final_dead_fraction": 0.1 if a == "relu" else 0.0, "final_dormant_fraction": 0.0,
-                             "final_no_gradient_fraction": {"relu": 0.1, "leaky_relu": 0.05, "tanh": 0.02}[a],
-                             "final_low_variance_fraction": 0.01})
+                rows.append(
+                    {
+                        "dataset": "digits",
+                        "model": "mlp",
+                        "activation": a,
+                        "seed": seed,
+                        "depth": depth,
+                        "test_acc": 0.95 - 0.01 * depth + 0.005 * rng.standard_normal(),
+                        "final_dead_fraction": 0.1 if a == "relu" else 0.0,
+                        "final_dormant_fraction": 0.0,
+                        "final_no_gradient_fraction": {"relu": 0.1, "leaky_relu": 0.05, "tanh": 0.02}[a],
+                        "final_low_variance_fraction": 0.01,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -84,12 +94,25 @@ def dead_table(depths=(2,)) -> pd.DataFrame:
             for seed in (0, 1):
                 for layer in range(1, depth + 1):
                     for epoch in range(4):
-                        for metric, value in (("no_gradient_fraction", 0.0 if a != "relu" else 0.05 * epoch),
-                                              ("low_variance_fraction", 0.0), ("dead_fraction", 0.0),
-                                              ("n_units", 32.0)):
-                            rows.append({"dataset": "digits", "model": "mlp", "activation": a, "seed": seed,
-                                         "depth": depth, "epoch": epoch, "layer": f"act{layer}",
-                                         "metric": metric, "value": value})
+                        for metric, value in (
+                            ("no_gradient_fraction", 0.0 if a != "relu" else 0.05 * epoch),
+                            ("low_variance_fraction", 0.0),
+                            ("dead_fraction", 0.0),
+                            ("n_units", 32.0),
+                        ):
+                            rows.append(
+                                {
+                                    "dataset": "digits",
+                                    "model": "mlp",
+                                    "activation": a,
+                                    "seed": seed,
+                                    "depth": depth,
+                                    "epoch": epoch,
+                                    "layer": f"act{layer}",
+                                    "metric": metric,
+                                    "value": value,
+                                }
+                            )
     return pd.DataFrame(rows)
 
 
@@ -101,9 +124,20 @@ def grad_table(depths=(2,)) -> pd.DataFrame:
             for seed in (0, 1):
                 for step in (1, 5, 10, 15):
                     for i, layer in enumerate(layers):
-                        rows.append({"dataset": "digits", "model": "mlp", "activation": a, "seed": seed, "depth": depth,
-                                     "step": step, "epoch": 1 + step // 10, "layer": layer, "metric": "grad_rms",
-                                     "value": 1e-2 * 2.0 ** (i - len(layers)) / step})
+                        rows.append(
+                            {
+                                "dataset": "digits",
+                                "model": "mlp",
+                                "activation": a,
+                                "seed": seed,
+                                "depth": depth,
+                                "step": step,
+                                "epoch": 1 + step // 10,
+                                "layer": layer,
+                                "metric": "grad_rms",
+                                "value": 1e-2 * 2.0 ** (i - len(layers)) / step,
+                            }
+                        )
     return pd.DataFrame(rows)
 
 
@@ -112,8 +146,17 @@ def metrics_table() -> pd.DataFrame:
     for a in ACTS:
         for seed in (0, 1):
             for epoch in range(1, 6):
-                rows.append({"dataset": "digits", "model": "mlp", "activation": a, "seed": seed, "epoch": epoch,
-                             "val_acc": 0.9 + 0.01 * epoch, "train_acc": min(1.0, 0.8 + 0.05 * epoch)})
+                rows.append(
+                    {
+                        "dataset": "digits",
+                        "model": "mlp",
+                        "activation": a,
+                        "seed": seed,
+                        "epoch": epoch,
+                        "val_acc": 0.9 + 0.01 * epoch,
+                        "train_acc": min(1.0, 0.8 + 0.05 * epoch),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -124,8 +167,17 @@ def write(tmp_path: Path, name: str, df: pd.DataFrame, drop_depth: bool = False)
 
 
 def exp_args(tmp_path: Path, stem: str) -> list[str]:
-    return ["--dataset", "digits", "--model", "mlp", "--activations", *ACTS,
-            "--out", str(tmp_path / f"{stem}.png"), str(tmp_path / f"{stem}.svg")]
+    return [
+        "--dataset",
+        "digits",
+        "--model",
+        "mlp",
+        "--activations",
+        *ACTS,
+        "--out",
+        str(tmp_path / f"{stem}.png"),
+        str(tmp_path / f"{stem}.svg"),
+    ]
 
 
 # -----------------------------------------------------------------------------
@@ -146,8 +198,19 @@ def test_provenance_is_in_the_metadata_not_in_the_picture(tmp_path, drawn):
 
 
 def test_a_bad_output_format_writes_nothing(tmp_path, capsys):
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "fig_activations.py"), "--activations", "relu",
-                           "--out", str(tmp_path / "a.png"), str(tmp_path / "a.pdf")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "fig_activations.py"),
+            "--activations",
+            "relu",
+            "--out",
+            str(tmp_path / "a.png"),
+            str(tmp_path / "a.pdf"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and proc.stderr.startswith("error: ")
     assert not list(tmp_path.iterdir())
@@ -199,11 +262,26 @@ def test_accuracy_figure_in_percent_and_pp(tmp_path, drawn):
     acc = runs.groupby(["dataset", "model", "activation"], as_index=False)["test_acc"].agg(["mean", "count"])
     acc = acc.assign(metric="test_acc", ci_low=acc["mean"] - 0.01, ci_high=acc["mean"] + 0.01, n=acc["count"])
     acc.to_csv(tmp_path / "accuracy.csv", index=False)
-    vs = pd.DataFrame([{"dataset": "digits", "model": "mlp", "activation": a, "metric": "test_acc",
-                        "mean_diff": 0.0123, "p_holm": 0.5} for a in ACTS if a != "relu"])
+    vs = pd.DataFrame(
+        [
+            {
+                "dataset": "digits",
+                "model": "mlp",
+                "activation": a,
+                "metric": "test_acc",
+                "mean_diff": 0.0123,
+                "p_holm": 0.5,
+            }
+            for a in ACTS
+            if a != "relu"
+        ]
+    )
     vs.to_csv(tmp_path / "vs.csv", index=False)
-    fig = drawn("fig_accuracy", ["--summary", summary, "--accuracy", str(tmp_path / "accuracy.csv"),
-                                 "--vs-baseline", str(tmp_path / "vs.csv")] + exp_args(tmp_path, "acc"))
+    fig = drawn(
+        "fig_accuracy",
+        ["--summary", summary, "--accuracy", str(tmp_path / "accuracy.csv"), "--vs-baseline", str(tmp_path / "vs.csv")]
+        + exp_args(tmp_path, "acc"),
+    )
     fig.canvas.draw()
     words = texts(fig)
     assert any("(pp)" in t for t in words) and not any("pts" in t for t in words)
@@ -230,11 +308,12 @@ def test_accuracy_vs_units_without_gradient_uses_the_no_gradient_fraction(tmp_pa
 
 
 def test_grad_flow_draws_rms_gradient_per_layer(tmp_path, drawn):
-    fig = drawn("fig_grad_flow", ["--curves", write(tmp_path, "g", grad_table()), "--smooth", "1"]
-                + exp_args(tmp_path, "gf"))
+    fig = drawn(
+        "fig_grad_flow", ["--curves", write(tmp_path, "g", grad_table()), "--smooth", "1"] + exp_args(tmp_path, "gf")
+    )
     assert [ax.get_title() for ax in fig.axes] == ["hidden layer 1", "hidden layer 2", "output layer"]
     relu = [line for line in fig.axes[0].get_lines() if line.get_label() == "ReLU"][0]
-    assert np.allclose(relu.get_ydata(), 1e-2 * 2.0 ** -3 / np.array([1, 5, 10, 15]))
+    assert np.allclose(relu.get_ydata(), 1e-2 * 2.0**-3 / np.array([1, 5, 10, 15]))
 
 
 # -----------------------------------------------------------------------------
@@ -244,9 +323,14 @@ def test_grad_flow_draws_rms_gradient_per_layer(tmp_path, drawn):
 @pytest.mark.parametrize("depths", [(2,), (2, 4, 8)])
 def test_across_depth_figure(tmp_path, drawn, depths):
     runs = runs_table(depths)
-    args = ["--summary", write(tmp_path, "s", runs),
-            "--grad-flow", write(tmp_path, "g", grad_table(depths), drop_depth=len(depths) == 1),
-            "--dead-units", write(tmp_path, "d", dead_table(depths), drop_depth=len(depths) == 1)]
+    args = [
+        "--summary",
+        write(tmp_path, "s", runs),
+        "--grad-flow",
+        write(tmp_path, "g", grad_table(depths), drop_depth=len(depths) == 1),
+        "--dead-units",
+        write(tmp_path, "d", dead_table(depths), drop_depth=len(depths) == 1),
+    ]
     fig = drawn("fig_across_depth", args + exp_args(tmp_path, "ad"))
     top = fig.axes[0]
     assert len(fig.axes) == 1 + 3 * len(depths)  # accuracy + (first step, last step, no gradient) per depth
@@ -266,10 +350,19 @@ def test_across_depth_figure(tmp_path, drawn, depths):
 
 def test_across_depth_refuses_curves_it_cannot_match_to_a_depth(tmp_path):
     runs = runs_table((2, 4))
-    args = ["--summary", write(tmp_path, "s", runs), "--grad-flow", write(tmp_path, "g", grad_table((2, 4)), True),
-            "--dead-units", write(tmp_path, "d", dead_table((2, 4)), True)]
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "fig_across_depth.py"), *args, *exp_args(tmp_path, "ad")],
-                          capture_output=True, text=True)
+    args = [
+        "--summary",
+        write(tmp_path, "s", runs),
+        "--grad-flow",
+        write(tmp_path, "g", grad_table((2, 4)), True),
+        "--dead-units",
+        write(tmp_path, "d", dead_table((2, 4)), True),
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / "fig_across_depth.py"), *args, *exp_args(tmp_path, "ad")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "depth" in proc.stderr, proc.stderr
     assert not (tmp_path / "ad.png").exists()
 

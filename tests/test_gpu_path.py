@@ -5,6 +5,7 @@ tensor -> Python conversion inside it), bf16-mixed and torch.compile are config 
 the same models. With CUDA (skipped otherwise): the step runs under CUDA's sync debug mode set to
 "error", a CUDA fp32 run agrees with the CPU run, and bf16 + TF32 + compile trains.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_vectorized import ATOL64, F64, METRICS, RTOL64
+from test_vectorized import _cfgs as _runs_cfgs
 from torch.overrides import TorchFunctionMode
 
 from actlab import vectorized
-from test_vectorized import ATOL64, F64, METRICS, RTOL64
-from test_vectorized import _cfgs as _runs_cfgs
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -89,8 +90,9 @@ def test_compile_matches_eager(compose, tmp_path):
     pre-activation across the kink (test_vectorized.RTOL32); in float64 they agree to RTOL64."""
     vectorized.fit_many(_cfgs(compose, tmp_path, "eager", seeds=(0, 1), extra=[F64]))
     vectorized.fit_many(_cfgs(compose, tmp_path, "compiled", seeds=(0, 1), extra=["trainer.compile=true", F64]))
-    np.testing.assert_allclose(_metrics(tmp_path, "compiled", (0, 1)), _metrics(tmp_path, "eager", (0, 1)),
-                               rtol=RTOL64, atol=ATOL64)
+    np.testing.assert_allclose(
+        _metrics(tmp_path, "compiled", (0, 1)), _metrics(tmp_path, "eager", (0, 1)), rtol=RTOL64, atol=ATOL64
+    )
 
 
 @cuda

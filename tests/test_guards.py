@@ -3,6 +3,7 @@ smaller guards: experiments without overrides, the seed range, trust-on-first-us
 fail their format check, divergence by explosion, the run-dir lock, the book swapped in whole, empty
 or blocked run dirs, a full disk, directory fsync, retries that scale resources, the torch build
 chosen by `make setup`. docs/reliability.md says how each is defended."""
+
 from __future__ import annotations
 
 import gzip
@@ -17,14 +18,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from actlab import atomic, download, train
-from actlab.callbacks import DIVERGENCE_FACTOR, chance_loss, diverged
-from actlab.data import DataError
 from conftest import ROOT, run_cli
 from test_download import IDX_NAMES, idx_cfg, make_mnist, sha256
 from test_pipeline import copy_repo, snakemake
 from test_reliability import QUICK, one_line_error
+
+from actlab import atomic, download, train
+from actlab.callbacks import DIVERGENCE_FACTOR, chance_loss, diverged
+from actlab.data import DataError
 
 # -----------------------------------------------------------------------------
 # item 4: a sweep value the training CLI refuses fails the sweep check, before any job
@@ -32,19 +33,29 @@ from test_reliability import QUICK, one_line_error
 BAD_SWEEP_VALUES = [
     ("overrides: [trainer.max_epochs=0]", "experiment digits/mlp: trainer.max_epochs must be an integer >= 1, got 0"),
     ("overrides: [optimizer.lr=nan]", "experiment digits/mlp: optimizer.lr must be > 0, got nan"),
-    ("experiments: [{dataset: digits, model: mlp, overrides: [model.width=0]}]",
-     "experiment digits/mlp: model.width must be an integer >= 1, got 0"),
-    ("overrides: [vectorize_max_k=-3]", "experiment digits/mlp: vectorize_max_k must be an integer >= 1 or null, got -3"),
-    ("overrides: [trainer.checkpoint_every_n_epochs=-1]",
-     "experiment digits/mlp: trainer.checkpoint_every_n_epochs must be an integer >= 0"),
+    (
+        "experiments: [{dataset: digits, model: mlp, overrides: [model.width=0]}]",
+        "experiment digits/mlp: model.width must be an integer >= 1, got 0",
+    ),
+    (
+        "overrides: [vectorize_max_k=-3]",
+        "experiment digits/mlp: vectorize_max_k must be an integer >= 1 or null, got -3",
+    ),
+    (
+        "overrides: [trainer.checkpoint_every_n_epochs=-1]",
+        "experiment digits/mlp: trainer.checkpoint_every_n_epochs must be an integer >= 0",
+    ),
     ("seeds: [0, 4294967296]", "seeds.1: 4294967296 is greater than the maximum of 4294967295"),
-    ("overrides: [probes.dead_units.every_n_epochs=0]",
-     "experiment digits/mlp: probes.dead_units.every_n_epochs must be an integer >= 1"),
+    (
+        "overrides: [probes.dead_units.every_n_epochs=0]",
+        "experiment digits/mlp: probes.dead_units.every_n_epochs must be an integer >= 1",
+    ),
 ]
 
 
-@pytest.mark.parametrize("text, message", BAD_SWEEP_VALUES, ids=[t.split(":")[0] + str(i) for i, (t, _) in
-                                                                   enumerate(BAD_SWEEP_VALUES)])
+@pytest.mark.parametrize(
+    "text, message", BAD_SWEEP_VALUES, ids=[t.split(":")[0] + str(i) for i, (t, _) in enumerate(BAD_SWEEP_VALUES)]
+)
 def test_sweep_value_the_cli_refuses_fails_before_any_job(tmp_path, text, message):
     bad = tmp_path / "bad.yaml"
     bad.write_text(text + "\n")
@@ -67,19 +78,31 @@ def test_experiment_without_overrides_plans(tmp_path):
 
 def test_activation_parameter_with_one_job_per_activation_plans():
     """...and checked per activation when each job trains one: leaky_relu has the parameter."""
-    res = snakemake("-n", "--config", "activations=[leaky_relu]", "baseline=leaky_relu", "group_by=activation",
-                    "overrides=[activation.negative_slope=0.1]", cwd=ROOT, timeout=180)
+    res = snakemake(
+        "-n",
+        "--config",
+        "activations=[leaky_relu]",
+        "baseline=leaky_relu",
+        "group_by=activation",
+        "overrides=[activation.negative_slope=0.1]",
+        cwd=ROOT,
+        timeout=180,
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
 
 
 # -----------------------------------------------------------------------------
 # seeds are 0..2**32-1 everywhere (numpy's seed range)
 
-@pytest.mark.parametrize("args, message", [
-    (["seed=-1"], "seed must be an integer in 0..4294967295"),
-    (["seed=4294967296"], "seed must be an integer in 0..4294967295"),
-    (["seeds=[0,4294967296]"], "seeds must be integers in 0..4294967295"),
-])
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["seed=-1"], "seed must be an integer in 0..4294967295"),
+        (["seed=4294967296"], "seed must be an integer in 0..4294967295"),
+        (["seeds=[0,4294967296]"], "seeds must be integers in 0..4294967295"),
+    ],
+)
 def test_seed_out_of_range_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["actlab.train", *QUICK, "run_dir=runs/seed${seed}", *args])
@@ -91,14 +114,20 @@ def test_seed_out_of_range_is_one_line_and_leaves_nothing(tmp_path, monkeypatch,
 
 
 def test_largest_seed_trains(tmp_path):
-    p = run_cli("seed=4294967295", "trainer.max_epochs=1", "trainer.threads=1", "trainer.progress=quiet",
-                f"run_dir={tmp_path}/r")
+    p = run_cli(
+        "seed=4294967295",
+        "trainer.max_epochs=1",
+        "trainer.threads=1",
+        "trainer.progress=quiet",
+        f"run_dir={tmp_path}/r",
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     assert (tmp_path / "r" / "summary.json").is_file()
 
 
 # -----------------------------------------------------------------------------
 # trust on first use: a truncated download (no Content-Length) is never trusted
+
 
 class NoLengthHandler(BaseHTTPRequestHandler):
     """Serves the first half of a file, no Content-Length, then closes: urllib sees a clean end."""
@@ -164,6 +193,7 @@ def test_tofu_idx_with_wrong_size_is_not_trusted(tmp_path, no_length_server):
 # -----------------------------------------------------------------------------
 # divergence: non-finite, or > 100x the chance loss
 
+
 def test_divergence_rule():
     y = torch.arange(100) % 10  # balanced 10 classes: chance = ln 10
     chance = chance_loss("classification", y, 10)
@@ -191,19 +221,30 @@ def test_huge_learning_rate_is_diverged(tmp_path, extra):
 # -----------------------------------------------------------------------------
 # two trainings in one run dir: the second is refused
 
+
 def test_second_training_in_a_run_dir_is_refused(tmp_path):
     run_dir = tmp_path / "r"
-    cmd = [sys.executable, "-m", "actlab.train", "trainer.max_epochs=200", "trainer.threads=1",
-           "trainer.progress=quiet", f"run_dir={run_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "actlab.train",
+        "trainer.max_epochs=200",
+        "trainer.threads=1",
+        "trainer.progress=quiet",
+        f"run_dir={run_dir}",
+    ]
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
         while not (run_dir / "metrics.csv").exists():  # the first one is training
             assert first.poll() is None and time.time() < deadline, first.communicate()
             time.sleep(0.2)
+
         # what a start writes (the first process writes its tables and logs on as it trains)
-        once = lambda: {str(p): p.stat().st_mtime_ns for p in [run_dir / "config.yaml", run_dir / train.LOCK_FILE,
-                                                                 *(run_dir / ".hydra").iterdir()]}
+        def once():
+            files = [run_dir / "config.yaml", run_dir / train.LOCK_FILE, *(run_dir / ".hydra").iterdir()]
+            return {str(p): p.stat().st_mtime_ns for p in files}
+
         before = once()
         second = run_cli("trainer.max_epochs=200", "trainer.threads=1", "trainer.progress=quiet", f"run_dir={run_dir}")
         assert second.returncode == 2
@@ -229,6 +270,7 @@ def test_lock_is_released_when_the_holder_ends(tmp_path):
 # -----------------------------------------------------------------------------
 # run dirs: empty, blocked by a file; a full disk
 
+
 def test_empty_run_dir_is_refused(tmp_path):
     for value in ("run_dir=", "run_dir=null"):
         p = run_cli(value, *QUICK, cwd=tmp_path)
@@ -240,8 +282,9 @@ def test_results_runs_that_is_a_file_is_one_line(tmp_path_factory):
     repo = copy_repo(tmp_path_factory.mktemp("repo"))
     (repo / "results").mkdir()
     (repo / "results" / "runs").write_text("a file where the runs go\n")
-    res = snakemake("results/summary.csv", "--cores", "1", "--configfile", "conf/sweep/test.yaml", cwd=repo,
-                    timeout=180)
+    res = snakemake(
+        "results/summary.csv", "--cores", "1", "--configfile", "conf/sweep/test.yaml", cwd=repo, timeout=180
+    )
     out = res.stdout + res.stderr
     assert res.returncode != 0 and "Traceback" not in out and "NotADirectoryError" not in out, out[-3000:]
     assert sum("results directory 'results/runs' is not a directory" in ln for ln in out.splitlines()) == 1, out
@@ -251,8 +294,10 @@ def test_results_runs_that_is_a_file_is_one_line(tmp_path_factory):
 def tiny_disk(tmp_path):
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield mnt
     subprocess.run(["umount", str(mnt)], check=True)
@@ -270,13 +315,15 @@ def test_full_disk_is_one_line(tiny_disk):
 # -----------------------------------------------------------------------------
 # atomic writes: the directory is fsynced after the rename
 
+
 def test_durable_write_fsyncs_the_directory_after_the_rename(tmp_path, monkeypatch):
     import stat
 
     events = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))),
-                                                 real_fsync(fd))[1])
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: (events.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))), real_fsync(fd))[1]
+    )
     monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", None)), real_replace(a, b))[1])
     atomic.write_text(tmp_path / "a.txt", "x")
     assert events == [("fsync", False), ("replace", None), ("fsync", True)], events
@@ -300,8 +347,13 @@ def _tiny_book(src: Path, page: str) -> None:
 
 def _build(src, html):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run([sys.executable, str(BUILD_BOOK), str(src), str(html), "--all", "-W", "-n", "--keep-going"],
-                          capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, str(BUILD_BOOK), str(src), str(html), "--all", "-W", "-n", "--keep-going"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def test_book_is_swapped_in_whole_and_removed_when_the_build_fails(tmp_path):
@@ -327,8 +379,15 @@ def test_stale_book_is_dropped_after_a_failed_workflow(tmp_path):
     table = tmp_path / "summary.csv"
     table.write_text("old")
     os.utime(html / "index.html", (time.time() + 10, time.time() + 10))  # built after the table
-    run = lambda *inputs: subprocess.run([sys.executable, str(BUILD_BOOK), "--drop-if-stale", str(html), *inputs],
-                                         capture_output=True, text=True, check=True)
+
+    def run(*inputs):
+        return subprocess.run(
+            [sys.executable, str(BUILD_BOOK), "--drop-if-stale", str(html), *inputs],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
     run(str(table))
     assert (html / "index.html").exists()  # current: kept
     run(str(table), str(tmp_path / "stats.csv"))  # an input a failed job did not make
@@ -337,6 +396,7 @@ def test_stale_book_is_dropped_after_a_failed_workflow(tmp_path):
 
 # -----------------------------------------------------------------------------
 # retries scale memory and time; make setup's torch build
+
 
 def test_a_retried_training_job_gets_more_memory_and_time(tmp_path_factory):
     """A training job that fails (its run dir is locked by this test) is retried with 2x mem_mb and
@@ -350,8 +410,19 @@ def test_a_retried_training_job_gets_more_memory_and_time(tmp_path_factory):
     train.lock_dirs([run_dir])
     lock = train._LOCKS.pop()
     try:
-        res = snakemake(str(run_dir.relative_to(repo) / "summary.json"), "--cores", "1", "--retries", "1",
-                        "--configfile", "conf/sweep/test.yaml", "--config", "group_by=run", cwd=repo, timeout=300)
+        res = snakemake(
+            str(run_dir.relative_to(repo) / "summary.json"),
+            "--cores",
+            "1",
+            "--retries",
+            "1",
+            "--configfile",
+            "conf/sweep/test.yaml",
+            "--config",
+            "group_by=run",
+            cwd=repo,
+            timeout=300,
+        )
     finally:
         lock.close()
     out = res.stdout + res.stderr

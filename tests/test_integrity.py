@@ -1,6 +1,7 @@
 """Issue 13, items 2 and 3: every run's files are targets of the DAG (a vanished run is retrained), and a
 run whose files were edited or damaged after it finished is never aggregated (actlab.integrity's
 SHA256SUMS; actlab.aggregate's field checks; the pipeline's startup check retrains it)."""
+
 import json
 import math
 import shutil
@@ -43,13 +44,19 @@ TAMPERS = {  # what is done to a finished run -> what the one line must say
     "metrics.csv deleted": (lambda run: (run / "metrics.csv").unlink(), "metrics.csv is missing"),
     "test_acc edited": (_edit_summary, "summary.json does not match its SHA-256 in SHA256SUMS"),
     "dead fraction edited": (_edit_dead, "dead_units.csv does not match its SHA-256 in SHA256SUMS"),
-    "grad_flow.csv truncated": (lambda run: (run / "grad_flow.csv").write_text("step,epoch\n"),
-                                "grad_flow.csv does not match"),
+    "grad_flow.csv truncated": (
+        lambda run: (run / "grad_flow.csv").write_text("step,epoch\n"),
+        "grad_flow.csv does not match",
+    ),
     "SHA256SUMS deleted": (lambda run: (run / "SHA256SUMS").unlink(), "no SHA256SUMS"),
-    "SHA256SUMS garbled": (lambda run: (run / "SHA256SUMS").write_text("not a checksum\n"),
-                           "SHA256SUMS line 1 is malformed"),
-    "probe table added later": (lambda run: dead_table().to_csv(run / "dead_units.csv", index=False),
-                                "dead_units.csv not listed in SHA256SUMS"),
+    "SHA256SUMS garbled": (
+        lambda run: (run / "SHA256SUMS").write_text("not a checksum\n"),
+        "SHA256SUMS line 1 is malformed",
+    ),
+    "probe table added later": (
+        lambda run: dead_table().to_csv(run / "dead_units.csv", index=False),
+        "dead_units.csv not listed in SHA256SUMS",
+    ),
 }
 
 
@@ -83,10 +90,10 @@ BAD_SUMMARIES = [  # (summary fields, the one line's reason)
     ({"epochs": True}, "epochs = true is not an integer"),
     ({"diverged": "no"}, 'diverged = "no" is not true or false'),
     ({"optimizer": 3}, "optimizer = 3 is not a non-empty string"),
-    ({"init": ""}, "init = \"\" is not a non-empty string"),
+    ({"init": ""}, 'init = "" is not a non-empty string'),
     ({"train_seconds": float("inf")}, "train_seconds = Infinity is not a finite number >= 0"),
     ({"test_loss": -0.1}, "test_loss = -0.1 is not a number >= 0 or NaN"),
-    ({"versions": {"torch": 2}}, "versions = {\"torch\": 2} is not an object of strings"),
+    ({"versions": {"torch": 2}}, 'versions = {"torch": 2} is not an object of strings'),
     ({"colour": "blue"}, "unknown field(s) colour"),
     ({"max_epochs": 1}, "epochs = 2 exceeds max_epochs = 1"),
     ({"task": "classification", "test_acc": float("nan")}, "test_acc is NaN for a classification run"),
@@ -114,13 +121,22 @@ def test_nan_accuracy_of_a_regression_or_diverged_run_is_valid(tmp_path):
     assert aggregate.main([str(root), "--out-dir", str(tmp_path / "out")]) == 0
 
 
-@pytest.mark.parametrize("file, edit, message", [
-    ("dead_units.csv", lambda df: df.assign(value=df["value"].where(df["metric"] != "dead_fraction", 1.5)),
-     "dead_fraction = 1.5 (row 2) is not a number in [0, 1]"),
-    ("dead_units.csv", lambda df: df.assign(value=df["value"].astype(object).where(df["metric"] != "dormant_fraction", "x")),
-     "dormant_fraction = 'x' (row 3) is not a number in [0, 1]"),
-    ("metrics.csv", lambda df: df.assign(val_acc=[0.4, 70.0]), "val_acc = 70.0 (row 3) is not a number in [0, 1]"),
-])
+@pytest.mark.parametrize(
+    "file, edit, message",
+    [
+        (
+            "dead_units.csv",
+            lambda df: df.assign(value=df["value"].where(df["metric"] != "dead_fraction", 1.5)),
+            "dead_fraction = 1.5 (row 2) is not a number in [0, 1]",
+        ),
+        (
+            "dead_units.csv",
+            lambda df: df.assign(value=df["value"].astype(object).where(df["metric"] != "dormant_fraction", "x")),
+            "dormant_fraction = 'x' (row 3) is not a number in [0, 1]",
+        ),
+        ("metrics.csv", lambda df: df.assign(val_acc=[0.4, 70.0]), "val_acc = 70.0 (row 3) is not a number in [0, 1]"),
+    ],
+)
 def test_a_fraction_out_of_range_in_a_table_is_refused(tmp_path, capsys, file, edit, message):
     run = make_run(tmp_path / "runs", "relu", 0, dead=dead_table())
     edit(pd.read_csv(run / file)).to_csv(run / file, index=False)
@@ -151,8 +167,17 @@ def test_the_schema_covers_every_field_the_trainers_write(compose):
 
 def test_every_run_file_is_a_target(tmp_path):
     """Dry run of an empty study: each run's files are outputs of its train job."""
-    res = snakemake("-n", "--configfile", TEST_SWEEP, "--directory", str(tmp_path), "-s", str(ROOT / "Snakefile"),
-                    cwd=ROOT, timeout=120)
+    res = snakemake(
+        "-n",
+        "--configfile",
+        TEST_SWEEP,
+        "--directory",
+        str(tmp_path),
+        "-s",
+        str(ROOT / "Snakefile"),
+        cwd=ROOT,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     run = "results/runs/digits/mlp/gelu/seed0"
     for name in ("config.yaml", "metrics.csv", "dead_units.csv", "grad_flow.csv", "SHA256SUMS", "summary.json"):
@@ -180,9 +205,11 @@ def test_a_vanished_or_damaged_run_is_retrained(tmp_path):
     res = snakemake(*until, cwd=repo)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     rejected = [ln for ln in res.stderr.splitlines() if ln.startswith("actlab: rejected run")]
-    assert rejected == ["actlab: rejected run results/runs/digits/mlp/tanh/seed1: summary.json does not match "
-                        "its SHA-256 in SHA256SUMS (edited or damaged after the run finished); moved its "
-                        "summary.json to summary.json.rejected, it will be retrained"], res.stderr[-3000:]
+    assert rejected == [
+        "actlab: rejected run results/runs/digits/mlp/tanh/seed1: summary.json does not match "
+        "its SHA-256 in SHA256SUMS (edited or damaged after the run finished); moved its "
+        "summary.json to summary.json.rejected, it will be retrained"
+    ], res.stderr[-3000:]
     assert (summary.parent / "summary.json.rejected").is_file()
     assert json.loads(summary.read_text())["test_acc"] != 0.99  # retrained, the edit gone
     table = pd.read_csv(repo / "results" / "summary.csv")

@@ -1,4 +1,5 @@
 """Several seeds in one process (`seeds=[...]`) = one `seed=S` run per seed, same outputs."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,14 @@ VOLATILE = {"train_seconds", "seconds_per_epoch", "run_dir", "git_commit", "git_
 
 def train(*overrides: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    p = subprocess.run([sys.executable, "-m", "actlab.train", *overrides], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "actlab.train", *overrides],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if check:
         assert p.returncode == 0, p.stderr[-3000:]
     return p
@@ -42,8 +49,14 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("seed", [0, 2])
 def test_each_seed_is_a_complete_single_run(runs, seed):
     multi, single = runs / "multi" / f"seed{seed}", runs / "single" / f"seed{seed}"
-    for name in ("config.yaml", "metrics.csv", "summary.json", "train.log", ".hydra/config.yaml",
-                 ".hydra/overrides.yaml"):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "summary.json",
+        "train.log",
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+    ):
         assert (multi / name).is_file(), name
     cm, cs = (yaml.safe_load((d / "config.yaml").read_text()) for d in (multi, single))
     assert cm["seed"] == seed and cm["seeds"] is None and cm["run_dir"] == str(multi)

@@ -3,6 +3,7 @@
 They run with nbclient on the results of the real tiny sweep that tests/test_book.py makes (one
 Snakemake run per test session, shared), with $ACTLAB_RESULTS pointing at it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,14 +33,19 @@ def test_notebook_runs_on_the_tiny_sweep(path, built_book, monkeypatch):
 
     monkeypatch.setenv("ACTLAB_RESULTS", str(built_book["results"]))  # inherited by the kernel
     nb = jupytext.read(path)
-    NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
     assert not errors
     # it read the sweep it was pointed at
-    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                      if o.get("output_type") == "stream")
+    printed = "".join(
+        o.get("text", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "stream"
+    )
     if path.stem == "explore_results":
         assert str(built_book["results"]) in printed
 
@@ -55,4 +61,3 @@ def built_book(tmp_path_factory):
     if not (BIN / "snakemake").exists():
         pytest.skip("snakemake is not installed in this environment")
     return tiny_sweep(str(tmp_path_factory.getbasetemp() / "book"))
-

@@ -1,8 +1,7 @@
 """pyproject.toml and environment.yml pin the same dependencies."""
+
 import tomllib
-
 import yaml
-
 from conftest import ROOT
 
 

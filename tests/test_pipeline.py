@@ -1,5 +1,6 @@
 """The Snakemake pipeline: sweep-config validation, lint, and the real DAG end to end on the tiny
 sweep (conf/sweep/test.yaml) in a temporary copy of the repository."""
+
 import json
 import os
 import re
@@ -16,15 +17,25 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TEST_SWEEP = "conf/sweep/test.yaml"
 # the rules that compute or draw something from the training runs
-RUN_RULES = {"train", "aggregate", "statistics", "fig_learning_curves", "fig_accuracy", "fig_dead_units",
-             "fig_grad_flow", "fig_accuracy_vs_dead", "fig_across_depth"}
+RUN_RULES = {
+    "train",
+    "aggregate",
+    "statistics",
+    "fig_learning_curves",
+    "fig_accuracy",
+    "fig_dead_units",
+    "fig_grad_flow",
+    "fig_accuracy_vs_dead",
+    "fig_across_depth",
+}
 
 
 def copy_repo(dest: Path) -> Path:
     """The working tree as a fresh clone would have it: tracked and untracked-but-not-ignored files
     (no results/, .snakemake/, .venv/, paper/_build/)."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split("\0")
     for rel in filter(None, files):
         src = ROOT / rel
         if src.is_file():
@@ -69,7 +80,10 @@ def test_sweep_configs_cover_what_the_study_needs():
     paper = yaml.safe_load((ROOT / "conf" / "sweep" / "paper.yaml").read_text())
     assert set(paper["activations"]) <= set(NAMES) and len(paper["seeds"]) >= 5
     assert {(e["dataset"], e["model"]) for e in paper["experiments"]} == {
-        ("mnist", "mlp"), ("fashion_mnist", "mlp"), ("cifar10", "cnn")}
+        ("mnist", "mlp"),
+        ("fashion_mnist", "mlp"),
+        ("cifar10", "cnn"),
+    }
     assert paper["resources"]["gpu"] == 1
     assert set(paper) == set(default)  # every key set: --configfile merges over the default sweep
 
@@ -90,7 +104,9 @@ BAD_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("text, message", BAD_CONFIGS, ids=[c[0].split(":")[0] + str(i) for i, c in enumerate(BAD_CONFIGS)])
+@pytest.mark.parametrize(
+    "text, message", BAD_CONFIGS, ids=[c[0].split(":")[0] + str(i) for i, c in enumerate(BAD_CONFIGS)]
+)
 def test_a_bad_sweep_config_fails_before_any_job(tmp_path, text, message):
     bad = tmp_path / "bad.yaml"
     bad.write_text(text + "\n")
@@ -105,10 +121,21 @@ def test_every_shipped_sweep_plans(tmp_path):
     paper = yaml.safe_load((ROOT / "conf" / "sweep" / "paper.yaml").read_text())
     paper_train = len(paper["experiments"]) * len(paper["activations"])  # group_by: activation
     assert paper["group_by"] == "activation"
-    for sweep, rules in (("conf/sweep/default.yaml", {"train": 1, "fig_accuracy": 1, "book": 1}),
-                         ("conf/sweep/paper.yaml", {"download": 3, "train": paper_train, "fig_accuracy": 3})):
-        res = snakemake("-n", "--configfile", sweep, "--directory", str(tmp_path), "-s", str(ROOT / "Snakefile"),
-                        cwd=ROOT, timeout=120)
+    for sweep, rules in (
+        ("conf/sweep/default.yaml", {"train": 1, "fig_accuracy": 1, "book": 1}),
+        ("conf/sweep/paper.yaml", {"download": 3, "train": paper_train, "fig_accuracy": 3}),
+    ):
+        res = snakemake(
+            "-n",
+            "--configfile",
+            sweep,
+            "--directory",
+            str(tmp_path),
+            "-s",
+            str(ROOT / "Snakefile"),
+            cwd=ROOT,
+            timeout=120,
+        )
         counts = job_counts(res.stdout)
         assert res.returncode == 0, res.stdout + res.stderr
         assert {k: counts.get(k) for k in rules} == rules
@@ -118,8 +145,20 @@ def test_every_shipped_sweep_plans(tmp_path):
 def test_group_by_sets_the_training_jobs(tmp_path, group_by, jobs):
     """The tiny sweep (3 activations x 2 seeds): one job per experiment / activation / run; every
     run's summary.json is some job's output either way, so the rest of the DAG is the same."""
-    res = snakemake("-n", "-p", "--configfile", TEST_SWEEP, "--config", f"group_by={group_by}",
-                    "--directory", str(tmp_path), "-s", str(ROOT / "Snakefile"), cwd=ROOT, timeout=120)
+    res = snakemake(
+        "-n",
+        "-p",
+        "--configfile",
+        TEST_SWEEP,
+        "--config",
+        f"group_by={group_by}",
+        "--directory",
+        str(tmp_path),
+        "-s",
+        str(ROOT / "Snakefile"),
+        cwd=ROOT,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     counts = job_counts(res.stdout)
     assert counts["train"] == jobs and counts["aggregate"] == 1, counts
@@ -136,6 +175,24 @@ def test_lint_is_clean():
     res = snakemake("--lint", cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Lints for" not in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ruff", "check", "."],
+        ["ruff", "format", "--check", "."],
+        ["snakefmt", "--check", "Snakefile", "workflow/rules"],
+    ],
+    ids=["ruff-check", "ruff-format", "snakefmt"],
+)
+def test_code_is_linted_and_formatted(command):
+    """What `make lint` and the pre-commit hooks check (pyproject.toml [tool.ruff], [tool.snakefmt])."""
+    tool = Path(sys.executable).parent / command[0]
+    if not tool.exists():
+        pytest.skip(f"{command[0]} is not installed in this environment (make setup installs it)")
+    res = subprocess.run([str(tool), *command[1:]], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 # -----------------------------------------------------------------------------
@@ -191,9 +248,14 @@ def test_end_to_end(repo):
     assert not pd.read_csv(repo / "results" / "stats" / "compute.csv").empty
     assert not pd.read_csv(repo / "results" / "depth" / "born_dead.csv").empty
     figures = repo / "results" / "figures"
-    names = [figures / "activations", figures / "depth",
-             *(figures / "digits" / "mlp" / n for n in ("learning_curves", "accuracy", "dead_units", "grad_flow",
-                                                         "accuracy_vs_dead", "across_depth"))]
+    names = [
+        figures / "activations",
+        figures / "depth",
+        *(
+            figures / "digits" / "mlp" / n
+            for n in ("learning_curves", "accuracy", "dead_units", "grad_flow", "accuracy_vs_dead", "across_depth")
+        ),
+    ]
     for stem in names:
         png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -268,7 +330,9 @@ def test_one_job_per_experiment_writes_every_run(tmp_path):
             for name in ("metrics.csv", "dead_units.csv", "grad_flow.csv", "config.yaml"):
                 assert (run / name).is_file(), run / name
             assert yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())[:2] == [
-                f"activation={act}", f"seed={seed}"]
+                f"activation={act}",
+                f"seed={seed}",
+            ]
     assert sorted(p.name for p in runs.iterdir()) == sorted(sweep["activations"])  # no job dirs among the runs
     assert (repo / "results" / "logs" / "train" / "digits" / "mlp.hydra").is_dir()
     assert (repo / "results" / "benchmarks" / "train" / "digits" / "mlp.tsv").is_file()

@@ -1,4 +1,5 @@
 """Probes on networks whose answers are known exactly: dead/dormant/saturated units, gradient flow."""
+
 import copy
 
 import pandas as pd
@@ -151,16 +152,19 @@ def stuck_and_healthy(n_stuck: int, z_stuck: float, n: int = 6):
     return w, b
 
 
-@pytest.mark.parametrize("name, z_stuck, dead, dormant", [
-    ("relu", -2.0, 1, 1),  # dead ReLU: the classic measures see it too
-    ("elu", -6.0, 0, 0),  # ELU stuck negative: f' = e^-6 = 0.0025 > tol, |h| ~ 1: neither dead nor dormant
-    ("selu", -8.0, 0, 0),
-    ("tanh", 4.0, 0, 0),  # saturated tanh: f' = 1 - tanh(4)^2 = 0.0013, |h| ~ 1
-    ("tanh", -4.0, 0, 0),
-    ("sigmoid", -7.0, 0, 1),  # sigmoid stuck low: f' = 0.0009 <= 0.01 * 0.25, h ~ 0.0009: dormant too
-    ("gelu", -5.0, 0, 1),
-    ("leaky_relu", -2.0, 0, 1),  # slope 0.01 = 1% of its peak: passes no more than that
-])
+@pytest.mark.parametrize(
+    "name, z_stuck, dead, dormant",
+    [
+        ("relu", -2.0, 1, 1),  # dead ReLU: the classic measures see it too
+        ("elu", -6.0, 0, 0),  # ELU stuck negative: f' = e^-6 = 0.0025 > tol, |h| ~ 1: neither dead nor dormant
+        ("selu", -8.0, 0, 0),
+        ("tanh", 4.0, 0, 0),  # saturated tanh: f' = 1 - tanh(4)^2 = 0.0013, |h| ~ 1
+        ("tanh", -4.0, 0, 0),
+        ("sigmoid", -7.0, 0, 1),  # sigmoid stuck low: f' = 0.0009 <= 0.01 * 0.25, h ~ 0.0009: dormant too
+        ("gelu", -5.0, 0, 1),
+        ("leaky_relu", -2.0, 0, 1),  # slope 0.01 = 1% of its peak: passes no more than that
+    ],
+)
 def test_stuck_units_pass_no_gradient_and_carry_no_information_in_every_family(name, z_stuck, dead, dormant):
     m = one_layer(name, *stuck_and_healthy(2, z_stuck))
     s = stats(probes.measure_units(m, X, name, tol=1e-6, tau=0.1))
@@ -173,8 +177,9 @@ def test_stuck_units_pass_no_gradient_and_carry_no_information_in_every_family(n
     assert s["act1", "peak_slope"] == probes.peak_slope(name)
 
 
-@pytest.mark.parametrize("name", ["relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "silu", "mish",
-                                  "softplus", "tanh", "sigmoid"])
+@pytest.mark.parametrize(
+    "name", ["relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "silu", "mish", "softplus", "tanh", "sigmoid"]
+)
 def test_healthy_units_are_in_neither_cross_family_measure(name):
     w, b = stuck_and_healthy(0, 0.0)
     s = stats(probes.measure_units(one_layer(name, w, b), X, name, tol=1e-6, tau=0.1))
@@ -191,7 +196,7 @@ def test_low_variance_is_relative_to_the_layer_and_counts_a_constant_layer_entir
     act = one_layer("leaky_relu", w, b).act1
     z = X @ w.T + b
     got = probes.unit_stats(act, z, 1e-6, 0.1, None, peak=1.0)
-    var = (scales ** 2).double()
+    var = (scales**2).double()
     expected = int((var <= 0.01 * var.mean()).sum())  # mean 0.6085: threshold 0.006085 -> only 0.0025
     assert expected == 1 and got["low_variance_fraction"][0].item() == 1
     const = probes.unit_stats(act, torch.full((50, 4), 3.0), 1e-6, 0.1, None, peak=1.0)
@@ -251,9 +256,16 @@ def tiny_fit(tmp_path, steps_per_epoch: int, epochs: int, every: int, lr=0.1):
     net0 = copy.deepcopy(net)
     optim = OmegaConf.create({"name": "sgd", "lr": lr, "momentum": 0.0, "weight_decay": 0.0, "schedule": "none"})
     cb = probes.GradFlow(tmp_path / "grad_flow.csv", every_n_steps=every)
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                         callbacks=[cb])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[cb],
+    )
     trainer.fit(LitModel(net, "classification", optim, epochs), datamodule=TensorData(splits, 8, seed=0))
     return pd.read_csv(tmp_path / "grad_flow.csv"), net0, trainer
 
@@ -279,8 +291,13 @@ def manual_steps(net, trainer, lr, n_steps):
                 for layer in ("fc1", "fc2", "out"):
                     w, g = named[f"{layer}.weight"], g_of[f"{layer}.weight"]
                     w_before = w.clone()
-                    rec[layer] = (g.norm().item(), g.abs().mean().item(), w_before.norm().item(),
-                                  (lr * g).norm().item() / w_before.norm().item(), g.pow(2).mean().sqrt().item())
+                    rec[layer] = (
+                        g.norm().item(),
+                        g.abs().mean().item(),
+                        w_before.norm().item(),
+                        (lr * g).norm().item() / w_before.norm().item(),
+                        g.pow(2).mean().sqrt().item(),
+                    )
                 for p, g in zip(params, grads):
                     p -= lr * g
             out.append(rec)
@@ -349,8 +366,15 @@ def test_short_training_run_writes_both_tables(compose, tmp_path):
     assert list(d.columns) == ["epoch", "layer", "metric", "value"]
     assert sorted(d.epoch.unique()) == [0, 1, 2]
     assert sorted(d.layer.unique()) == ["act1", "act2"]
-    assert {"dead_fraction", "dormant_fraction", "mean_activation", "mean_abs_grad", "active_per_sample",
-            "tol", "tau"} <= set(d.metric)
+    assert {
+        "dead_fraction",
+        "dormant_fraction",
+        "mean_activation",
+        "mean_abs_grad",
+        "active_per_sample",
+        "tol",
+        "tau",
+    } <= set(d.metric)
     assert (d[d.metric == "probe_size"].value == 100).all()
     frac = d[d.metric.str.endswith("_fraction")].value
     assert ((frac >= 0) & (frac <= 1)).all()
@@ -368,8 +392,11 @@ def test_probes_off_write_nothing_and_bad_values_are_config_errors(compose, tmp_
     assert probes.callbacks(cfg.probes, tmp_path, "relu") == []
     kinds = [type(c) for c in probes.callbacks(compose().probes, tmp_path, "relu")]
     assert kinds == [probes.DeadUnits, probes.GradFlow]
-    for bad, msg in [("probes.dead_units.tau=-0.1", "tau"), ("probes.dead_units.probe_size=0", "probe_size"),
-                     ("probes.grad_flow.every_n_steps=0", "every_n_steps"),
-                     ("probes.dead_units.every_n_epochs=1.5", "every_n_epochs")]:
+    for bad, msg in [
+        ("probes.dead_units.tau=-0.1", "tau"),
+        ("probes.dead_units.probe_size=0", "probe_size"),
+        ("probes.grad_flow.every_n_steps=0", "every_n_steps"),
+        ("probes.dead_units.every_n_epochs=1.5", "every_n_epochs"),
+    ]:
         with pytest.raises(ConfigError, match=msg):
             probes.callbacks(compose(bad).probes, tmp_path, "relu")

@@ -9,6 +9,7 @@ config.yaml, metrics.csv, a probe table or a checkpoint. Hydra's own bookkeeping
 may exist once Hydra has started (data errors); config errors are found before it starts, so they
 leave nothing at all.
 """
+
 from __future__ import annotations
 
 import socket
@@ -18,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-from actlab import aggregate, download, train
 from conftest import run_cli
 from test_download import IDX_NAMES, idx_bytes, make_mnist, sha256
 from test_pipeline import BAD_CONFIGS, copy_repo, snakemake
+
+from actlab import aggregate, download, train
 
 RESULT_FILES = ("summary.json", "config.yaml", "metrics.csv", "dead_units.csv", "grad_flow.csv", "*.ckpt")
 QUICK = ("trainer.max_epochs=2", "trainer.threads=1", "trainer.progress=quiet")
@@ -31,8 +32,11 @@ QUICK = ("trainer.max_epochs=2", "trainer.threads=1", "trainer.progress=quiet")
 def results_left(root: Path) -> list[str]:
     """Result files under root (outside hidden dirs such as .hydra/)."""
     found = [p for pattern in RESULT_FILES for p in Path(root).rglob(pattern)]
-    return sorted(str(p.relative_to(root)) for p in found if not any(part.startswith(".") for part in
-                                                                          p.relative_to(root).parts[:-1]))
+    return sorted(
+        str(p.relative_to(root))
+        for p in found
+        if not any(part.startswith(".") for part in p.relative_to(root).parts[:-1])
+    )
 
 
 def one_line_error(stderr: str) -> str:
@@ -60,7 +64,10 @@ BAD_MULTI = [
     (["seeds=[0,1]", "model.depth=0"], "model.depth must be an integer >= 1"),
     (["seeds=[0,1]", "trainer.max_epochs=0"], "trainer.max_epochs must be an integer >= 1, got 0"),
     (["seeds=[0,1]", "trainer.max_epochs=1.5"], "trainer.max_epochs must be an integer >= 1"),
-    (["seeds=[0,1]", "trainer.checkpoint_every_n_epochs=-1"], "trainer.checkpoint_every_n_epochs must be an integer >= 0"),
+    (
+        ["seeds=[0,1]", "trainer.checkpoint_every_n_epochs=-1"],
+        "trainer.checkpoint_every_n_epochs must be an integer >= 0",
+    ),
     (["seeds=[0,1]", "trainer.max_epoch=3"], "Could not override 'trainer.max_epoch'."),
     (["seeds=[0,1]", "data=imagenet"], "unknown data 'imagenet'; valid: "),
     (["activations=[relu,gelu]", "model=resnet"], "unknown model 'resnet'; valid: cnn, mlp"),
@@ -68,8 +75,10 @@ BAD_MULTI = [
     (["seeds=[0,1]", "vectorize=maybe"], "vectorize must be auto, true or false"),
     (["seeds=[0,1]", "model=cnn", "vectorize=true"], "vectorize=true but cannot vectorise: model 'cnn'"),
     (["seeds=[0,1]", "probes.dead_units.every_n_epochs=0"], "probes.dead_units.every_n_epochs must be an integer >= 1"),
-    (["activations=[relu,gelu]", "activation=leaky_relu", "activation.negative_slope=0.2"],
-     "activation parameters cannot be overridden together with activations=[...]"),
+    (
+        ["activations=[relu,gelu]", "activation=leaky_relu", "activation.negative_slope=0.2"],
+        "activation parameters cannot be overridden together with activations=[...]",
+    ),
 ]
 
 
@@ -127,7 +136,11 @@ def _bad_magic():
 # (file content in the data dir or None, extra overrides, message)
 DATA_CASES = {
     "missing-offline": (None, [], "download of http://127.0.0.1:"),
-    "checksum-mismatch": (lambda: make_mnist()[1][IDX_NAMES["train_images"]], [], "SHA-256 mismatch: expected 440fcabf"),
+    "checksum-mismatch": (
+        lambda: make_mnist()[1][IDX_NAMES["train_images"]],
+        [],
+        "SHA-256 mismatch: expected 440fcabf",
+    ),
     "truncated": (_truncated, ["pin"], "corrupt or truncated gzip data"),
     "corrupt": (_bad_magic, ["pin"], "bad IDX magic 0x00000801, expected 0x00000803"),
 }
@@ -220,8 +233,13 @@ def test_diverging_runs_are_results_and_the_sweep_goes_on(repo):
     """SGD at lr=10: every ReLU run diverges (its loss explodes: 1e5..1e22 in epoch 1, finite on some
     seeds, which the 100x-chance rule catches), no tanh run does (bounded units: loss ~20, 9x chance,
     accuracy ~0.6); one vectorised job."""
-    sweep = _sweep(repo, "diverge.yaml", activations=["relu", "tanh"], group_by="experiment",
-                   overrides=["trainer.max_epochs=3", "optimizer=sgd", "optimizer.lr=10"])
+    sweep = _sweep(
+        repo,
+        "diverge.yaml",
+        activations=["relu", "tanh"],
+        group_by="experiment",
+        overrides=["trainer.max_epochs=3", "optimizer=sgd", "optimizer.lr=10"],
+    )
     res = snakemake("results/summary.csv", "--cores", "all", "--configfile", sweep, cwd=repo, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     import pandas as pd

@@ -1,4 +1,5 @@
 """Same config + seed => bit-identical metrics and curves on CPU, for every activation."""
+
 import json
 from pathlib import Path
 
@@ -37,8 +38,14 @@ def test_vectorised_job_reruns_are_bit_identical(compose, tmp_path):
     """A vectorised job (several activations x seeds as one batched model) gives the same bits twice."""
     from actlab.train import run_seeds
 
-    overrides = ("activations=[prelu,gelu]", "seeds=[0,1]", "trainer.max_epochs=2", "trainer.threads=1",
-                 "trainer.progress=quiet", "probes.grad_flow.every_n_steps=5")
+    overrides = (
+        "activations=[prelu,gelu]",
+        "seeds=[0,1]",
+        "trainer.max_epochs=2",
+        "trainer.threads=1",
+        "trainer.progress=quiet",
+        "probes.grad_flow.every_n_steps=5",
+    )
     a = run_seeds(compose(*overrides, f"run_dir={tmp_path / 'a'}/${{activation.name}}/seed${{seed}}"))
     b = run_seeds(compose(*overrides, f"run_dir={tmp_path / 'b'}/${{activation.name}}/seed${{seed}}"))
     assert [s["vectorized"]["k"] for s in a] == [4] * 4

@@ -5,6 +5,7 @@ leaves: last.ckpt from the last checkpoint epoch, metrics.csv rows beyond it) fo
 a vectorised job of two parts; a checkpoint of another config or an unreadable one is not resumed;
 and, end to end, `snakemake --cores all` killed with SIGKILL mid-sweep and rerun (slow).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,12 +26,27 @@ from actlab import callbacks, train, vectorized
 
 # tiny and schedule-sensitive: SGD with momentum and a cosine schedule (the lr and the momentum
 # buffers must both be restored exactly), PReLU (a learned activation parameter), both probes on
-FAST = ("trainer.progress=quiet", "trainer.threads=1", "model.width=32", "probes.grad_flow.every_n_steps=5",
-        "optimizer=sgd", "optimizer.momentum=0.9", "optimizer.schedule=cosine")
+FAST = (
+    "trainer.progress=quiet",
+    "trainer.threads=1",
+    "model.width=32",
+    "probes.grad_flow.every_n_steps=5",
+    "optimizer=sgd",
+    "optimizer.momentum=0.9",
+    "optimizer.schedule=cosine",
+)
 TABLES = ("metrics.csv", "dead_units.csv", "grad_flow.csv")
 # differ between an interrupted and an uninterrupted run by nature
-VOLATILE = {"train_seconds", "seconds_per_epoch", "run_dir", "resumed_from_epoch", "vectorized", "git_commit",
-            "git_dirty", "seconds"}
+VOLATILE = {
+    "train_seconds",
+    "seconds_per_epoch",
+    "run_dir",
+    "resumed_from_epoch",
+    "vectorized",
+    "git_commit",
+    "git_dirty",
+    "seconds",
+}
 
 
 class Interrupted(Exception):
@@ -88,8 +104,14 @@ def test_interrupted_run_resumes_bit_identical(compose, monkeypatch, tmp_path):
 def test_interrupted_vectorised_job_resumes_bit_identical(compose, monkeypatch, tmp_path):
     """Two vectorised parts (vectorize_max_k=3 for 4 runs): interrupted in the second, the rerun resumes the
     first from its final checkpoint (no training at all) and the second from its last checkpoint."""
-    overrides = (*FAST, "activations=[prelu,relu]", "seeds=[0,1]", "vectorize_max_k=3", "trainer.max_epochs=7",
-                 "trainer.checkpoint_every_n_epochs=2")
+    overrides = (
+        *FAST,
+        "activations=[prelu,relu]",
+        "seeds=[0,1]",
+        "vectorize_max_k=3",
+        "trainer.max_epochs=7",
+        "trainer.checkpoint_every_n_epochs=2",
+    )
     job = lambda name: compose(*overrides, f"run_dir={tmp_path / name}/${{activation.name}}/seed${{seed}}")  # noqa: E731
     ref = train.run_seeds(job("a"))
 
@@ -142,8 +164,9 @@ def test_checkpoint_of_another_config_is_not_resumed(compose, monkeypatch, tmp_p
     # ... a different learning rate does not: one line, then a fresh start
     s = train.run(compose(*overrides, "optimizer.lr=0.02"))
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    assert err == [f"note: not resuming from {tmp_path / 'last.ckpt'}: it was written for a different config; "
-                   f"starting over"]
+    assert err == [
+        f"note: not resuming from {tmp_path / 'last.ckpt'}: it was written for a different config; starting over"
+    ]
     assert s["resumed_from_epoch"] == 0 and pd.read_csv(tmp_path / "metrics.csv")["epoch"].tolist() == [1, 2, 3, 4]
 
 
@@ -178,8 +201,7 @@ def test_unreadable_or_unsafe_checkpoint_is_not_loaded(compose, tmp_path, capsys
 def test_no_checkpoints_when_switched_off(compose, monkeypatch, tmp_path):
     interrupt_after(monkeypatch, callbacks.EpochRecorder, 2)
     with pytest.raises(Interrupted):
-        train.run(compose(*FAST, "trainer.max_epochs=3", "trainer.checkpoint_every_n_epochs=0",
-                          f"run_dir={tmp_path}"))
+        train.run(compose(*FAST, "trainer.max_epochs=3", "trainer.checkpoint_every_n_epochs=0", f"run_dir={tmp_path}"))
     assert not list(tmp_path.glob("*.ckpt"))
 
 
@@ -194,8 +216,11 @@ PIPELINE_VOLATILE = ["train_seconds", "seconds_per_epoch", "vectorized.job_train
 
 def _sweep(repo: Path) -> None:
     sweep = yaml.safe_load((repo / "conf" / "sweep" / "test.yaml").read_text())
-    sweep["overrides"] = [f"trainer.max_epochs={KILL_EPOCHS}", "trainer.checkpoint_every_n_epochs=5",
-                          "probes.grad_flow.every_n_steps=5"]
+    sweep["overrides"] = [
+        f"trainer.max_epochs={KILL_EPOCHS}",
+        "trainer.checkpoint_every_n_epochs=5",
+        "probes.grad_flow.every_n_steps=5",
+    ]
     (repo / "kill.yaml").write_text(yaml.safe_dump(sweep))
 
 
@@ -222,8 +247,14 @@ def test_killed_sweep_resumes_without_loss(tmp_path):
     repo = copy_repo(tmp_path / "killed")
     _sweep(repo)
     env = {**os.environ, "ACTLAB_CONF": str(repo / "conf"), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *target], cwd=repo, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", *target],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     jobs = repo / "results" / "logs" / "train"
     try:  # kill the whole process group (snakemake and its training jobs) once a checkpoint exists
         deadline = time.monotonic() + 300
@@ -257,12 +288,14 @@ def test_killed_sweep_resumes_without_loss(tmp_path):
     resumed = dict(zip(zip(got["activation"], got["seed"]), got["resumed_from_epoch"]))
     assert set(resumed.values()) - {0}, resumed  # some runs resumed ...
     assert any(0 < e < KILL_EPOCHS for e in resumed.values()), resumed  # ... from mid-training
-    pd.testing.assert_frame_equal(got.drop(columns=PIPELINE_VOLATILE), want.drop(columns=PIPELINE_VOLATILE),
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        got.drop(columns=PIPELINE_VOLATILE), want.drop(columns=PIPELINE_VOLATILE), check_exact=True
+    )
     for curve in ("metrics", "dead_units", "grad_flow"):  # every row once: nothing doubled or half-written
         a, b = (pd.read_parquet(r / "results" / "curves" / f"{curve}.parquet") for r in (repo, ref))
-        pd.testing.assert_frame_equal(a.drop(columns=["seconds"], errors="ignore"),
-                                      b.drop(columns=["seconds"], errors="ignore"), check_exact=True)
+        pd.testing.assert_frame_equal(
+            a.drop(columns=["seconds"], errors="ignore"), b.drop(columns=["seconds"], errors="ignore"), check_exact=True
+        )
     for path, mtime in finished.items():  # a job that had finished was not run again
         assert path.stat().st_mtime_ns == mtime, path
     for run in (repo / "results" / "runs").glob("*/*/*/seed*"):  # no checkpointed work thrown away

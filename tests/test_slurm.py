@@ -15,6 +15,7 @@ root or when apt cannot install the packages.
 
 The fast tests check the two profiles' logic without a cluster.
 """
+
 from __future__ import annotations
 
 import ast
@@ -40,8 +41,18 @@ SWEEP = "conf/sweep/test.yaml"
 # The checkout to run: this repository (ACTLAB_SLURM_TEST_SOURCE: another tree, for developing the test)
 SOURCE = Path(os.environ.get("ACTLAB_SLURM_TEST_SOURCE", ROOT))
 # Top-level entries not copied into the test's working copies: outputs and environments.
-NOT_COPIED = {".git", ".venv", "runs", "results", "logs", ".snakemake", "outputs", "multirun",
-              ".pytest_cache", "report.html"}
+NOT_COPIED = {
+    ".git",
+    ".venv",
+    "runs",
+    "results",
+    "logs",
+    ".snakemake",
+    "outputs",
+    "multirun",
+    ".pytest_cache",
+    "report.html",
+}
 TARGET = "results/summary.csv"  # the runs and their table; figures and the book are not the cluster's business
 # Columns that describe the machine or the checkout, not the model (timings differ between any two runs).
 # (resumed_from_epoch: a cancelled job's rerun resumes from its checkpoint, docs/reliability.md)
@@ -50,15 +61,25 @@ NOT_METRICS = {"run_dir", "git_commit", "git_dirty", "device", "hostname", "host
 
 def _is_metric(column: str) -> bool:
     return column not in NOT_METRICS and "seconds" not in column and not column.startswith("versions")
+
+
 RUN_TIMEOUT = 240  # seconds for one snakemake invocation (timeout -k: Snakemake traps SIGTERM)
 
 
 def _yte(path: Path, argv: list[str], env: dict[str, str]) -> dict:
     """A profile as Snakemake parses it (yte), for the given command line and environment."""
-    code = "import sys, yte; f = sys.argv[1]; sys.argv = sys.argv[2:]; " \
-           "print(repr(yte.process_yaml(open(f), require_use_yte=True)))"
-    out = subprocess.run([sys.executable, "-c", code, str(path), *argv], capture_output=True, text=True,
-                         cwd=ROOT, env={"PATH": os.environ.get("PATH", ""), **env}, check=True)
+    code = (
+        "import sys, yte; f = sys.argv[1]; sys.argv = sys.argv[2:]; "
+        "print(repr(yte.process_yaml(open(f), require_use_yte=True)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path), *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        check=True,
+    )
     return ast.literal_eval(out.stdout.strip())
 
 
@@ -66,17 +87,20 @@ def _yte(path: Path, argv: list[str], env: dict[str, str]) -> dict:
 # fast: the profiles' logic
 
 
-@pytest.mark.parametrize("argv, env, gpus", [
-    (["snakemake", "--cores", "2"], {"CUDA_VISIBLE_DEVICES": ""}, 0),
-    (["snakemake", "--cores", "2"], {"ACTLAB_GPUS": "3"}, 3),
-    (["snakemake", "--cores", "2"], {"CUDA_VISIBLE_DEVICES": "0,1"}, 2),
-    (["snakemake", "--cores", "2"], {"CUDA_VISIBLE_DEVICES": ""}, 0),
-    (["snakemake", "-e", "local", "--cores", "2"], {"ACTLAB_GPUS": "1"}, 1),
-    (["snakemake", "--profile", "profiles/slurm"], {"ACTLAB_GPUS": "1"}, None),
-    (["snakemake", "--profile=profiles/slurm"], {"ACTLAB_GPUS": "1"}, None),
-    (["snakemake", "--executor", "slurm"], {"ACTLAB_GPUS": "1"}, None),
-    (["snakemake"], {"ACTLAB_GPUS": "1", "SNAKEMAKE_PROFILE": "profiles/slurm"}, None),
-])
+@pytest.mark.parametrize(
+    "argv, env, gpus",
+    [
+        (["snakemake", "--cores", "2"], {"CUDA_VISIBLE_DEVICES": ""}, 0),
+        (["snakemake", "--cores", "2"], {"ACTLAB_GPUS": "3"}, 3),
+        (["snakemake", "--cores", "2"], {"CUDA_VISIBLE_DEVICES": "0,1"}, 2),
+        (["snakemake", "--cores", "2"], {"CUDA_VISIBLE_DEVICES": ""}, 0),
+        (["snakemake", "-e", "local", "--cores", "2"], {"ACTLAB_GPUS": "1"}, 1),
+        (["snakemake", "--profile", "profiles/slurm"], {"ACTLAB_GPUS": "1"}, None),
+        (["snakemake", "--profile=profiles/slurm"], {"ACTLAB_GPUS": "1"}, None),
+        (["snakemake", "--executor", "slurm"], {"ACTLAB_GPUS": "1"}, None),
+        (["snakemake"], {"ACTLAB_GPUS": "1", "SNAKEMAKE_PROFILE": "profiles/slurm"}, None),
+    ],
+)
 def test_default_profile_caps_gpus_on_local_runs_only(argv, env, gpus):
     parsed = _yte(ROOT / "profiles" / "default" / "config.yaml", argv, env)
     assert parsed.pop("rerun-incomplete") is True  # on every run (docs/reliability.md)
@@ -96,8 +120,13 @@ def test_slurm_profile_reads_cluster_settings_from_the_environment():
     assert "slurm-qos" not in bare and "gpu_model" not in bare["set-resources"]["train"]
     assert int(bare["retries"]) >= 1 and int(bare["latency-wait"]) >= 30
 
-    env = {"ACTLAB_SLURM_PARTITION": "cpu", "ACTLAB_SLURM_ACCOUNT": "proj42", "ACTLAB_SLURM_QOS": "normal",
-           "ACTLAB_SLURM_GPU_PARTITION": "gpu", "ACTLAB_SLURM_GPU_MODEL": "a100"}
+    env = {
+        "ACTLAB_SLURM_PARTITION": "cpu",
+        "ACTLAB_SLURM_ACCOUNT": "proj42",
+        "ACTLAB_SLURM_QOS": "normal",
+        "ACTLAB_SLURM_GPU_PARTITION": "gpu",
+        "ACTLAB_SLURM_GPU_MODEL": "a100",
+    }
     full = _yte(profile, ["snakemake"], env)
     assert full["default-resources"]["slurm_partition"] == "cpu"
     assert full["default-resources"]["slurm_account"] == "proj42"
@@ -133,8 +162,9 @@ def slurm_cluster(tmp_path_factory):
         pytest.skip(f"SLURM packages unavailable: {(inst.stderr or inst.stdout).strip().splitlines()[-1:]}")
     assert inst.returncode == 0, inst.stdout + inst.stderr
     # one test cluster per machine (fixed ports, /etc/slurm/slurm.conf): concurrent sessions queue here
-    with open("/run/lock/actlab-slurm-test.lock" if os.path.isdir("/run/lock") else "/tmp/actlab-slurm-test.lock",
-              "w") as lock:
+    with open(
+        "/run/lock/actlab-slurm-test.lock" if os.path.isdir("/run/lock") else "/tmp/actlab-slurm-test.lock", "w"
+    ) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = tmp_path_factory.mktemp("slurm-state")
         started = _run(["bash", str(SLURM_DIR / "cluster.sh"), "start", str(state)], timeout=120)
@@ -154,8 +184,9 @@ def _copy_checkout(dest: Path) -> Path:
         if entry.name in NOT_COPIED or entry.name.endswith(".egg-info"):
             continue
         if entry.is_dir():
-            shutil.copytree(entry, dest / entry.name, symlinks=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "_build"))
+            shutil.copytree(
+                entry, dest / entry.name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "_build")
+            )
         else:
             shutil.copy2(entry, dest / entry.name)
     return dest
@@ -188,18 +219,23 @@ def _squeue() -> list[dict[str, str]]:
 def _run_on_cluster(workdir: Path, log: Path, extra: list[str], cancel: int = 0) -> tuple[int, list[str]]:
     """Run the sweep through profiles/slurm; `cancel` running training jobs are scancel'ed mid-run.
     Returns (exit status, ids of the jobs cancelled)."""
-    cmd = _snakemake([TARGET, "--profile", "profiles/slurm", "--profile", "tests/slurm/profile",
-                      "--configfile", SWEEP, *extra])
+    cmd = _snakemake(
+        [TARGET, "--profile", "profiles/slurm", "--profile", "tests/slurm/profile", "--configfile", SWEEP, *extra]
+    )
     cancelled: list[str] = []
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=workdir, env=_env(), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=workdir, env=_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             while proc.poll() is None:
                 if len(cancelled) < cancel:
                     for job in _squeue():
-                        if (job["state"] == "RUNNING" and job["comment"].startswith("rule_train")
-                                and job["id"] not in cancelled):
+                        if (
+                            job["state"] == "RUNNING"
+                            and job["comment"].startswith("rule_train")
+                            and job["id"] not in cancelled
+                        ):
                             time.sleep(1.0)  # let it get going: a kill in the middle of training
                             subprocess.run(["scancel", job["id"]], check=True)
                             cancelled.append(job["id"])
@@ -238,8 +274,9 @@ def _metric_table(rows: list[dict[str, str]]) -> dict[tuple, dict[str, str]]:
 
 def _summaries(workdir: Path) -> dict[str, float]:
     """Every run's summary.json -> its modification time."""
-    return {str(p.relative_to(workdir)): p.stat().st_mtime for p in workdir.rglob("summary.json")
-            if "logs" not in p.parts}
+    return {
+        str(p.relative_to(workdir)): p.stat().st_mtime for p in workdir.rglob("summary.json") if "logs" not in p.parts
+    }
 
 
 @pytest.mark.slow
@@ -255,8 +292,13 @@ def test_sweep_on_slurm_matches_local_run(slurm_cluster, tmp_path):
     local = _copy_checkout(tmp_path / "local")
     log = tmp_path / "local.log"
     with open(log, "w") as out:
-        r = subprocess.run(_snakemake([TARGET, "--cores", "2", "--configfile", SWEEP]), cwd=local, env=_env(),
-                           stdout=out, stderr=subprocess.STDOUT)
+        r = subprocess.run(
+            _snakemake([TARGET, "--cores", "2", "--configfile", SWEEP]),
+            cwd=local,
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     assert r.returncode == 0, f"local run failed:\n{_tail(log)}"
     t_local = time.monotonic() - t0
 
@@ -321,10 +363,13 @@ def test_sweep_on_slurm_matches_local_run(slurm_cluster, tmp_path):
                 same = got == want
             assert same, f"{key} {col}: cluster {got!r} != local {want!r}"
 
-    print(f"\nlocal run {t_local:.0f} s; cluster run 1 {t_run1 - t_local:.0f} s; "
-          f"rerun {t_run2 - t_run1:.0f} s; SLURM jobs {sorted(map(int, [*sub1, *sub2]))}; "
-          f"cancelled {cancelled1 + cancelled2}")
+    print(
+        f"\nlocal run {t_local:.0f} s; cluster run 1 {t_run1 - t_local:.0f} s; "
+        f"rerun {t_run2 - t_run1:.0f} s; SLURM jobs {sorted(map(int, [*sub1, *sub2]))}; "
+        f"cancelled {cancelled1 + cancelled2}"
+    )
     # only training jobs were submitted: the light rules ran in Snakemake's own process (localrules)
     rules = {jobs[j]["comment"].split("_wildcards_")[0] for j in [*sub1, *sub2]}
     assert rules == {"rule_train"}, (
-        f"submitted to SLURM: {sorted(rules)}; all but rule_train must be `localrules:` in the Snakefile")
+        f"submitted to SLURM: {sorted(rules)}; all but rule_train must be `localrules:` in the Snakefile"
+    )

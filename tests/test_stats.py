@@ -1,4 +1,5 @@
 """actlab.stats against scipy and hand-computed values on tiny tables."""
+
 import itertools
 import math
 
@@ -63,9 +64,20 @@ def test_holm_ties_and_rejections_match_the_procedure():
 
 def _table():
     # seed order shuffled on purpose: pairing must be by seed, not by row position
-    rows = [("relu", 0, 0.90), ("relu", 1, 0.92), ("relu", 2, 0.91), ("relu", 3, 0.93),
-            ("gelu", 3, 0.95), ("gelu", 0, 0.93), ("gelu", 2, 0.92), ("gelu", 1, 0.94),
-            ("tanh", 0, 0.89), ("tanh", 1, 0.92), ("tanh", 2, np.nan), ("tanh", 3, 0.92)]
+    rows = [
+        ("relu", 0, 0.90),
+        ("relu", 1, 0.92),
+        ("relu", 2, 0.91),
+        ("relu", 3, 0.93),
+        ("gelu", 3, 0.95),
+        ("gelu", 0, 0.93),
+        ("gelu", 2, 0.92),
+        ("gelu", 1, 0.94),
+        ("tanh", 0, 0.89),
+        ("tanh", 1, 0.92),
+        ("tanh", 2, np.nan),
+        ("tanh", 3, 0.92),
+    ]
     df = pd.DataFrame(rows, columns=["activation", "seed", "test_acc"])
     df["dataset"], df["model"] = "digits", "mlp"
     df["diverged"] = df["test_acc"].isna()
@@ -184,7 +196,7 @@ def test_sign_flip_matches_enumeration_and_scipy(n):
         assert p == pytest.approx(hand_sign_flip(d))
         ref = sps.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf).pvalue
         assert p == pytest.approx(ref)
-        assert p >= 2 / 2 ** n  # never below the floor, never 0
+        assert p >= 2 / 2**n  # never below the floor, never 0
 
 
 def test_sign_flip_monte_carlo_beyond_exact_n():
@@ -206,8 +218,9 @@ def test_tost_hand_computed():
     assert r["p_tost"] == pytest.approx(1 / 32) and r["margin"] == margin
     # a difference straddling the margin: not equivalent
     far = np.array([0.02, -0.01, 0.015, 0.03, 0.005])
-    assert stats.tost_p(far) == pytest.approx(max(hand_sign_flip(far, margin, "greater"),
-                                                  hand_sign_flip(far, -margin, "less")))
+    assert stats.tost_p(far) == pytest.approx(
+        max(hand_sign_flip(far, margin, "greater"), hand_sign_flip(far, -margin, "less"))
+    )
     assert stats.tost_p(far) > 0.05
     # identical differences inside the margin: equivalent, with p 1/32, not 0
     assert stats.tost_p([0.004] * 5) == pytest.approx(1 / 32)
@@ -230,8 +243,11 @@ def test_mde_matches_noncentral_t_and_a_simulation():
 
 
 def test_power_table_states_what_five_seeds_can_separate():
-    rows = [(a, s, 0.9 + 0.002 * s + (0.01 if a != "relu" else 0) + 0.001 * (s % 2) * (a == "gelu"))
-            for a in ["relu", *[f"a{i}" for i in range(9)], "gelu"] for s in range(5)]
+    rows = [
+        (a, s, 0.9 + 0.002 * s + (0.01 if a != "relu" else 0) + 0.001 * (s % 2) * (a == "gelu"))
+        for a in ["relu", *[f"a{i}" for i in range(9)], "gelu"]
+        for s in range(5)
+    ]
     df = pd.DataFrame(rows, columns=["activation", "seed", "test_acc"]).assign(dataset="d", model="m")
     vs = stats.vs_baseline(df)
     pw = stats.power_table(vs).iloc[0]

@@ -1,5 +1,6 @@
 """The controlled timing of claim (d): python -m actlab.timing, its confidence intervals, and the verdict
 rule of paper/claims.py on constructed tables. Fast: tiny models, few rounds."""
+
 from __future__ import annotations
 
 import math
@@ -9,16 +10,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from actlab import activations, timing
-from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "paper"))
 import claims  # noqa: E402
 
-TINY = ["--depth", "1", "--width", "16", "--in-features", "8", "--classes", "3", "--batch-size", "32",
-        "--samples", "96", "--repeats", "6", "--warmup", "1", "--inner", "2"]
+TINY = [
+    "--depth",
+    "1",
+    "--width",
+    "16",
+    "--in-features",
+    "8",
+    "--classes",
+    "3",
+    "--batch-size",
+    "32",
+    "--samples",
+    "96",
+    "--repeats",
+    "6",
+    "--warmup",
+    "1",
+    "--inner",
+    "2",
+]
 
 
 # -----------------------------------------------------------------------------
@@ -44,15 +63,31 @@ def test_cli_writes_every_activation(tmp_path):
     assert (row["depth"], row["width"], row["in_features"], row["classes"]) == (1, 16, 8, 3)
     assert (row["batch_size"], row["samples"], row["steps_per_epoch"], row["repeats"]) == (32, 96, 3, 6)
     assert row["threads"] == 1 and row["device"] == "cpu" and row["torch"] and row["cpu"]
-    assert row["coverage"] == pytest.approx(1 - 2 / 2 ** 6)
+    assert row["coverage"] == pytest.approx(1 - 2 / 2**6)
     assert (t["family"] == [activations.spec(a).family for a in t["activation"]]).all()
     assert not list(out.parent.glob(".*"))  # atomic write: no temporary file left behind
 
 
 def test_setting_comes_from_the_sweep_config(tmp_path):
     """Without shape flags: the composed config's model and the dataset's shape (digits: 8x8, 10 classes)."""
-    a = timing.parse(["--out", str(tmp_path / "t.csv"), "--activations", "relu,gelu", "--repeats", "6",
-                      "--warmup", "0", "--inner", "1", "--config", "data=digits", "model=mlp", "model.width=16"])
+    a = timing.parse(
+        [
+            "--out",
+            str(tmp_path / "t.csv"),
+            "--activations",
+            "relu,gelu",
+            "--repeats",
+            "6",
+            "--warmup",
+            "0",
+            "--inner",
+            "1",
+            "--config",
+            "data=digits",
+            "model=mlp",
+            "model.width=16",
+        ]
+    )
     t = timing.run(a)
     row = t.iloc[0]
     assert (row["dataset"], row["model"], row["depth"], row["width"]) == ("digits", "mlp", 2, 16)
@@ -62,18 +97,21 @@ def test_setting_comes_from_the_sweep_config(tmp_path):
     assert list(t["activation"]) == ["relu", "gelu"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--repeats", "5"], "--repeats must be >= 6"),
-    (["--activations", "relu,swish"], "unknown activation 'swish'"),
-    (["--activations", "gelu,tanh"], "--baseline 'relu' is not among"),
-    (["--depth", "0"], "--depth must be >= 1"),
-    (["--threads", "0"], "--threads must be >= 1"),
-    (["--device", "tpu"], "--device 'tpu'"),
-    (["--batch-size", "x"], "invalid int value"),
-    (["--no-such-flag"], "unrecognized arguments"),
-    (["--config", "model.no_such_key=1"], "--config model.no_such_key=1"),
-    (["--samples", "16", "--batch-size", "32"], "exceeds --samples"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--repeats", "5"], "--repeats must be >= 6"),
+        (["--activations", "relu,swish"], "unknown activation 'swish'"),
+        (["--activations", "gelu,tanh"], "--baseline 'relu' is not among"),
+        (["--depth", "0"], "--depth must be >= 1"),
+        (["--threads", "0"], "--threads must be >= 1"),
+        (["--device", "tpu"], "--device 'tpu'"),
+        (["--batch-size", "x"], "invalid int value"),
+        (["--no-such-flag"], "unrecognized arguments"),
+        (["--config", "model.no_such_key=1"], "--config model.no_such_key=1"),
+        (["--samples", "16", "--batch-size", "32"], "exceeds --samples"),
+    ],
+)
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as e:
         timing.main(["--out", str(tmp_path / "t.csv"), *TINY, *args])
@@ -96,7 +134,7 @@ def test_bad_arguments_on_the_real_command_line(tmp_path):
 def test_median_ci_on_a_known_sample():
     # n = 15: the 95% order-statistic interval is [x_(4), x_(12)], coverage 1 - 2 P(B <= 3) = 0.9648
     assert timing.median_ci(range(1, 16)) == (8.0, 4.0, 12.0)
-    assert timing.median_ci_ranks(15) == (4, 12, pytest.approx(1 - 2 * 576 / 2 ** 15))
+    assert timing.median_ci_ranks(15) == (4, 12, pytest.approx(1 - 2 * 576 / 2**15))
     # order does not matter, NaNs are dropped
     x = [9, 1, 14, 3, 12, 2, 15, 4, 8, 11, 5, 13, 7, 10, 6, math.nan]
     assert timing.median_ci(x) == (8.0, 4.0, 12.0)
@@ -123,8 +161,10 @@ def test_median_ci_ranks_match_the_binomial_distribution():
 
 def table(ratios: dict[str, tuple[float, float]]) -> pd.DataFrame:
     rows = [{"activation": "relu", "baseline": "relu", "ratio": 1.0, "ratio_ci_low": 1.0, "ratio_ci_high": 1.0}]
-    rows += [{"activation": a, "baseline": "relu", "ratio": (lo + hi) / 2, "ratio_ci_low": lo, "ratio_ci_high": hi}
-             for a, (lo, hi) in ratios.items()]
+    rows += [
+        {"activation": a, "baseline": "relu", "ratio": (lo + hi) / 2, "ratio_ci_low": lo, "ratio_ci_high": hi}
+        for a, (lo, hi) in ratios.items()
+    ]
     return pd.DataFrame(rows)
 
 

@@ -1,14 +1,15 @@
 """One Hydra-configured Lightning run: outputs, accuracy, determinism, divergence, bad input."""
+
 import json
 import math
 import os
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from actlab import activations
 from actlab.train import run
-from conftest import run_cli
 
 SHORT = ("trainer.max_epochs=2", "probes.dead_units.enabled=false", "probes.grad_flow.enabled=false")
 METRICS = ("test_acc", "test_loss", "best_val_acc", "epochs", "diverged")
@@ -20,8 +21,22 @@ def test_cli_default_digits_gelu_reaches_95_percent(tmp_path):
     assert p.returncode == 0, p.stderr
     s = json.loads((out / "summary.json").read_text())
     assert s["test_acc"] >= 0.95 and not s["diverged"]
-    for key in ("activation", "seed", "dataset", "model", "depth", "width", "test_acc", "test_loss",
-                "best_val_acc", "epochs", "diverged", "train_seconds", "versions", "git_commit"):
+    for key in (
+        "activation",
+        "seed",
+        "dataset",
+        "model",
+        "depth",
+        "width",
+        "test_acc",
+        "test_loss",
+        "best_val_acc",
+        "epochs",
+        "diverged",
+        "train_seconds",
+        "versions",
+        "git_commit",
+    ):
         assert key in s, key
     assert (s["activation"], s["dataset"], s["model"], s["epochs"]) == ("gelu", "digits", "mlp", 20)
     assert set(s["versions"]) >= {"python", "torch", "lightning"}
@@ -45,8 +60,10 @@ def test_same_config_and_seed_give_identical_metrics(compose, tmp_path):
     c = run(compose("activation=prelu", "seed=4", f"run_dir={tmp_path / 'c'}", *SHORT))
     assert [a[k] for k in METRICS] == [b[k] for k in METRICS]
     assert a["test_loss"] != c["test_loss"]
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a/metrics.csv").drop(columns="seconds"),
-                                  pd.read_csv(tmp_path / "b/metrics.csv").drop(columns="seconds"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "a/metrics.csv").drop(columns="seconds"),
+        pd.read_csv(tmp_path / "b/metrics.csv").drop(columns="seconds"),
+    )
 
 
 def test_split_is_fixed_by_split_seed_not_model_seed(compose):
@@ -61,8 +78,11 @@ def test_split_is_fixed_by_split_seed_not_model_seed(compose):
 
 
 def test_cnn_and_sgd_cosine(compose, tmp_path):
-    s = run(compose("model=cnn", "optimizer=sgd", "optimizer.schedule=cosine", "activation=elu",
-                    f"run_dir={tmp_path}", *SHORT))
+    s = run(
+        compose(
+            "model=cnn", "optimizer=sgd", "optimizer.schedule=cosine", "activation=elu", f"run_dir={tmp_path}", *SHORT
+        )
+    )
     assert s["model"] == "cnn" and s["test_acc"] > 0.3
 
 
@@ -89,28 +109,37 @@ def test_prelu_slopes_get_no_weight_decay(compose):
 
 def test_diverged_run_is_a_result_not_a_crash(tmp_path):
     out = tmp_path / "run"
-    p = run_cli("optimizer=sgd", "optimizer.lr=1e12", "trainer.max_epochs=5", f"run_dir={out}",
-                "probes.dead_units.enabled=false", "probes.grad_flow.enabled=false")
+    p = run_cli(
+        "optimizer=sgd",
+        "optimizer.lr=1e12",
+        "trainer.max_epochs=5",
+        f"run_dir={out}",
+        "probes.dead_units.enabled=false",
+        "probes.grad_flow.enabled=false",
+    )
     assert p.returncode == 0, p.stderr
     s = json.loads((out / "summary.json").read_text())
     assert s["diverged"] is True and s["epochs"] < 5
 
 
-@pytest.mark.parametrize("override,message", [
-    ("activation=no_such_act", "unknown activation 'no_such_act'; valid: elu, gelu"),
-    ("data=imagenet", "unknown data 'imagenet'; valid: "),
-    ("model=resnet", "unknown model 'resnet'; valid: cnn, mlp"),
-    ("optimizer=lbfgs", "unknown optimizer 'lbfgs'; valid: adam, sgd"),
-    ("optimizer.lr=0", "optimizer.lr must be > 0"),
-    ("optimizer.lr=-1e-3", "optimizer.lr must be > 0"),
-    ("model.width=-4", "model.width must be an integer >= 1"),
-    ("model.depth=0", "model.depth must be an integer >= 1"),
-    ("trainer.max_epochs=0", "trainer.max_epochs must be an integer >= 1"),
-    ("seed=1.5", "seed must be an integer"),
-    ("model.init=he", "model.init must be one of"),
-    ("model.widht=64", "Could not override 'model.widht'."),
-    ("seed=[1", "no viable alternative at input"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("activation=no_such_act", "unknown activation 'no_such_act'; valid: elu, gelu"),
+        ("data=imagenet", "unknown data 'imagenet'; valid: "),
+        ("model=resnet", "unknown model 'resnet'; valid: cnn, mlp"),
+        ("optimizer=lbfgs", "unknown optimizer 'lbfgs'; valid: adam, sgd"),
+        ("optimizer.lr=0", "optimizer.lr must be > 0"),
+        ("optimizer.lr=-1e-3", "optimizer.lr must be > 0"),
+        ("model.width=-4", "model.width must be an integer >= 1"),
+        ("model.depth=0", "model.depth must be an integer >= 1"),
+        ("trainer.max_epochs=0", "trainer.max_epochs must be an integer >= 1"),
+        ("seed=1.5", "seed must be an integer"),
+        ("model.init=he", "model.init must be one of"),
+        ("model.widht=64", "Could not override 'model.widht'."),
+        ("seed=[1", "no viable alternative at input"),
+    ],
+)
 def test_bad_input_is_one_line_error(tmp_path, override, message):
     out = tmp_path / "run"
     p = run_cli(override, f"run_dir={out}")

@@ -8,6 +8,7 @@ CPU's vector units: `make test` repeats these tests under another ATEN_CPU_CAPAB
 that second pass: the ones that prove the point (float64 and float32 tolerances, the hand-written
 backward, determinism) without the variations that need no second CPU to be trusted.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import run_cli
 
 from actlab import data, models, train, vectorized
-from conftest import run_cli
 
 # threads=1: tiny models; two OpenMP threads on a shared 2-core machine mostly wait on each other
 FAST = ["trainer.max_epochs=2", "trainer.progress=quiet", "trainer.threads=1", "probes.grad_flow.every_n_steps=5"]
@@ -53,8 +54,10 @@ def _assert_same_run(vec_dir, one_dir, vec_summary, one_summary, rtol=RTOL64, at
         assert vec_summary[key] == pytest.approx(one_summary[key], rel=rtol, abs=atol, nan_ok=True), key
     for key in ("seed", "activation", "act_params", "epochs", "diverged", "n_params", "init", "run_dir"):
         assert vec_summary[key] == (str(vec_dir) if key == "run_dir" else one_summary[key]), key
-    for name, keys in (("dead_units.csv", ["epoch", "layer", "metric"]),
-                       ("grad_flow.csv", ["step", "epoch", "layer", "metric"])):
+    for name, keys in (
+        ("dead_units.csv", ["epoch", "layer", "metric"]),
+        ("grad_flow.csv", ["step", "epoch", "layer", "metric"]),
+    ):
         a, b = (pd.read_csv(d / name) for d in (vec_dir, one_dir))
         pd.testing.assert_frame_equal(a[keys], b[keys])  # same rows, same order
         np.testing.assert_allclose(a["value"], b["value"], rtol=rtol, atol=atol, err_msg=name)
@@ -186,8 +189,9 @@ def test_deterministic(compose, tmp_path):
     for s, a in runs:
         for name in ("metrics.csv", "dead_units.csv", "grad_flow.csv"):
             x, y = (pd.read_csv(tmp_path / sub / f"{a}-{s}" / name) for sub in ("a", "b"))
-            pd.testing.assert_frame_equal(x.drop(columns="seconds", errors="ignore"),
-                                          y.drop(columns="seconds", errors="ignore"), check_exact=True)
+            pd.testing.assert_frame_equal(
+                x.drop(columns="seconds", errors="ignore"), y.drop(columns="seconds", errors="ignore"), check_exact=True
+            )
 
 
 def test_data_order_is_the_single_runs():
@@ -236,8 +240,11 @@ def _check_hand_backward(net, task):
     g = torch.Generator().manual_seed(1)
     k, b = net.k, 9
     x = 2 * torch.randn(k, b, 12, generator=g, dtype=torch.float64)
-    y = (torch.randint(0, 4, (k, b), generator=g) if task == "classification"
-         else torch.randn(k, b, 3, generator=g, dtype=torch.float64))
+    y = (
+        torch.randint(0, 4, (k, b), generator=g)
+        if task == "classification"
+        else torch.randn(k, b, 3, generator=g, dtype=torch.float64)
+    )
     losses, correct, grads = net.losses_and_grads(x, y, task)
     params = [p for ps in net.decay_groups() for p in ps]
     ref_losses, ref_correct = vectorized.per_model_losses(net(x), y, task, False)
@@ -254,9 +261,16 @@ def _check_hand_backward(net, task):
 
 
 @pytest.mark.numerics
-@pytest.mark.parametrize("name, params", [("gelu", {"approximate": "tanh"}), ("prelu", {"mode": "layer"}),
-                                          ("leaky_relu", {"negative_slope": 0.2}), ("elu", {"alpha": 0.5}),
-                                          ("softplus", {"beta": 2.0, "threshold": 1.0})])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("gelu", {"approximate": "tanh"}),
+        ("prelu", {"mode": "layer"}),
+        ("leaky_relu", {"negative_slope": 0.2}),
+        ("elu", {"alpha": 0.5}),
+        ("softplus", {"beta": 2.0, "threshold": 1.0}),
+    ],
+)
 def test_hand_backward_activation_parameters(name, params):
     _check_hand_backward(_stack([name, name], params=params), "classification")
 
@@ -282,7 +296,8 @@ def test_hand_backward_is_used_where_it_applies(compose, tmp_path, monkeypatch):
 _OPTIMIZERS = {
     "adam": lambda ps: torch.optim.Adam(ps, lr=1e-2, fused=True),
     "adam, two groups, L2 decay": lambda ps: torch.optim.Adam(
-        [{"params": ps[:1], "weight_decay": 0.1}, {"params": ps[1:], "weight_decay": 0.0}], lr=1e-2, fused=True),
+        [{"params": ps[:1], "weight_decay": 0.1}, {"params": ps[1:], "weight_decay": 0.0}], lr=1e-2, fused=True
+    ),
     "adamw": lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=0.1, fused=True),
     "adam, not fused": lambda ps: torch.optim.Adam(ps, lr=1e-2),
     "adam, float64": lambda ps: torch.optim.Adam(ps, lr=1e-2, fused=True),  # (test: float64 parameters)
@@ -324,19 +339,26 @@ def test_unsupported_and_incompatible(compose, tmp_path):
     ok, why = vectorized.supported(compose("model=cnn"))
     assert not ok and "cnn" in why
     with pytest.raises(train.ConfigError, match="differ only"):
-        vectorized.fit_many([compose("seed=0", f"run_dir={tmp_path}/a"),
-                             compose("seed=1", "model.width=8", f"run_dir={tmp_path}/b")])
+        vectorized.fit_many(
+            [compose("seed=0", f"run_dir={tmp_path}/a"), compose("seed=1", "model.width=8", f"run_dir={tmp_path}/b")]
+        )
 
 
 def test_cli_seeds_vectorised_by_default(tmp_path):
-    p = run_cli("seeds=[0,1,2]", f"run_dir={tmp_path}/seed${{seed}}", "vectorize_max_k=2", *FAST,
-                "trainer.threads=1")
+    p = run_cli("seeds=[0,1,2]", f"run_dir={tmp_path}/seed${{seed}}", "vectorize_max_k=2", *FAST, "trainer.threads=1")
     assert p.returncode == 0, p.stderr[-3000:]
     ks = []
     for s in (0, 1, 2):
         d = tmp_path / f"seed{s}"
-        for name in ("config.yaml", "metrics.csv", "dead_units.csv", "grad_flow.csv", "summary.json",
-                     "train.log", ".hydra/overrides.yaml"):
+        for name in (
+            "config.yaml",
+            "metrics.csv",
+            "dead_units.csv",
+            "grad_flow.csv",
+            "summary.json",
+            "train.log",
+            ".hydra/overrides.yaml",
+        ):
             assert (d / name).is_file(), (s, name)
         summary = json.loads((d / "summary.json").read_text())
         assert summary["seed"] == s and summary["epochs"] == 2
@@ -350,22 +372,35 @@ def test_cli_activations_and_seeds_in_one_process(tmp_path, compose):
     """activations=[...] x seeds=[...]: every run in one vectorised process, each in its own run dir,
     each the run `activation=A seed=S` would have made (in float64, `trainer.precision=64-true` on the
     command line: to RTOL64)."""
-    p = run_cli("activations=[tanh,leaky_relu]", "seeds=[0,1]",
-                f"run_dir={tmp_path}/${{activation.name}}/seed${{seed}}", f"hydra.run.dir={tmp_path}/job", *FAST, F64)
+    p = run_cli(
+        "activations=[tanh,leaky_relu]",
+        "seeds=[0,1]",
+        f"run_dir={tmp_path}/${{activation.name}}/seed${{seed}}",
+        f"hydra.run.dir={tmp_path}/job",
+        *FAST,
+        F64,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     for a in ("tanh", "leaky_relu"):
         for s in (0, 1):
             summary = json.loads((tmp_path / a / f"seed{s}" / "summary.json").read_text())
             assert (summary["activation"], summary["seed"], summary["vectorized"]["k"]) == (a, s, 4)
-            assert yaml_load(tmp_path / a / f"seed{s}" / ".hydra" / "overrides.yaml")[:2] == [f"activation={a}",
-                                                                                              f"seed={s}"]
+            assert yaml_load(tmp_path / a / f"seed{s}" / ".hydra" / "overrides.yaml")[:2] == [
+                f"activation={a}",
+                f"seed={s}",
+            ]
     assert (tmp_path / "job" / ".hydra" / "hydra.yaml").is_file()
     one = train.run(compose("activation=leaky_relu", "seed=1", f"run_dir={tmp_path}/one", *FAST, F64))
     vec = json.loads((tmp_path / "leaky_relu" / "seed1" / "summary.json").read_text())
     _assert_float64(tmp_path / "leaky_relu" / "seed1")
     _assert_same_run(tmp_path / "leaky_relu" / "seed1", tmp_path / "one", vec, one)
-    p = run_cli("activations=[tanh,leaky_relu]", "activation=leaky_relu", "activation.negative_slope=0.2",
-                f"run_dir={tmp_path}/x", *FAST)
+    p = run_cli(
+        "activations=[tanh,leaky_relu]",
+        "activation=leaky_relu",
+        "activation.negative_slope=0.2",
+        f"run_dir={tmp_path}/x",
+        *FAST,
+    )
     assert p.returncode == 2 and "cannot be overridden" in p.stderr
 
 

@@ -13,17 +13,27 @@ page (html_js_files), which would load the vendored MathJax a second time, witho
 every page; Sphinx's mathjax extension already adds it (mathjax_path) where a page has math. And
 sphinx-thebe puts its CDN URL (unpkg.com) into every page although thebe is off: both are dropped.
 """
+
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 from pathlib import Path
 
 PAPER = Path(__file__).resolve().parent.parent
 # What the pages read under the results directory (not logs/, screenshots/ or the book's own files).
-READ = ("summary.*", "sweep.json", "stats/**/*", "curves/**/*", "depth/**/*", "figures/**/*",
-        "benchmarks/**/*.tsv", "runs/**/summary.json", "runs/**/config.yaml", "book/**/*")
+READ = (
+    "summary.*",
+    "sweep.json",
+    "stats/**/*",
+    "curves/**/*",
+    "depth/**/*",
+    "figures/**/*",
+    "benchmarks/**/*.tsv",
+    "runs/**/summary.json",
+    "runs/**/config.yaml",
+    "book/**/*",
+)
 
 
 def _fingerprint() -> str:
@@ -65,8 +75,11 @@ def _outdated(app, env, added, changed, removed):
     env.actlab_results_fingerprint = fp
     if old is None or old == fp:
         return []
-    return [doc for doc in env.found_docs
-            if doc not in added and doc not in changed and _is_computing(Path(env.doc2path(doc)))]
+    return [
+        doc
+        for doc in env.found_docs
+        if doc not in added and doc not in changed and _is_computing(Path(env.doc2path(doc)))
+    ]
 
 
 def _drop_auto_js(app, config):
@@ -80,9 +93,12 @@ def _drop_thebe(app, pagename, templatename, context, doctree):
     scripts = context.get("script_files")
     if not scripts:
         return
-    keep = [js for js in scripts
-            if "thebe" not in str(getattr(js, "filename", js) or "")
-            and "THEBE_JS_URL" not in str(getattr(js, "attributes", {}).get("body", ""))]
+    keep = [
+        js
+        for js in scripts
+        if "thebe" not in str(getattr(js, "filename", js) or "")
+        and "THEBE_JS_URL" not in str(getattr(js, "attributes", {}).get("body", ""))
+    ]
     scripts[:] = keep
 
 
@@ -90,5 +106,4 @@ def setup(app):
     app.connect("env-get-outdated", _outdated)
     app.connect("config-inited", _drop_auto_js)
     app.connect("html-page-context", _drop_thebe)
-    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True,
-            "env_version": 1}
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}

@@ -22,10 +22,11 @@ tests parametrise over the registry and need no edit (docs/extending.md).
 Optional, for speed only: its backward kernel in `actlab.vectorized.ACT_BACKWARD` (without one, the
 vectorised trainer takes that activation's gradients from autograd, ~7 % slower per step).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -115,49 +116,163 @@ def _plain(cls):
     return lambda num_features=None: cls()
 
 
-register(Spec("relu", _plain(nn.ReLU), "kaiming", "rectifier",
-              r"\max(0, x)", r"\mathbb{1}[x > 0]", "Nair & Hinton 2010",
-              label="ReLU", color="#000000", homogeneous=True, kinks=(0.0,)))
-register(Spec("leaky_relu", _leaky, "kaiming", "leaky",
-              r"x \text{ if } x > 0 \text{ else } a x", r"1 \text{ if } x > 0 \text{ else } a",
-              "Maas, Hannun & Ng 2013", defaults={"negative_slope": 0.01},
-              label="Leaky ReLU", color="#1f77b4", homogeneous=True, kinks=(0.0,)))
-register(Spec("prelu", _prelu, "kaiming", "leaky",
-              r"\max(0, x) + a \min(0, x),\ a \text{ learned}", r"1 \text{ if } x > 0 \text{ else } a",
-              "He, Zhang, Ren & Sun 2015", defaults={"init": 0.25, "mode": "unit"},
-              label="PReLU", color="#74a9cf", homogeneous=True, kinks=(0.0,)))
-register(Spec("elu", _elu, "kaiming", "exponential",
-              r"x \text{ if } x > 0 \text{ else } \alpha (e^{x} - 1)",
-              r"1 \text{ if } x > 0 \text{ else } \alpha e^{x}",
-              "Clevert, Unterthiner & Hochreiter 2016", defaults={"alpha": 1.0},
-              label="ELU", color="#2ca02c"))  # C1 at 0 for alpha = 1: no kink
-register(Spec("selu", _plain(nn.SELU), "lecun", "exponential",
-              r"\lambda \,(x \text{ if } x > 0 \text{ else } \alpha (e^{x} - 1))",
-              r"\lambda \text{ if } x > 0 \text{ else } \lambda \alpha e^{x}",
-              "Klambauer, Unterthiner, Mayr & Hochreiter 2017",
-              label="SELU", color="#17becf", kinks=(0.0,)))  # f' jumps from lambda*alpha to lambda
-register(Spec("gelu", _gelu, "kaiming", "smooth",
-              r"x \,\Phi(x) = \tfrac{x}{2}\left[1 + \operatorname{erf}(x/\sqrt{2})\right]",
-              r"\Phi(x) + x \,\varphi(x)", "Hendrycks & Gimpel 2016",
-              defaults={"approximate": "none"}, label="GELU", color="#d62728"))
-register(Spec("silu", _plain(nn.SiLU), "kaiming", "smooth",
-              r"x \,\sigma(x)", r"\sigma(x)\,(1 + x (1 - \sigma(x)))",
-              "Elfwing, Uchibe & Doya 2018; Ramachandran, Zoph & Le 2017", label="SiLU", color="#ff7f0e"))
-register(Spec("mish", _plain(Mish), "kaiming", "smooth",
-              r"x \tanh(\operatorname{softplus}(x))",
-              r"\tanh(s) + x \,\sigma(x) \operatorname{sech}^2(s),\ s = \operatorname{softplus}(x)",
-              "Misra 2019", label="Mish", color="#9467bd"))
-register(Spec("softplus", _softplus, "kaiming", "smooth",
-              r"\tfrac{1}{\beta} \ln(1 + e^{\beta x})", r"\sigma(\beta x)",
-              "Dugas et al. 2001", defaults={"beta": 1.0, "threshold": 20.0},
-              label="Softplus", color="#e377c2"))
-register(Spec("tanh", _plain(nn.Tanh), "xavier", "saturating",
-              r"\tanh x", r"1 - \tanh^2 x", "LeCun et al. 1998", saturate_at=2.5,
-              label="tanh", color="#8c564b"))
-register(Spec("sigmoid", _plain(nn.Sigmoid), "xavier", "saturating",
-              r"\sigma(x) = 1 / (1 + e^{-x})", r"\sigma(x)(1 - \sigma(x))",
-              "Rumelhart, Hinton & Williams 1986", saturate_at=5.0,
-              label="sigmoid", color="#bcbd22"))
+register(
+    Spec(
+        "relu",
+        _plain(nn.ReLU),
+        "kaiming",
+        "rectifier",
+        r"\max(0, x)",
+        r"\mathbb{1}[x > 0]",
+        "Nair & Hinton 2010",
+        label="ReLU",
+        color="#000000",
+        homogeneous=True,
+        kinks=(0.0,),
+    )
+)
+register(
+    Spec(
+        "leaky_relu",
+        _leaky,
+        "kaiming",
+        "leaky",
+        r"x \text{ if } x > 0 \text{ else } a x",
+        r"1 \text{ if } x > 0 \text{ else } a",
+        "Maas, Hannun & Ng 2013",
+        defaults={"negative_slope": 0.01},
+        label="Leaky ReLU",
+        color="#1f77b4",
+        homogeneous=True,
+        kinks=(0.0,),
+    )
+)
+register(
+    Spec(
+        "prelu",
+        _prelu,
+        "kaiming",
+        "leaky",
+        r"\max(0, x) + a \min(0, x),\ a \text{ learned}",
+        r"1 \text{ if } x > 0 \text{ else } a",
+        "He, Zhang, Ren & Sun 2015",
+        defaults={"init": 0.25, "mode": "unit"},
+        label="PReLU",
+        color="#74a9cf",
+        homogeneous=True,
+        kinks=(0.0,),
+    )
+)
+register(
+    Spec(
+        "elu",
+        _elu,
+        "kaiming",
+        "exponential",
+        r"x \text{ if } x > 0 \text{ else } \alpha (e^{x} - 1)",
+        r"1 \text{ if } x > 0 \text{ else } \alpha e^{x}",
+        "Clevert, Unterthiner & Hochreiter 2016",
+        defaults={"alpha": 1.0},
+        label="ELU",
+        color="#2ca02c",
+    )
+)  # C1 at 0 for alpha = 1: no kink
+register(
+    Spec(
+        "selu",
+        _plain(nn.SELU),
+        "lecun",
+        "exponential",
+        r"\lambda \,(x \text{ if } x > 0 \text{ else } \alpha (e^{x} - 1))",
+        r"\lambda \text{ if } x > 0 \text{ else } \lambda \alpha e^{x}",
+        "Klambauer, Unterthiner, Mayr & Hochreiter 2017",
+        label="SELU",
+        color="#17becf",
+        kinks=(0.0,),
+    )
+)  # f' jumps from lambda*alpha to lambda
+register(
+    Spec(
+        "gelu",
+        _gelu,
+        "kaiming",
+        "smooth",
+        r"x \,\Phi(x) = \tfrac{x}{2}\left[1 + \operatorname{erf}(x/\sqrt{2})\right]",
+        r"\Phi(x) + x \,\varphi(x)",
+        "Hendrycks & Gimpel 2016",
+        defaults={"approximate": "none"},
+        label="GELU",
+        color="#d62728",
+    )
+)
+register(
+    Spec(
+        "silu",
+        _plain(nn.SiLU),
+        "kaiming",
+        "smooth",
+        r"x \,\sigma(x)",
+        r"\sigma(x)\,(1 + x (1 - \sigma(x)))",
+        "Elfwing, Uchibe & Doya 2018; Ramachandran, Zoph & Le 2017",
+        label="SiLU",
+        color="#ff7f0e",
+    )
+)
+register(
+    Spec(
+        "mish",
+        _plain(Mish),
+        "kaiming",
+        "smooth",
+        r"x \tanh(\operatorname{softplus}(x))",
+        r"\tanh(s) + x \,\sigma(x) \operatorname{sech}^2(s),\ s = \operatorname{softplus}(x)",
+        "Misra 2019",
+        label="Mish",
+        color="#9467bd",
+    )
+)
+register(
+    Spec(
+        "softplus",
+        _softplus,
+        "kaiming",
+        "smooth",
+        r"\tfrac{1}{\beta} \ln(1 + e^{\beta x})",
+        r"\sigma(\beta x)",
+        "Dugas et al. 2001",
+        defaults={"beta": 1.0, "threshold": 20.0},
+        label="Softplus",
+        color="#e377c2",
+    )
+)
+register(
+    Spec(
+        "tanh",
+        _plain(nn.Tanh),
+        "xavier",
+        "saturating",
+        r"\tanh x",
+        r"1 - \tanh^2 x",
+        "LeCun et al. 1998",
+        saturate_at=2.5,
+        label="tanh",
+        color="#8c564b",
+    )
+)
+register(
+    Spec(
+        "sigmoid",
+        _plain(nn.Sigmoid),
+        "xavier",
+        "saturating",
+        r"\sigma(x) = 1 / (1 + e^{-x})",
+        r"\sigma(x)(1 - \sigma(x))",
+        "Rumelhart, Hinton & Williams 1986",
+        saturate_at=5.0,
+        label="sigmoid",
+        color="#bcbd22",
+    )
+)
 
 NAMES: tuple[str, ...] = tuple(REGISTRY)
 
@@ -170,8 +285,7 @@ def spec(name: str) -> Spec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise UnknownActivation(
-            f"unknown activation {name!r}; valid: {', '.join(sorted(REGISTRY))}") from None
+        raise UnknownActivation(f"unknown activation {name!r}; valid: {', '.join(sorted(REGISTRY))}") from None
 
 
 def build(name: str, num_features: int | None = None, **params) -> nn.Module:

@@ -28,6 +28,7 @@ fails stops the aggregation with one line naming the run dir and the reason, and
 Also an error: a summary.json given explicitly that does not exist, and two runs claiming the same
 (dataset, model, activation, seed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,9 +47,13 @@ CURVES = {  # file in the run dir -> (parquet name, the columns it must have)
     "dead_units.csv": ("dead_units", ["epoch", "layer", "metric", "value"]),
     "grad_flow.csv": ("grad_flow", ["step", "epoch", "layer", "metric", "value"]),
 }
-FINAL = {"dead_fraction": "final_dead_fraction", "dormant_fraction": "final_dormant_fraction",
-         "saturated_fraction": "final_saturated_fraction", "no_gradient_fraction": "final_no_gradient_fraction",
-         "low_variance_fraction": "final_low_variance_fraction"}
+FINAL = {
+    "dead_fraction": "final_dead_fraction",
+    "dormant_fraction": "final_dormant_fraction",
+    "saturated_fraction": "final_saturated_fraction",
+    "no_gradient_fraction": "final_no_gradient_fraction",
+    "low_variance_fraction": "final_low_variance_fraction",
+}
 WHOLE_MODEL_LAYERS = ("all", "model", "total")  # a probe row for the whole network, if a probe writes one
 
 
@@ -58,6 +63,7 @@ class AggregateError(ValueError):
 
 # -----------------------------------------------------------------------------
 # what a valid summary.json holds: field -> (check, what it must be)
+
 
 def _real(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -84,8 +90,9 @@ def _text(v) -> bool:
 
 
 def _scalars(v) -> bool:
-    return isinstance(v, dict) and all(isinstance(k, str) and (v_ is None or isinstance(v_, (str, int, float, bool)))
-                                       for k, v_ in v.items())
+    return isinstance(v, dict) and all(
+        isinstance(k, str) and (v_ is None or isinstance(v_, (str, int, float, bool))) for k, v_ in v.items()
+    )
 
 
 def _versions(v) -> bool:
@@ -93,26 +100,46 @@ def _versions(v) -> bool:
 
 
 def _vectorized(v) -> bool:
-    return isinstance(v, dict) and set(v) == {"k", "job_train_seconds"} and _int_in(1)(v["k"]) \
+    return (
+        isinstance(v, dict)
+        and set(v) == {"k", "job_train_seconds"}
+        and _int_in(1)(v["k"])
         and _seconds(v["job_train_seconds"])
+    )
 
 
 SEED = (_int_in(0, 2**32 - 1), "an integer in 0..2**32-1")
 NAME = (_text, "a non-empty string")
 FIELDS = {  # every field actlab.train.make_summary (and actlab.vectorized) writes
-    "dataset": NAME, "model": NAME, "activation": NAME, "seed": SEED, "split_seed": SEED,
+    "dataset": NAME,
+    "model": NAME,
+    "activation": NAME,
+    "seed": SEED,
+    "split_seed": SEED,
     "task": (lambda v: v in ("classification", "regression"), "'classification' or 'regression'"),
-    "test_acc": (_frac_or_nan, "a number in [0, 1] or NaN"), "best_val_acc": (_frac_or_nan, "a number in [0, 1] or NaN"),
-    "test_loss": (_nonneg_or_nan, "a number >= 0 or NaN"), "best_val_loss": (_nonneg_or_nan, "a number >= 0 or NaN"),
-    "epochs": (_int_in(0), "an integer >= 0"), "max_epochs": (_int_in(0), "an integer >= 0"),
-    "resumed_from_epoch": (_int_in(0), "an integer >= 0"), "diverged": (lambda v: isinstance(v, bool), "true or false"),
-    "train_seconds": (_seconds, "a finite number >= 0"), "seconds_per_epoch": (_seconds, "a finite number >= 0"),
-    "depth": (_int_in(1), "an integer >= 1"), "width": (_int_in(1), "an integer >= 1"),
-    "batch_size": (_int_in(1), "an integer >= 1"), "n_params": (_int_in(1), "an integer >= 1"),
+    "test_acc": (_frac_or_nan, "a number in [0, 1] or NaN"),
+    "best_val_acc": (_frac_or_nan, "a number in [0, 1] or NaN"),
+    "test_loss": (_nonneg_or_nan, "a number >= 0 or NaN"),
+    "best_val_loss": (_nonneg_or_nan, "a number >= 0 or NaN"),
+    "epochs": (_int_in(0), "an integer >= 0"),
+    "max_epochs": (_int_in(0), "an integer >= 0"),
+    "resumed_from_epoch": (_int_in(0), "an integer >= 0"),
+    "diverged": (lambda v: isinstance(v, bool), "true or false"),
+    "train_seconds": (_seconds, "a finite number >= 0"),
+    "seconds_per_epoch": (_seconds, "a finite number >= 0"),
+    "depth": (_int_in(1), "an integer >= 1"),
+    "width": (_int_in(1), "an integer >= 1"),
+    "batch_size": (_int_in(1), "an integer >= 1"),
+    "n_params": (_int_in(1), "an integer >= 1"),
     "lr": (lambda v: _real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
-    "init": NAME, "optimizer": NAME, "device": NAME, "git_commit": NAME, "run_dir": NAME,
+    "init": NAME,
+    "optimizer": NAME,
+    "device": NAME,
+    "git_commit": NAME,
+    "run_dir": NAME,
     "git_dirty": (lambda v: isinstance(v, bool), "true or false"),
-    "act_params": (_scalars, "an object of scalars"), "versions": (_versions, "an object of strings"),
+    "act_params": (_scalars, "an object of scalars"),
+    "versions": (_versions, "an object of strings"),
     "vectorized": (_vectorized, "an object {k: integer >= 1, job_train_seconds: number >= 0}"),
     "data_provenance": (lambda v: isinstance(v, dict), "an object (actlab.data Splits.provenance)"),
 }
@@ -141,6 +168,7 @@ def summary_problem(summary: dict) -> str | None:
 
 # -----------------------------------------------------------------------------
 # finding and reading runs
+
 
 def find_runs(paths) -> tuple[list[Path], list[Path]]:
     """(finished run dirs, unfinished run dirs) under/at `paths`, sorted, without duplicates.
@@ -181,8 +209,9 @@ def read_summary(run_dir: Path) -> dict:
     try:
         summary = json.loads(text)
     except json.JSONDecodeError as e:
-        raise AggregateError(f"run {run_dir}: summary.json is not valid JSON ({e}); "
-                             f"delete the run directory and rerun it") from None
+        raise AggregateError(
+            f"run {run_dir}: summary.json is not valid JSON ({e}); delete the run directory and rerun it"
+        ) from None
     if not isinstance(summary, dict):
         raise AggregateError(f"run {run_dir}: summary.json holds a {type(summary).__name__}, not an object")
     missing = [k for k in REQUIRED if k not in summary]
@@ -202,8 +231,9 @@ def check_run(run_dir: Path) -> dict:
     try:
         integrity.verify(run_dir)
     except integrity.IntegrityError as e:
-        raise AggregateError(f"run {run_dir}: {e}; rerun the pipeline (it retrains such a run) "
-                             f"or delete the run directory") from None
+        raise AggregateError(
+            f"run {run_dir}: {e}; rerun the pipeline (it retrains such a run) or delete the run directory"
+        ) from None
     return read_summary(run_dir)
 
 
@@ -281,6 +311,7 @@ def final_fractions(dead: pd.DataFrame | None) -> dict:
 # -----------------------------------------------------------------------------
 # the tables
 
+
 def collect(run_dirs) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """(summary table, {curve name: tidy table}) for the given finished run dirs."""
     rows, curves, seen = [], {name: [] for name, _ in CURVES.values()}, {}
@@ -305,7 +336,7 @@ def collect(run_dirs) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
         first = [*KEY, *(c for c in REQUIRED if c not in KEY), *FINAL.values()]
         table = table[[*first, *sorted(c for c in table.columns if c not in first)]]
     out_curves = {}
-    for file, (name, needed) in CURVES.items():
+    for _file, (name, needed) in CURVES.items():
         frames = curves[name]
         df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*KEY, *needed])
         out_curves[name] = df
@@ -335,8 +366,13 @@ def write_all(table: pd.DataFrame, curves: dict[str, pd.DataFrame], out_dir) -> 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m actlab.aggregate", description=__doc__.split("\n")[0])
-    p.add_argument("paths", nargs="*", type=Path, default=[Path("results/runs")],
-                   help="run dirs, summary.json files or roots to search (default results/runs)")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        default=[Path("results/runs")],
+        help="run dirs, summary.json files or roots to search (default results/runs)",
+    )
     p.add_argument("--out-dir", type=Path, default=Path("results"))
     args = p.parse_args(argv)
     try:

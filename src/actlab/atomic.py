@@ -3,6 +3,7 @@
 A job killed mid-write leaves either the old file or no file, never a truncated one that looks
 complete. Every output actlab writes goes through here.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """Small Lightning callbacks the training run always uses: per-epoch metrics (EpochRecorder) and the
 resume checkpoint (ResumeCheckpoint; design in docs/reliability.md)."""
+
 from __future__ import annotations
 
 import logging
@@ -76,8 +77,11 @@ class EpochRecorder(pl.Callback):
             pl_module.diverged = True
             trainer.should_stop = True
         if self.quiet:
-            print(f"epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}"
-                  f"  val_acc {row['val_acc']:.4f}  {row['seconds']:.2f}s", flush=True)
+            print(
+                f"epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}"
+                f"  val_acc {row['val_acc']:.4f}  {row['seconds']:.2f}s",
+                flush=True,
+            )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -89,8 +93,11 @@ def rng_state() -> dict:
     torch.load(weights_only=True). Training draws nothing from them today (the data order has its
     own generator, saved by the DataModule); saved so that a future use stays resumable."""
     np_state = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]]}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -160,8 +167,12 @@ class ResumeCheckpoint(Checkpoint):
         return self.prior_seconds + (time.perf_counter() - self._t0)
 
     def state_dict(self) -> dict:
-        return {"epoch": self._epoch, "train_seconds": self.train_seconds(), "stopped": self._stopped,
-                "rng": rng_state()}
+        return {
+            "epoch": self._epoch,
+            "train_seconds": self.train_seconds(),
+            "stopped": self._stopped,
+            "rng": rng_state(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.resumed_from = int(state["epoch"])

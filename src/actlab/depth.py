@@ -74,6 +74,7 @@ method), whether it ended constant and its final loss; the summary gives the med
 the collapsed nets and of the others beside ``constant_fit_loss`` = the MSE of the best constant,
 Var(y) on the training points.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,15 +95,62 @@ Z95 = 1.959963984540054
 INITS = ("he", "rai")
 RAI_SCALE = 0.6007  # Lu et al.'s sigma * sqrt(fan_in)
 
-BORN_DEAD_COLUMNS = ["activation", "role", "init", "depth", "width", "trials", "born_dead", "p_born_dead", "ci_low",
-                     "ci_high", "theory_exact", "theory_low", "theory_high", "grid_points"]
-COLLAPSE_COLUMNS = ["activation", "init", "depth", "width", "seeds", "steps", "min_steps", "max_steps",
-                    "plateau_window", "plateau_tol", "lr", "born_dead",
-                    "born_dead_ended_constant", "dead_layer_at_init", "collapsed", "p_collapsed", "ci_low", "ci_high",
-                    "plateaued", "median_final_loss", "median_final_loss_collapsed", "median_final_loss_live",
-                    "constant_fit_loss", "train_points", "grid_points"]
-COLLAPSE_NET_COLUMNS = ["activation", "init", "width", "depth", "net", "born_dead", "dead_layer_at_init",
-                        "ended_constant", "final_loss", "plateau", "steps"]
+BORN_DEAD_COLUMNS = [
+    "activation",
+    "role",
+    "init",
+    "depth",
+    "width",
+    "trials",
+    "born_dead",
+    "p_born_dead",
+    "ci_low",
+    "ci_high",
+    "theory_exact",
+    "theory_low",
+    "theory_high",
+    "grid_points",
+]
+COLLAPSE_COLUMNS = [
+    "activation",
+    "init",
+    "depth",
+    "width",
+    "seeds",
+    "steps",
+    "min_steps",
+    "max_steps",
+    "plateau_window",
+    "plateau_tol",
+    "lr",
+    "born_dead",
+    "born_dead_ended_constant",
+    "dead_layer_at_init",
+    "collapsed",
+    "p_collapsed",
+    "ci_low",
+    "ci_high",
+    "plateaued",
+    "median_final_loss",
+    "median_final_loss_collapsed",
+    "median_final_loss_live",
+    "constant_fit_loss",
+    "train_points",
+    "grid_points",
+]
+COLLAPSE_NET_COLUMNS = [
+    "activation",
+    "init",
+    "width",
+    "depth",
+    "net",
+    "born_dead",
+    "dead_layer_at_init",
+    "ended_constant",
+    "final_loss",
+    "plateau",
+    "steps",
+]
 
 Params = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: W (T, out, in), b (T, out, 1)
 
@@ -121,8 +169,9 @@ def cell_generator(seed: int, *key) -> torch.Generator:
     return torch.Generator().manual_seed(zlib.crc32(repr((seed, *key)).encode()))
 
 
-def init_params(init: str, activation: str, width: int, depth: int, trials: int, gen: torch.Generator,
-                dtype=torch.float64) -> Params:
+def init_params(
+    init: str, activation: str, width: int, depth: int, trials: int, gen: torch.Generator, dtype=torch.float64
+) -> Params:
     """`trials` independent draws of a 1 -> width^depth -> 1 MLP's parameters."""
     sizes = [1] + [width] * depth + [1]
     slope = activations.spec(activation).negative_slope({})
@@ -275,8 +324,7 @@ def born_dead_theory(activation: str, init: str, width: int, depth: int) -> tupl
     return exact, 1 - (1 - 4.0**-width) ** (depth - 1), 1 - (1 - 2.0**-width) ** depth
 
 
-def born_dead_cell(activation: str, init: str, width: int, depth: int, trials: int, points: int,
-                   seed: int) -> dict:
+def born_dead_cell(activation: str, init: str, width: int, depth: int, trials: int, points: int, seed: int) -> dict:
     """Estimate P(born dead) for one (activation, init, width, depth) cell."""
     gen = cell_generator(seed, "born_dead", activation, init, width, depth)
     params = init_params(init, activation, width, depth, trials, gen)
@@ -285,9 +333,21 @@ def born_dead_cell(activation: str, init: str, width: int, depth: int, trials: i
     k = int(constant_on_grid(params, act, x).sum())
     lo, hi = wilson(k, trials)
     exact, t_lo, t_hi = born_dead_theory(activation, init, width, depth)
-    return {"activation": activation, "init": init, "depth": depth, "width": width, "trials": trials,
-            "born_dead": k, "p_born_dead": k / trials, "ci_low": lo, "ci_high": hi, "theory_exact": exact,
-            "theory_low": t_lo, "theory_high": t_hi, "grid_points": len(x)}
+    return {
+        "activation": activation,
+        "init": init,
+        "depth": depth,
+        "width": width,
+        "trials": trials,
+        "born_dead": k,
+        "p_born_dead": k / trials,
+        "ci_low": lo,
+        "ci_high": hi,
+        "theory_exact": exact,
+        "theory_low": t_lo,
+        "theory_high": t_hi,
+        "grid_points": len(x),
+    }
 
 
 def dead_layer(params: Params, act: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -305,8 +365,17 @@ def dead_layer(params: Params, act: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def train_to_plateau(params: Params, act: nn.Module, xt: torch.Tensor, yt: torch.Tensor, lr: float,
-                     min_steps: int, max_steps: int, window: int, tol: float) -> tuple[torch.Tensor, int, torch.Tensor]:
+def train_to_plateau(
+    params: Params,
+    act: nn.Module,
+    xt: torch.Tensor,
+    yt: torch.Tensor,
+    lr: float,
+    min_steps: int,
+    max_steps: int,
+    window: int,
+    tol: float,
+) -> tuple[torch.Tensor, int, torch.Tensor]:
     """Full-batch Adam on the MSE of T nets at once, until every net is on a plateau.
 
     A net is on a plateau when its best loss so far improved by less than `tol` (relative) over the
@@ -337,12 +406,25 @@ def train_to_plateau(params: Params, act: nn.Module, xt: torch.Tensor, yt: torch
     return final, step, plateau
 
 
-def collapse_cells(activation: str, inits: list[str], width: int, depth: int, seeds: int, lr: float, points: int,
-                   seed: int, train_points: int = 65, min_steps: int = 2000, max_steps: int = 5000,
-                   window: int = 200, tol: float = 1e-6) -> tuple[list[dict], pd.DataFrame]:
+def collapse_cells(
+    activation: str,
+    inits: list[str],
+    width: int,
+    depth: int,
+    seeds: int,
+    lr: float,
+    points: int,
+    seed: int,
+    train_points: int = 65,
+    min_steps: int = 2000,
+    max_steps: int = 5000,
+    window: int = 200,
+    tol: float = 1e-6,
+) -> tuple[list[dict], pd.DataFrame]:
     """One (width, depth) cell of `collapse_group`."""
-    return collapse_group(activation, inits, [width], depth, seeds, lr, points, seed, train_points, min_steps,
-                          max_steps, window, tol)
+    return collapse_group(
+        activation, inits, [width], depth, seeds, lr, points, seed, train_points, min_steps, max_steps, window, tol
+    )
 
 
 def pad(params: Params, width: int) -> Params:
@@ -362,9 +444,21 @@ def pad(params: Params, width: int) -> Params:
     return out
 
 
-def collapse_group(activation: str, inits: list[str], widths: list[int], depth: int, seeds: int, lr: float,
-                   points: int, seed: int, train_points: int = 65, min_steps: int = 2000, max_steps: int = 5000,
-                   window: int = 200, tol: float = 1e-6) -> tuple[list[dict], pd.DataFrame]:
+def collapse_group(
+    activation: str,
+    inits: list[str],
+    widths: list[int],
+    depth: int,
+    seeds: int,
+    lr: float,
+    points: int,
+    seed: int,
+    train_points: int = 65,
+    min_steps: int = 2000,
+    max_steps: int = 5000,
+    window: int = 200,
+    tol: float = 1e-6,
+) -> tuple[list[dict], pd.DataFrame]:
     """Train `seeds` nets per init and width on y = |x| at `train_points` uniform points of D to a
     plateau (`train_to_plateau`): every init and width of this depth in one float32 batch (narrower
     nets zero-padded to the widest, `pad`), since a step costs about the same for 100 nets as for
@@ -378,20 +472,27 @@ def collapse_group(activation: str, inits: list[str], widths: list[int], depth: 
         raise ValueError(f"collapse study needs a parameter-free activation, got {activation!r}")
     if len(widths) > 1 and float(act(torch.zeros(1))) != 0.0:
         # padding is exact only when f(0) = 0 (softplus, sigmoid: not): one batch per width then
-        out = [collapse_group(activation, inits, [w], depth, seeds, lr, points, seed, train_points, min_steps,
-                              max_steps, window, tol) for w in widths]
+        out = [
+            collapse_group(
+                activation, inits, [w], depth, seeds, lr, points, seed, train_points, min_steps, max_steps, window, tol
+            )
+            for w in widths
+        ]
         return [r for rows, _ in out for r in rows], pd.concat([n for _, n in out], ignore_index=True)
     x = grid(points)
     cells, batch = [], []
     for width in widths:
         # each (init, width) draw is the same as if it were trained alone (its own cell generator)
         for init in inits:
-            p = init_params(init, activation, width, depth, seeds,
-                            cell_generator(seed, "collapse", activation, init, width, depth))
+            p = init_params(
+                init, activation, width, depth, seeds, cell_generator(seed, "collapse", activation, init, width, depth)
+            )
             cells.append((width, init, constant_on_grid(p, act, x), dead_layer(p, act, x)))
             batch.append(pad(p, top))
-    params = [(torch.cat([c[i][0] for c in batch]).float(), torch.cat([c[i][1] for c in batch]).float())
-              for i in range(depth + 1)]  # (cells * seeds, ...); float32 training: op overhead and bandwidth
+    params = [
+        (torch.cat([c[i][0] for c in batch]).float(), torch.cat([c[i][1] for c in batch]).float())
+        for i in range(depth + 1)
+    ]  # (cells * seeds, ...); float32 training: op overhead and bandwidth
     xt = grid(train_points, torch.float32)
     yt = xt.abs()
     final, steps, plateau = train_to_plateau(params, act, xt, yt, lr, min_steps, max_steps, window, tol)
@@ -401,29 +502,60 @@ def collapse_group(activation: str, inits: list[str], widths: list[int], depth: 
     for c, (width, init, born_dead, dead_at_init) in enumerate(cells):
         sl = slice(c * seeds, (c + 1) * seeds)
         # unpad (the padded units stayed exactly 0) and test the net as it is
-        mine = [(w[sl, :fan_out, :fan_in], b[sl, :fan_out])
-                for (w, b), (fan_out, fan_in) in zip(trained, _shapes(width, depth))]
+        mine = [
+            (w[sl, :fan_out, :fan_in], b[sl, :fan_out])
+            for (w, b), (fan_out, fan_in) in zip(trained, _shapes(width, depth))
+        ]
         ended = constant_on_grid(mine, act, x)
-        g = pd.DataFrame({"activation": activation, "init": init, "width": width, "depth": depth,
-                          "net": range(seeds), "born_dead": born_dead.numpy(), "dead_layer_at_init": dead_at_init.numpy(),
-                          "ended_constant": ended.numpy(), "final_loss": final[sl].double().numpy(),
-                          "plateau": plateau[sl].numpy(), "steps": steps})
+        g = pd.DataFrame(
+            {
+                "activation": activation,
+                "init": init,
+                "width": width,
+                "depth": depth,
+                "net": range(seeds),
+                "born_dead": born_dead.numpy(),
+                "dead_layer_at_init": dead_at_init.numpy(),
+                "ended_constant": ended.numpy(),
+                "final_loss": final[sl].double().numpy(),
+                "plateau": plateau[sl].numpy(),
+                "steps": steps,
+            }
+        )
         nets.append(g)
         k = int(g["ended_constant"].sum())
         lo, hi = wilson(k, seeds)
         bd = g[g["born_dead"]]
         med = lambda s: float(s.median()) if len(s) else math.nan  # noqa: E731
-        rows.append({"activation": activation, "init": init, "depth": depth, "width": width, "seeds": seeds,
-                     "steps": steps, "min_steps": min_steps, "max_steps": max_steps, "plateau_window": window,
-                     "plateau_tol": tol, "lr": lr, "born_dead": len(bd),
-                     "born_dead_ended_constant": int(bd["ended_constant"].sum()),
-                     "dead_layer_at_init": int(g["dead_layer_at_init"].sum()), "collapsed": k,
-                     "p_collapsed": k / seeds, "ci_low": lo, "ci_high": hi,
-                     "plateaued": int(g["plateau"].sum()),
-                     "median_final_loss": float(g["final_loss"].median()),
-                     "median_final_loss_collapsed": med(g.loc[g["ended_constant"], "final_loss"]),
-                     "median_final_loss_live": med(g.loc[~g["ended_constant"], "final_loss"]),
-                     "constant_fit_loss": best_constant, "train_points": train_points, "grid_points": points})
+        rows.append(
+            {
+                "activation": activation,
+                "init": init,
+                "depth": depth,
+                "width": width,
+                "seeds": seeds,
+                "steps": steps,
+                "min_steps": min_steps,
+                "max_steps": max_steps,
+                "plateau_window": window,
+                "plateau_tol": tol,
+                "lr": lr,
+                "born_dead": len(bd),
+                "born_dead_ended_constant": int(bd["ended_constant"].sum()),
+                "dead_layer_at_init": int(g["dead_layer_at_init"].sum()),
+                "collapsed": k,
+                "p_collapsed": k / seeds,
+                "ci_low": lo,
+                "ci_high": hi,
+                "plateaued": int(g["plateau"].sum()),
+                "median_final_loss": float(g["final_loss"].median()),
+                "median_final_loss_collapsed": med(g.loc[g["ended_constant"], "final_loss"]),
+                "median_final_loss_live": med(g.loc[~g["ended_constant"], "final_loss"]),
+                "constant_fit_loss": best_constant,
+                "train_points": train_points,
+                "grid_points": points,
+            }
+        )
     return rows, pd.concat(nets, ignore_index=True)[COLLAPSE_NET_COLUMNS]
 
 
@@ -479,11 +611,26 @@ def _cells(s: str) -> list[tuple[int, int]]:
     return cells
 
 
-QUICK = {"trials": 200, "control_trials": 100, "widths": [1, 2, 3], "depths": [2, 5, 10], "collapse_seeds": 16,
-         "collapse_min_steps": 100, "collapse_max_steps": 200, "collapse_cells": [(2, 5)]}
-DEFAULTS = {"trials": 10_000, "control_trials": 1000, "widths": [1, 2, 3, 5, 10], "depths": [2, 5, 10, 20, 50],
-            "collapse_seeds": 50, "collapse_min_steps": 2000, "collapse_max_steps": 5000,
-            "collapse_cells": [(2, 10), (3, 10)]}
+QUICK = {
+    "trials": 200,
+    "control_trials": 100,
+    "widths": [1, 2, 3],
+    "depths": [2, 5, 10],
+    "collapse_seeds": 16,
+    "collapse_min_steps": 100,
+    "collapse_max_steps": 200,
+    "collapse_cells": [(2, 5)],
+}
+DEFAULTS = {
+    "trials": 10_000,
+    "control_trials": 1000,
+    "widths": [1, 2, 3, 5, 10],
+    "depths": [2, 5, 10, 20, 50],
+    "collapse_seeds": 50,
+    "collapse_min_steps": 2000,
+    "collapse_max_steps": 5000,
+    "collapse_cells": [(2, 10), (3, 10)],
+}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -491,8 +638,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--out-dir", type=Path, default=Path("results/depth"))
     ap.add_argument("--trials", type=int, default=None, help="random inits per born-dead cell (default 10000)")
     ap.add_argument("--activations", type=_names, default=["relu"], help="the studied activations (default relu)")
-    ap.add_argument("--controls", type=_names, default=["leaky_relu"],
-                    help="controls that can never be born dead (f' never 0), with --control-trials; '' for none")
+    ap.add_argument(
+        "--controls",
+        type=_names,
+        default=["leaky_relu"],
+        help="controls that can never be born dead (f' never 0), with --control-trials; '' for none",
+    )
     ap.add_argument("--control-trials", type=int, default=None, help="random inits per control cell (default 1000)")
     ap.add_argument("--inits", type=_names, default=list(INITS))
     ap.add_argument("--widths", type=_ints, default=None, help="default 1,2,3,5,10")
@@ -506,13 +657,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--collapse-min-steps", type=int, default=None, help="full-batch Adam steps at least; default 2000")
     ap.add_argument("--collapse-max-steps", type=int, default=None, help="full-batch Adam steps at most; default 5000")
     ap.add_argument("--collapse-window", type=int, default=200, help="plateau window (steps)")
-    ap.add_argument("--collapse-tol", type=float, default=1e-6,
-                    help="plateau: best loss improved by less than this (relative) over the window")
+    ap.add_argument(
+        "--collapse-tol",
+        type=float,
+        default=1e-6,
+        help="plateau: best loss improved by less than this (relative) over the window",
+    )
     ap.add_argument("--collapse-lr", type=float, default=1e-3)
     ap.add_argument("--collapse-points", type=int, default=65, help="training inputs on [-sqrt3, sqrt3] (>= 2)")
     ap.add_argument("--quick", action="store_true", help="small defaults (for tests): " + str(QUICK))
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch.set_num_threads (default 1: many small ops, which extra threads slow down)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads (default 1: many small ops, which extra threads slow down)",
+    )
     a = ap.parse_args(argv)
     for k, v in (QUICK if a.quick else DEFAULTS).items():
         if getattr(a, k) is None:
@@ -521,26 +680,32 @@ def parse(argv: list[str]) -> argparse.Namespace:
         activations.spec(name)  # UnknownActivation names the valid ones
     for name in a.collapse_activations:
         if any(True for _ in activations.build(name, num_features=2).parameters()):
-            raise UsageError(f"--collapse-activations: {name!r} has learned parameters, which the vectorised "
-                             f"seeds would share; use a parameter-free activation")
+            raise UsageError(
+                f"--collapse-activations: {name!r} has learned parameters, which the vectorised "
+                f"seeds would share; use a parameter-free activation"
+            )
     for init in a.inits:
         if init not in INITS:
             raise UsageError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
     both = sorted(set(a.activations) & set(a.controls))
-    checks = [(a.trials >= 1, f"--trials must be >= 1, got {a.trials}"),
-              (a.control_trials >= 1, f"--control-trials must be >= 1, got {a.control_trials}"),
-              (not both, f"--activations and --controls share {', '.join(both)}"),
-              (a.grid >= 2, f"--grid must be >= 2, got {a.grid}"),
-              (a.collapse_seeds >= 1, f"--collapse-seeds must be >= 1, got {a.collapse_seeds}"),
-              (a.collapse_min_steps >= 0, f"--collapse-min-steps must be >= 0, got {a.collapse_min_steps}"),
-              (a.collapse_max_steps >= a.collapse_min_steps,
-               f"--collapse-max-steps must be >= --collapse-min-steps, got {a.collapse_max_steps}"),
-              (a.collapse_window >= 1, f"--collapse-window must be >= 1, got {a.collapse_window}"),
-              (a.collapse_tol >= 0 and math.isfinite(a.collapse_tol), f"--collapse-tol must be >= 0, got {a.collapse_tol}"),
-              (a.collapse_lr > 0 and math.isfinite(a.collapse_lr), f"--collapse-lr must be > 0, got {a.collapse_lr}"),
-              (a.collapse_points >= 2, f"--collapse-points must be >= 2, got {a.collapse_points}"),
-              (a.threads >= 1, f"--threads must be >= 1, got {a.threads}"),
-              (bool(a.activations) and bool(a.inits), "--activations and --inits must not be empty")]
+    checks = [
+        (a.trials >= 1, f"--trials must be >= 1, got {a.trials}"),
+        (a.control_trials >= 1, f"--control-trials must be >= 1, got {a.control_trials}"),
+        (not both, f"--activations and --controls share {', '.join(both)}"),
+        (a.grid >= 2, f"--grid must be >= 2, got {a.grid}"),
+        (a.collapse_seeds >= 1, f"--collapse-seeds must be >= 1, got {a.collapse_seeds}"),
+        (a.collapse_min_steps >= 0, f"--collapse-min-steps must be >= 0, got {a.collapse_min_steps}"),
+        (
+            a.collapse_max_steps >= a.collapse_min_steps,
+            f"--collapse-max-steps must be >= --collapse-min-steps, got {a.collapse_max_steps}",
+        ),
+        (a.collapse_window >= 1, f"--collapse-window must be >= 1, got {a.collapse_window}"),
+        (a.collapse_tol >= 0 and math.isfinite(a.collapse_tol), f"--collapse-tol must be >= 0, got {a.collapse_tol}"),
+        (a.collapse_lr > 0 and math.isfinite(a.collapse_lr), f"--collapse-lr must be > 0, got {a.collapse_lr}"),
+        (a.collapse_points >= 2, f"--collapse-points must be >= 2, got {a.collapse_points}"),
+        (a.threads >= 1, f"--threads must be >= 1, got {a.threads}"),
+        (bool(a.activations) and bool(a.inits), "--activations and --inits must not be empty"),
+    ]
     for ok, msg in checks:
         if not ok:
             raise UsageError(msg)
@@ -560,14 +725,24 @@ def run(a: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Compute the tables and write them atomically into a.out_dir."""
     torch.set_num_threads(a.threads)
     t0, c0 = time.perf_counter(), time.process_time()
-    cells = [(act, "study", a.trials) for act in a.activations] + [(act, "control", a.control_trials) for act in a.controls]
-    rows = [{**born_dead_cell(act, init, w, d, trials, a.grid, a.seed), "role": role}
-            for act, role, trials in cells for init in a.inits for w in a.widths for d in a.depths]
+    cells = [(act, "study", a.trials) for act in a.activations] + [
+        (act, "control", a.control_trials) for act in a.controls
+    ]
+    rows = [
+        {**born_dead_cell(act, init, w, d, trials, a.grid, a.seed), "role": role}
+        for act, role, trials in cells
+        for init in a.inits
+        for w in a.widths
+        for d in a.depths
+    ]
     born = pd.DataFrame(rows, columns=BORN_DEAD_COLUMNS)
     atomic.write_csv(a.out_dir / "born_dead.csv", born)
     t1, c1 = time.perf_counter(), time.process_time()
-    print(f"born_dead.csv: {len(born)} cells ({a.trials} trials, controls {a.control_trials}) in {t1 - t0:.1f}s "
-          f"({c1 - c0:.1f}s CPU)", flush=True)
+    print(
+        f"born_dead.csv: {len(born)} cells ({a.trials} trials, controls {a.control_trials}) in {t1 - t0:.1f}s "
+        f"({c1 - c0:.1f}s CPU)",
+        flush=True,
+    )
     collapse = None
     if a.collapse:
         rows, nets = [], []
@@ -576,18 +751,33 @@ def run(a: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None]:
             by_depth.setdefault(d, []).append(w)
         for act in a.collapse_activations:
             for d, ws in by_depth.items():
-                r, n = collapse_group(act, a.inits, ws, d, a.collapse_seeds, a.collapse_lr, a.grid, a.seed,
-                                      a.collapse_points, a.collapse_min_steps, a.collapse_max_steps,
-                                      a.collapse_window, a.collapse_tol)
+                r, n = collapse_group(
+                    act,
+                    a.inits,
+                    ws,
+                    d,
+                    a.collapse_seeds,
+                    a.collapse_lr,
+                    a.grid,
+                    a.seed,
+                    a.collapse_points,
+                    a.collapse_min_steps,
+                    a.collapse_max_steps,
+                    a.collapse_window,
+                    a.collapse_tol,
+                )
                 rows += r
                 nets.append(n)
         collapse = pd.DataFrame(rows, columns=COLLAPSE_COLUMNS)
         per_net = pd.concat(nets, ignore_index=True)[COLLAPSE_NET_COLUMNS]
         atomic.write_csv(a.out_dir / "collapse_nets.csv", per_net)
         atomic.write_csv(a.out_dir / "collapse.csv", collapse)
-        print(f"collapse.csv: {len(collapse)} cells x {a.collapse_seeds} seeds, {int(collapse['steps'].min())}-"
-              f"{int(collapse['steps'].max())} steps, in {time.perf_counter() - t1:.1f}s "
-              f"({time.process_time() - c1:.1f}s CPU)", flush=True)
+        print(
+            f"collapse.csv: {len(collapse)} cells x {a.collapse_seeds} seeds, {int(collapse['steps'].min())}-"
+            f"{int(collapse['steps'].max())} steps, in {time.perf_counter() - t1:.1f}s "
+            f"({time.process_time() - c1:.1f}s CPU)",
+            flush=True,
+        )
         bad = per_net[per_net["born_dead"] & ~per_net["ended_constant"]]
         if len(bad):  # Lu et al.: a born-dead net is trained to a constant; recorded, and said loudly
             print(f"warning: {len(bad)} born-dead nets did not end constant (collapse_nets.csv)", file=sys.stderr)

@@ -12,6 +12,7 @@ A config may say ``sha256: null``: trust on first use. The first download's hash
 in ``<root>/SHA256SUMS`` (``sha256sum -c`` format) with a warning, and every later load is checked
 against that record, so a file changed after the first download is still caught.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,6 +41,7 @@ CHUNK = 1 << 20
 
 # -----------------------------------------------------------------------------
 # hashing and the trust-on-first-use record
+
 
 def file_digests(path: Path) -> tuple[str, str]:
     """(sha256, md5) of a file in one streaming pass: CIFAR's 170 MB never sits in memory twice."""
@@ -90,8 +92,10 @@ def verify(path: Path, sha256: str | None, md5: str | None, shown: Path | None =
     for algo, expected, actual in (("SHA-256", sha256, actual_sha), ("MD5", md5, actual_md5)):
         if expected and expected.lower() != actual:
             bad = quarantine(path, shown)
-            raise DataError(f"{shown}: {algo} mismatch: expected {expected.lower()}, got {actual} "
-                            f"(moved to {bad.name}; rerun to download again)")
+            raise DataError(
+                f"{shown}: {algo} mismatch: expected {expected.lower()}, got {actual} "
+                f"(moved to {bad.name}; rerun to download again)"
+            )
     return actual_sha
 
 
@@ -115,6 +119,7 @@ def dir_lock(root: Path):
 # -----------------------------------------------------------------------------
 # download
 
+
 def _download(url: str, part: Path) -> None:
     """Fetch url into part, continuing an existing part file with an HTTP Range request.
 
@@ -134,13 +139,15 @@ def _download(url: str, part: Path) -> None:
             return _download(url, part)
         raise
     with resp:
-        resume = bool(have) and resp.status == 206 and \
-            resp.headers.get("Content-Range", "").startswith(f"bytes {have}-")
+        resume = (
+            bool(have) and resp.status == 206 and resp.headers.get("Content-Range", "").startswith(f"bytes {have}-")
+        )
         if resp.status == 206 and not resume:  # a range we did not ask for: never splice it in
             part.unlink(missing_ok=True)
             raise http.client.HTTPException(f"unexpected partial content {resp.headers.get('Content-Range')!r}")
-        print(f"{'resuming' if resume else 'downloading'} {url}" + (f" at byte {have}" if resume else ""),
-              file=sys.stderr)
+        print(
+            f"{'resuming' if resume else 'downloading'} {url}" + (f" at byte {have}" if resume else ""), file=sys.stderr
+        )
         size = resp.headers.get("Content-Length")
         got = 0
         with open(part, "ab" if resume else "wb") as f:
@@ -161,8 +168,9 @@ def check_format(path: Path, check, shown: Path) -> None:
     except DataError as e:
         bad = quarantine(path, shown)
         reason = str(e).replace(str(path), str(shown))
-        raise DataError(f"{reason} (no SHA-256 pinned, so not trusted; moved to {bad.name}; "
-                        f"rerun to download again)") from None
+        raise DataError(
+            f"{reason} (no SHA-256 pinned, so not trusted; moved to {bad.name}; rerun to download again)"
+        ) from None
 
 
 def fetch(url: str, dest, sha256: str | None = None, md5: str | None = None, check=None) -> Path:
@@ -192,8 +200,9 @@ def fetch(url: str, dest, sha256: str | None = None, md5: str | None = None, che
                 _download(url, part)
             except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
                 reason = e if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", None) or e
-                then = f"rerun to resume from {part.name}" if part.exists() and part.stat().st_size \
-                    else "rerun to retry"
+                then = (
+                    f"rerun to resume from {part.name}" if part.exists() and part.stat().st_size else "rerun to retry"
+                )
                 raise DataError(f"{dest}: download of {url} failed ({reason}); {then}") from e
             actual = verify(part, pinned, md5, shown=dest)
             if not pinned and check is not None:
@@ -201,8 +210,11 @@ def fetch(url: str, dest, sha256: str | None = None, md5: str | None = None, che
             os.replace(part, dest)
         if not pinned:
             record_sum(root, dest.name, actual)
-            print(f"warning: no SHA-256 pinned in the config for {dest.name}; trusting this copy and "
-                  f"recording {actual} in {root / SUMS_FILE}", file=sys.stderr)
+            print(
+                f"warning: no SHA-256 pinned in the config for {dest.name}; trusting this copy and "
+                f"recording {actual} in {root / SUMS_FILE}",
+                file=sys.stderr,
+            )
     return dest
 
 
@@ -241,8 +253,9 @@ def read_idx(path, magic: int, gz: bool | None = None) -> np.ndarray:
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     expected = int(np.prod(dims))
     if len(raw) - header != expected:
-        raise DataError(f"{path}: IDX header says shape {dims} = {expected} bytes of data, "
-                        f"file has {len(raw) - header}")
+        raise DataError(
+            f"{path}: IDX header says shape {dims} = {expected} bytes of data, file has {len(raw) - header}"
+        )
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
@@ -263,13 +276,18 @@ def load_idx_dataset(cfg):
         arrays = []
         for kind, magic in (("images", IDX_IMAGES), ("labels", IDX_LABELS)):
             f = cfg.files[f"{split}_{kind}"]
-            path = fetch(cfg.base_url.rstrip("/") + "/" + f.name, root / f.name,
-                         sha256=f.get("sha256"), md5=f.get("md5"), check=functools.partial(read_idx, magic=magic, gz=f.name.endswith(".gz")))
+            path = fetch(
+                cfg.base_url.rstrip("/") + "/" + f.name,
+                root / f.name,
+                sha256=f.get("sha256"),
+                md5=f.get("md5"),
+                check=functools.partial(read_idx, magic=magic, gz=f.name.endswith(".gz")),
+            )
             arrays.append(read_idx(path, magic))
         x, y = arrays
         if len(x) != len(y):
             raise DataError(f"{root}: {split} has {len(x)} images but {len(y)} labels")
-        splits.append((x, _check_labels(y, str(root / cfg.files[f'{split}_labels'].name))))
+        splits.append((x, _check_labels(y, str(root / cfg.files[f"{split}_labels"].name))))
     return tuple(splits)
 
 
@@ -302,8 +320,10 @@ def read_tar_members(path: Path, names: list[str]) -> dict[str, bytes]:
 def parse_cifar_batch(data: bytes, where: str):
     """One CIFAR binary batch -> (x uint8 (N, 3, 32, 32), y int64 (N,))."""
     if not data or len(data) % CIFAR_RECORD:
-        raise DataError(f"{where}: {len(data)} bytes is not a whole number of {CIFAR_RECORD}-byte "
-                        f"records (truncated or not a CIFAR-10 binary batch)")
+        raise DataError(
+            f"{where}: {len(data)} bytes is not a whole number of {CIFAR_RECORD}-byte "
+            f"records (truncated or not a CIFAR-10 binary batch)"
+        )
     rec = np.frombuffer(data, np.uint8).reshape(-1, CIFAR_RECORD)
     return rec[:, 1:].reshape(-1, 3, 32, 32), _check_labels(rec[:, 0], where)
 
@@ -320,8 +340,9 @@ def load_cifar10(cfg):
     cfg: root, url, optional archive (default: the url's file name), sha256, optional md5.
     """
     archive = cfg.get("archive") or cfg.url.rsplit("/", 1)[-1]
-    path = fetch(cfg.url, Path(cfg.root) / archive, sha256=cfg.get("sha256"), md5=cfg.get("md5"),
-                 check=check_cifar_archive)
+    path = fetch(
+        cfg.url, Path(cfg.root) / archive, sha256=cfg.get("sha256"), md5=cfg.get("md5"), check=check_cifar_archive
+    )
     members = read_tar_members(path, CIFAR_TRAIN + CIFAR_TEST)
     out = []
     for names in (CIFAR_TRAIN, CIFAR_TEST):
@@ -356,8 +377,9 @@ def load_config(name: str, conf_dir: Path):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m actlab.download",
-                                description="Download and verify a dataset from conf/data/<name>.yaml.")
+    p = argparse.ArgumentParser(
+        prog="python -m actlab.download", description="Download and verify a dataset from conf/data/<name>.yaml."
+    )
     p.add_argument("dataset", help="config name, e.g. mnist, fashion_mnist, cifar10")
     p.add_argument("--conf-dir", type=Path, default=None, help="where the dataset yamls are (default conf/data)")
     args = p.parse_args(argv)

@@ -25,6 +25,7 @@ edits and damage, not an adversary, who could rewrite SHA256SUMS too. Not covere
 .hydra/ (logs; train.log is appended to after summary.json) and the resume checkpoint (deleted when
 the job ends).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -100,8 +101,9 @@ def verify(run_dir) -> None:
         if not path.is_file():
             raise IntegrityError(f"{name} is missing (listed in {RECORD})")
         if sha256(path) != digest:
-            raise IntegrityError(f"{name} does not match its SHA-256 in {RECORD} "
-                                 f"(edited or damaged after the run finished)")
+            raise IntegrityError(
+                f"{name} does not match its SHA-256 in {RECORD} (edited or damaged after the run finished)"
+            )
     extra = [name for name in DATA_FILES if name not in sums and (run_dir / name).exists()]
     if extra:
         raise IntegrityError(f"{', '.join(extra)} not listed in {RECORD} (added after the run finished)")

@@ -4,6 +4,7 @@ Every hidden activation is its own module named ``act1``, ``act2``, ... so probe
 name (`activation_layers`). Weights are initialised with the activation's recommended scheme
 unless ``init`` overrides it (see `actlab.activations.init_weights`).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -20,8 +21,7 @@ def _act(name: str, params: dict, num_features: int) -> nn.Module:
 class MLP(nn.Sequential):
     """in -> [Linear(width) -> act] x depth -> Linear(out). Input (N, *in_shape) is flattened."""
 
-    def __init__(self, in_features: int, out_features: int, depth: int, width: int,
-                 activation: str, act_params: dict):
+    def __init__(self, in_features: int, out_features: int, depth: int, width: int, activation: str, act_params: dict):
         layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
         fan_in = in_features
         for i in range(1, depth + 1):
@@ -35,30 +35,43 @@ class CNN(nn.Sequential):
     """[Conv3x3(c) -> act -> MaxPool2] x depth, channels width, 2*width, 4*width, ...;
     then Linear(fc_width) -> act -> Linear(out). Works for 8x8 (digits), 28x28 and 32x32 inputs."""
 
-    def __init__(self, in_shape: tuple[int, int, int], out_features: int, depth: int, width: int,
-                 fc_width: int, activation: str, act_params: dict):
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        out_features: int,
+        depth: int,
+        width: int,
+        fc_width: int,
+        activation: str,
+        act_params: dict,
+    ):
         c, h, w = in_shape
         if min(h, w) >> depth < 1:
             raise ValueError(f"cnn depth {depth} pools a {h}x{w} input below 1x1")
         layers: list[tuple[str, nn.Module]] = []
         for i in range(1, depth + 1):
             out_c = width * 2 ** (i - 1)
-            layers += [(f"conv{i}", nn.Conv2d(c, out_c, 3, padding=1)),
-                       (f"act{i}", _act(activation, act_params, out_c)),
-                       (f"pool{i}", nn.MaxPool2d(2))]
+            layers += [
+                (f"conv{i}", nn.Conv2d(c, out_c, 3, padding=1)),
+                (f"act{i}", _act(activation, act_params, out_c)),
+                (f"pool{i}", nn.MaxPool2d(2)),
+            ]
             c, h, w = out_c, h // 2, w // 2
-        layers += [("flatten", nn.Flatten()), (f"fc{depth + 1}", nn.Linear(c * h * w, fc_width)),
-                   (f"act{depth + 1}", _act(activation, act_params, fc_width)),
-                   ("out", nn.Linear(fc_width, out_features))]
+        layers += [
+            ("flatten", nn.Flatten()),
+            (f"fc{depth + 1}", nn.Linear(c * h * w, fc_width)),
+            (f"act{depth + 1}", _act(activation, act_params, fc_width)),
+            ("out", nn.Linear(fc_width, out_features)),
+        ]
         super().__init__(OrderedDict(layers))
 
 
-def activation_layers(model: nn.Module) -> "OrderedDict[str, nn.Module]":
+def activation_layers(model: nn.Module) -> OrderedDict[str, nn.Module]:
     """The hidden activation modules, in forward order, keyed by their name (act1, act2, ...)."""
     return OrderedDict((n, m) for n, m in model.named_children() if n.startswith("act"))
 
 
-def weight_layers(model: nn.Module) -> "OrderedDict[str, nn.Module]":
+def weight_layers(model: nn.Module) -> OrderedDict[str, nn.Module]:
     """The Linear/Conv layers, in forward order (fc1.. / conv1.., then out)."""
     return OrderedDict((n, m) for n, m in model.named_children() if isinstance(m, (nn.Linear, nn.Conv2d)))
 

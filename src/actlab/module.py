@@ -1,4 +1,5 @@
 """The LightningModule (one model, its loss and optimiser) and the tensor DataModule."""
+
 from __future__ import annotations
 
 import pytorch_lightning as pl
@@ -97,8 +98,7 @@ class LitModel(pl.LightningModule):
         decay, no_decay = [], []
         for p in self.model.parameters():
             (no_decay if p.ndim <= 1 or id(p) in act_params else decay).append(p)
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         return make_optimizer(groups, cfg, self.max_epochs)
 
 

@@ -5,6 +5,7 @@ the text says "scikit-learn digits (8x8) MLP" and "hidden layer 1".
 Activations are named by their registry entry (actlab.activations Spec.label); datasets, models
 and initialisations here. An unknown key is shown as it is (a new dataset works before it is named).
 """
+
 from __future__ import annotations
 
 import re
@@ -12,14 +13,25 @@ import re
 from actlab import activations
 
 DATASETS = {
-    "digits": "scikit-learn digits (8x8)", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
-    "cifar10": "CIFAR-10", "mnist1d": "MNIST-1D", "mnist_subset": "MNIST (subset)",
-    "synthetic": "a 2-D spiral", "synthetic_abs": "y = |x|",
+    "digits": "scikit-learn digits (8x8)",
+    "mnist": "MNIST",
+    "fashion_mnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10",
+    "mnist1d": "MNIST-1D",
+    "mnist_subset": "MNIST (subset)",
+    "synthetic": "a 2-D spiral",
+    "synthetic_abs": "y = |x|",
 }
 MODELS = {"mlp": "MLP", "cnn": "CNN"}
 OPTIMIZERS = {"adam": "Adam", "sgd": "SGD"}
-INITS = {"kaiming": "He (Kaiming) normal", "lecun": "LeCun normal", "xavier": "Xavier (Glorot) normal",
-         "torch_default": "torch default U(+-1/sqrt(fan_in))", "he": "He normal", "rai": "RAI"}
+INITS = {
+    "kaiming": "He (Kaiming) normal",
+    "lecun": "LeCun normal",
+    "xavier": "Xavier (Glorot) normal",
+    "torch_default": "torch default U(+-1/sqrt(fan_in))",
+    "he": "He normal",
+    "rai": "RAI",
+}
 
 
 def activation(name: str) -> str:

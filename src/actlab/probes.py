@@ -75,9 +75,11 @@ keeps what the last one needs and the last step is recorded exactly. On probe st
 into one tensor and to the CPU once. Tables are rewritten atomically (actlab.atomic.write_csv) at
 most every ``flush_seconds`` and always when training ends.
 """
+
 from __future__ import annotations
 
 import functools
+import math
 import time
 from pathlib import Path
 
@@ -108,8 +110,10 @@ def _capture_preactivations(model: nn.Module, x: torch.Tensor) -> dict[str, torc
     """Forward x through model in eval mode under no_grad; return each act layer's input z."""
     acts = activation_layers(model)
     zs: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: zs.__setitem__(name, inp[0].detach()))
-             for name, m in acts.items()]
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out, name=name: zs.__setitem__(name, inp[0].detach()))
+        for name, m in acts.items()
+    ]
     modes = {m: m.training for m in model.modules()}
     try:
         model.eval()
@@ -152,9 +156,16 @@ def _per_unit(t: torch.Tensor, reduce: str) -> torch.Tensor:
     return getattr(t.flatten(1), reduce)(1) if t.ndim > 1 else t
 
 
-def unit_stats(act: nn.Module, z: torch.Tensor, tol: float, tau: float,
-               saturate_at: float | None, peak: float | None = None,
-               eps: float = NO_GRADIENT_EPS, delta: float = LOW_VARIANCE_DELTA) -> dict[str, tuple[torch.Tensor, int]]:
+def unit_stats(
+    act: nn.Module,
+    z: torch.Tensor,
+    tol: float,
+    tau: float,
+    saturate_at: float | None,
+    peak: float | None = None,
+    eps: float = NO_GRADIENT_EPS,
+    delta: float = LOW_VARIANCE_DELTA,
+) -> dict[str, tuple[torch.Tensor, int]]:
     """Per-layer statistics of one activation module at pre-activations z of shape (N, C) or
     (N, C, H, W) (units = dim 1), as {metric: (numerator, denominator)}: the numerator a 0-d tensor
     still on z's device (fractions as exact integer counts), the value numerator / denominator.
@@ -209,8 +220,15 @@ def measure_units(model: nn.Module, x: torch.Tensor, activation: str, tol: float
     for name in acts:
         if name not in zs:
             continue
-        consts = {"n_units": zs[name].shape[1], "probe_size": len(x), "tol": tol, "tau": tau,
-                  "eps": NO_GRADIENT_EPS, "peak_slope": peak, "delta": LOW_VARIANCE_DELTA}
+        consts = {
+            "n_units": zs[name].shape[1],
+            "probe_size": len(x),
+            "tol": tol,
+            "tau": tau,
+            "eps": NO_GRADIENT_EPS,
+            "peak_slope": peak,
+            "delta": LOW_VARIANCE_DELTA,
+        }
         if sat is not None:
             consts["saturate_at"] = sat
         rows += [{"layer": name, "metric": k, "value": float(v)} for k, v in consts.items()]
@@ -242,9 +260,17 @@ class DeadUnits(_ProbeTable, pl.Callback):
 
     columns = DEAD_COLUMNS
 
-    def __init__(self, path: Path, activation: str, probe_size: int = 512, every_n_epochs: int = 1,
-                 tol: float = 1e-6, tau: float = 0.1, probe_x: torch.Tensor | None = None,
-                 flush_seconds: float = 30.0):
+    def __init__(
+        self,
+        path: Path,
+        activation: str,
+        probe_size: int = 512,
+        every_n_epochs: int = 1,
+        tol: float = 1e-6,
+        tau: float = 0.1,
+        probe_x: torch.Tensor | None = None,
+        flush_seconds: float = 30.0,
+    ):
         activations.spec(activation)  # fail early on an unknown name
         self.path, self.activation = Path(path), activation
         self.probe_size, self.every, self.tol, self.tau = probe_size, every_n_epochs, tol, tau
@@ -272,8 +298,11 @@ class DeadUnits(_ProbeTable, pl.Callback):
 
     # Rows so far travel in a resume checkpoint (actlab.callbacks.ResumeCheckpoint).
     def state_dict(self) -> dict:
-        return {"rows": [dict(r) for r in self.rows], "measured": sorted(self._measured),
-                "epochs_done": self._epochs_done}
+        return {
+            "rows": [dict(r) for r in self.rows],
+            "measured": sorted(self._measured),
+            "epochs_done": self._epochs_done,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.rows = [dict(r) for r in state["rows"]]
@@ -299,8 +328,7 @@ class DeadUnits(_ProbeTable, pl.Callback):
 # gradient flow
 
 
-def grad_flow_stats(grads: list[torch.Tensor], before: list[torch.Tensor],
-                    after: list[torch.Tensor]) -> torch.Tensor:
+def grad_flow_stats(grads: list[torch.Tensor], before: list[torch.Tensor], after: list[torch.Tensor]) -> torch.Tensor:
     """(5, L) tensor on the weights' device: grad_norm, grad_abs_mean, weight_norm, update_ratio,
     grad_rms for L weight tensors, given each one's step gradient and its value before and after the step."""
     g2 = torch.stack(torch._foreach_norm(grads))  # (L,)
@@ -329,8 +357,12 @@ class GradFlow(_ProbeTable, pl.Callback):
         self._last_write = -float("inf")
 
     def state_dict(self) -> dict:
-        return {"rows": [dict(r) for r in self.rows], "step": self._step, "recorded": self.recorded,
-                "epoch": self._epoch}
+        return {
+            "rows": [dict(r) for r in self.rows],
+            "step": self._step,
+            "recorded": self.recorded,
+            "epoch": self._epoch,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.rows = [dict(r) for r in state["rows"]]
@@ -370,12 +402,23 @@ class GradFlow(_ProbeTable, pl.Callback):
         """The rows of one step from its statistics on the host, vals (len(GRAD_METRICS), layers)."""
         for i, metric in enumerate(GRAD_METRICS):
             for j, name in enumerate(names):
-                self.rows.append({"step": step, "epoch": epoch, "layer": name, "metric": metric,
-                                  "value": vals[i, j].item()})
-        for i, metric in ((0, "grad_norm_first_over_last"), (GRAD_METRICS.index("grad_rms"), "grad_rms_first_over_last")):
+                self.rows.append(
+                    {"step": step, "epoch": epoch, "layer": name, "metric": metric, "value": vals[i, j].item()}
+                )
+        for i, metric in (
+            (0, "grad_norm_first_over_last"),
+            (GRAD_METRICS.index("grad_rms"), "grad_rms_first_over_last"),
+        ):
             g = vals[i]
-            self.rows.append({"step": step, "epoch": epoch, "layer": f"{names[0]}/{names[-1]}",
-                              "metric": metric, "value": (g[0] / g[-1]).item()})
+            self.rows.append(
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "layer": f"{names[0]}/{names[-1]}",
+                    "metric": metric,
+                    "value": (g[0] / g[-1]).item(),
+                }
+            )
         self.recorded = step
 
     def on_train_epoch_end(self, trainer, pl_module):
@@ -403,7 +446,7 @@ def _pos_int(v) -> bool:
 
 
 def _nonneg(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and v == v
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and not math.isnan(v)
 
 
 def callbacks(cfg_probes, run_dir: Path, activation: str) -> list[pl.Callback]:
@@ -419,8 +462,17 @@ def callbacks(cfg_probes, run_dir: Path, activation: str) -> list[pl.Callback]:
         _check(_nonneg(tol), f"probes.dead_units.tol must be a number >= 0, got {tol!r}")
         _check(_nonneg(tau), f"probes.dead_units.tau must be a number >= 0, got {tau!r}")
         _check(_nonneg(flush), f"probes.dead_units.flush_seconds must be a number >= 0, got {flush!r}")
-        out.append(DeadUnits(run_dir / "dead_units.csv", activation, probe_size=size, every_n_epochs=every,
-                             tol=float(tol), tau=float(tau), flush_seconds=float(flush)))
+        out.append(
+            DeadUnits(
+                run_dir / "dead_units.csv",
+                activation,
+                probe_size=size,
+                every_n_epochs=every,
+                tol=float(tol),
+                tau=float(tau),
+                flush_seconds=float(flush),
+            )
+        )
     gf = cfg_probes.get("grad_flow") if cfg_probes is not None else None
     if gf is not None and gf.get("enabled", False):
         every, flush = gf.get("every_n_steps", 25), gf.get("flush_seconds", 30.0)

@@ -41,6 +41,7 @@ Methods, stated once:
   d_z sqrt(n)) (scipy.stats.nct). The exact sign-flip test has at most this power, and none at all
   when 2 / 2^n >= ALPHA.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,14 @@ EQUIVALENCE_MARGIN = 0.01
 EXACT_MAX_N = 16  # up to 2^16 = 65,536 sign patterns: enumerated exactly; beyond, Monte Carlo
 MC_RESAMPLES = 99_999
 MC_SEED = 0
-METRICS = ("test_acc", "final_dead_fraction", "final_dormant_fraction", "final_saturated_fraction",
-           "final_no_gradient_fraction", "final_low_variance_fraction")
+METRICS = (
+    "test_acc",
+    "final_dead_fraction",
+    "final_dormant_fraction",
+    "final_saturated_fraction",
+    "final_no_gradient_fraction",
+    "final_low_variance_fraction",
+)
 
 
 def t_interval(values, confidence: float = CONFIDENCE) -> dict:
@@ -122,9 +129,15 @@ def sign_flip_p(d, alternative: str = "two-sided") -> float:
     if len(d) < 2:
         return math.nan
     exact = len(d) <= EXACT_MAX_N
-    res = stats.permutation_test((d,), np.mean, permutation_type="samples", vectorized=True,
-                                 n_resamples=np.inf if exact else MC_RESAMPLES, alternative=alternative,
-                                 rng=None if exact else MC_SEED)
+    res = stats.permutation_test(
+        (d,),
+        np.mean,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=np.inf if exact else MC_RESAMPLES,
+        alternative=alternative,
+        rng=None if exact else MC_SEED,
+    )
     return float(res.pvalue)
 
 
@@ -187,9 +200,19 @@ def paired_test(diffs, margin: float = EQUIVALENCE_MARGIN) -> dict:
     if len(d) >= 2 and ci["std"] > 1e-12 * max(1.0, abs(ci["mean"])):  # spread above rounding noise
         res = stats.ttest_1samp(d, 0.0)  # == ttest_rel(b, a) on the pairs
         t, p_t = float(res.statistic), float(res.pvalue)
-    return {"n_pairs": ci["n"], "mean_diff": ci["mean"], "std_diff": ci["std"], "ci_low": ci["ci_low"],
-            "ci_high": ci["ci_high"], "p_value": sign_flip_p(d), "t": t, "p_ttest": p_t,
-            "margin": margin, "p_tost": tost_p(d, margin), "mde": mde(ci["n"], ci["std"])}
+    return {
+        "n_pairs": ci["n"],
+        "mean_diff": ci["mean"],
+        "std_diff": ci["std"],
+        "ci_low": ci["ci_low"],
+        "ci_high": ci["ci_high"],
+        "p_value": sign_flip_p(d),
+        "t": t,
+        "p_ttest": p_t,
+        "margin": margin,
+        "p_tost": tost_p(d, margin),
+        "mde": mde(ci["n"], ci["std"]),
+    }
 
 
 def _check_columns(df: pd.DataFrame, needed, where: str) -> None:
@@ -210,8 +233,17 @@ def accuracy_table(summary: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
         for metric in metrics:
             if metric not in g or g[metric].isna().all():
                 continue
-            rows.append({**dict(zip(GROUP, key)), "metric": metric, "n_runs": len(g), "n_diverged": diverged,
-                         **t_interval(g[metric]), "confidence": CONFIDENCE, "interval": "student-t"})
+            rows.append(
+                {
+                    **dict(zip(GROUP, key)),
+                    "metric": metric,
+                    "n_runs": len(g),
+                    "n_diverged": diverged,
+                    **t_interval(g[metric]),
+                    "confidence": CONFIDENCE,
+                    "interval": "student-t",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -226,13 +258,24 @@ def vs_baseline(summary: pd.DataFrame, baseline: str = "relu", metric: str = "te
         if base.empty:
             raise ValueError(f"no {baseline!r} runs for {dataset}/{model}: nothing to pair with")
         if base.index.duplicated().any():
-            raise ValueError(f"{dataset}/{model}/{baseline}: duplicate seeds {sorted(base.index[base.index.duplicated()])}")
+            raise ValueError(
+                f"{dataset}/{model}/{baseline}: duplicate seeds {sorted(base.index[base.index.duplicated()])}"
+            )
         for act, a in g[g["activation"] != baseline].groupby("activation", sort=True):
             a = a.set_index("seed")[metric]
             paired = pd.concat({"a": a, "b": base}, axis=1, join="inner").dropna()
-            rows.append({"dataset": dataset, "model": model, "activation": act, "baseline": baseline,
-                         "metric": metric, "mean": float(a.mean()), "baseline_mean": float(base.mean()),
-                         **paired_test(paired["a"] - paired["b"])})
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "activation": act,
+                    "baseline": baseline,
+                    "metric": metric,
+                    "mean": float(a.mean()),
+                    "baseline_mean": float(base.mean()),
+                    **paired_test(paired["a"] - paired["b"]),
+                }
+            )
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -267,12 +310,27 @@ def power_table(vs: pd.DataFrame) -> pd.DataFrame:
         sd = float(np.sqrt(var.mean())) if var.notna().any() else math.nan
         min_p = min_sign_flip_p(n)
         need = next(k for k in range(1, 64) if min(1.0, max(m, 1) * min_sign_flip_p(k)) < ALPHA)
-        rows.append({"dataset": dataset, "model": model, "metric": metric, "n_pairs": n, "family_size": m,
-                     "sd_diff": sd, "alpha": ALPHA, "power": POWER, "mde_dz": mde_effect_size(n),
-                     "mde": mde(n, sd), "mde_holm": mde(n, sd, ALPHA / max(m, 1)),
-                     "min_p": min_p, "min_p_holm": min(1.0, max(m, 1) * min_p),
-                     "can_separate": min(1.0, max(m, 1) * min_p) < ALPHA, "seeds_needed": need,
-                     "margin": EQUIVALENCE_MARGIN, "min_p_tost": 2.0 ** -n if n else math.nan})
+        rows.append(
+            {
+                "dataset": dataset,
+                "model": model,
+                "metric": metric,
+                "n_pairs": n,
+                "family_size": m,
+                "sd_diff": sd,
+                "alpha": ALPHA,
+                "power": POWER,
+                "mde_dz": mde_effect_size(n),
+                "mde": mde(n, sd),
+                "mde_holm": mde(n, sd, ALPHA / max(m, 1)),
+                "min_p": min_p,
+                "min_p_holm": min(1.0, max(m, 1) * min_p),
+                "can_separate": min(1.0, max(m, 1) * min_p) < ALPHA,
+                "seeds_needed": need,
+                "margin": EQUIVALENCE_MARGIN,
+                "min_p_tost": 2.0**-n if n else math.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -287,8 +345,9 @@ def compute_table(summary: pd.DataFrame, baseline: str = "relu") -> pd.DataFrame
         rows.append(row)
     out = pd.DataFrame(rows).rename(columns={"mean": "seconds_per_epoch"})
     base = out[out["activation"] == baseline].set_index(["dataset", "model"])["seconds_per_epoch"]
-    out["ratio_to_" + baseline] = [row.seconds_per_epoch / base.get((row.dataset, row.model), math.nan)
-                                   for row in out.itertuples()]
+    out["ratio_to_" + baseline] = [
+        row.seconds_per_epoch / base.get((row.dataset, row.model), math.nan) for row in out.itertuples()
+    ]
     return out
 
 
@@ -302,8 +361,12 @@ def write_all(summary: pd.DataFrame, out_dir, baseline: str = "relu") -> dict[st
 
     out_dir = Path(out_dir)
     vs = vs_baseline(summary, baseline)
-    tables = {"accuracy": accuracy_table(summary), "vs_relu": vs, "power": power_table(vs),
-              "compute": compute_table(summary, baseline)}  # all computed before anything is written
+    tables = {
+        "accuracy": accuracy_table(summary),
+        "vs_relu": vs,
+        "power": power_table(vs),
+        "compute": compute_table(summary, baseline),
+    }  # all computed before anything is written
     paths = {}
     for name, df in tables.items():
         paths[name] = out_dir / f"{name}.csv"
@@ -313,8 +376,12 @@ def write_all(summary: pd.DataFrame, out_dir, baseline: str = "relu") -> dict[st
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m actlab.stats", description=__doc__.split("\n")[0])
-    p.add_argument("--summary", type=Path, default=Path("results/summary.parquet"),
-                   help="one row per run (parquet or csv), from actlab.aggregate")
+    p.add_argument(
+        "--summary",
+        type=Path,
+        default=Path("results/summary.parquet"),
+        help="one row per run (parquet or csv), from actlab.aggregate",
+    )
     p.add_argument("--out-dir", type=Path, default=Path("results/stats"))
     p.add_argument("--baseline", default="relu", help="activation every other one is paired with")
     args = p.parse_args(argv)
@@ -324,7 +391,7 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for name, path in paths.items():
+    for path in paths.values():
         print(f"wrote {path}")
     return 0
 

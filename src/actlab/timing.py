@@ -36,6 +36,7 @@ distribution of i.i.d. repeats; n >= 6 needed). The ratio to the baseline is the
 per-round ratios t_act / t_baseline, with the same interval (the baseline's ratio is exactly 1).
 The machine (CPU model from /proc/cpuinfo, threads, torch version, device) goes into every row.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,14 +58,48 @@ from actlab import activations, atomic
 CONFIDENCE = 0.95
 CI_METHOD = "order-statistic interval of the median (distribution-free, binomial)"
 CONF_DIR = Path(os.environ.get("ACTLAB_CONF", Path(__file__).resolve().parents[2] / "conf"))
-COLUMNS = ["activation", "family", "baseline",
-           "s_per_epoch", "ci_low", "ci_high", "ratio", "ratio_ci_low", "ratio_ci_high",
-           "act_s", "act_ci_low", "act_ci_high", "act_ratio", "act_ratio_ci_low", "act_ratio_ci_high",
-           "mean_s_per_epoch", "min_s_per_epoch", "max_s_per_epoch",
-           "repeats", "warmup", "coverage", "ci_method",
-           "dataset", "config", "model", "depth", "width", "in_features", "classes",
-           "batch_size", "samples", "steps_per_epoch", "optimizer", "inner",
-           "threads", "device", "device_name", "cpu", "torch", "python"]
+COLUMNS = [
+    "activation",
+    "family",
+    "baseline",
+    "s_per_epoch",
+    "ci_low",
+    "ci_high",
+    "ratio",
+    "ratio_ci_low",
+    "ratio_ci_high",
+    "act_s",
+    "act_ci_low",
+    "act_ci_high",
+    "act_ratio",
+    "act_ratio_ci_low",
+    "act_ratio_ci_high",
+    "mean_s_per_epoch",
+    "min_s_per_epoch",
+    "max_s_per_epoch",
+    "repeats",
+    "warmup",
+    "coverage",
+    "ci_method",
+    "dataset",
+    "config",
+    "model",
+    "depth",
+    "width",
+    "in_features",
+    "classes",
+    "batch_size",
+    "samples",
+    "steps_per_epoch",
+    "optimizer",
+    "inner",
+    "threads",
+    "device",
+    "device_name",
+    "cpu",
+    "torch",
+    "python",
+]
 
 
 class UsageError(ValueError):
@@ -80,7 +115,7 @@ def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int, f
     coverage 1 - 2 P(B <= l - 1), B ~ Binomial(n, 1/2); None when even [min, max] covers less than
     `confidence` (n <= 5 for 95%)."""
     alpha = 1 - confidence
-    best, cdf, term = None, 0.0, 0.5 ** n  # term = P(B = k)
+    best, cdf, term = None, 0.0, 0.5**n  # term = P(B = k)
     for l in range(1, n // 2 + 1):  # noqa: E741
         cdf += term  # P(B <= l - 1)
         if 2 * cdf > alpha + 1e-12:
@@ -123,8 +158,14 @@ def cpu_name() -> str:
 def machine(device: torch.device) -> dict:
     cpu = cpu_name()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
-    return {"threads": torch.get_num_threads(), "device": device.type, "device_name": name, "cpu": cpu,
-            "torch": torch.__version__, "python": platform.python_version()}
+    return {
+        "threads": torch.get_num_threads(),
+        "device": device.type,
+        "device_name": name,
+        "cpu": cpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 # -----------------------------------------------------------------------------
@@ -165,8 +206,9 @@ def setting(a: argparse.Namespace) -> dict:
         try:
             sp = data.load(cfg.data)
         except (OSError, data.DataError) as e:
-            raise UsageError(f"cannot load {cfg.data.name} for its shape ({e}); give --in-features, "
-                             f"--classes and --samples") from None
+            raise UsageError(
+                f"cannot load {cfg.data.name} for its shape ({e}); give --in-features, --classes and --samples"
+            ) from None
         task = sp.task
         in_shape = in_shape or sp.in_shape
         classes = classes if classes is not None else sp.num_outputs
@@ -174,11 +216,17 @@ def setting(a: argparse.Namespace) -> dict:
     if model_cfg["name"] == "cnn" and len(in_shape) != 3:
         raise UsageError(f"model cnn needs image input (C, H, W); --in-features gives {in_shape}")
     opt = OmegaConf.to_container(cfg.optimizer, resolve=True)
-    return {"dataset": str(cfg.data.name), "config": " ".join(a.config), "model": model_cfg,
-            "in_shape": tuple(int(d) for d in in_shape), "classes": int(classes),
-            "task": task, "samples": int(samples),
-            "batch_size": int(a.batch_size if a.batch_size is not None else cfg.data.batch_size),
-            "optimizer": opt}
+    return {
+        "dataset": str(cfg.data.name),
+        "config": " ".join(a.config),
+        "model": model_cfg,
+        "in_shape": tuple(int(d) for d in in_shape),
+        "classes": int(classes),
+        "task": task,
+        "samples": int(samples),
+        "batch_size": int(a.batch_size if a.batch_size is not None else cfg.data.batch_size),
+        "optimizer": opt,
+    }
 
 
 # -----------------------------------------------------------------------------
@@ -198,8 +246,9 @@ def _optimizer(params, opt: dict) -> torch.optim.Optimizer:
     raise UsageError(f"unknown optimizer {opt['name']!r}; valid: adam, sgd")
 
 
-def measure(acts: list[str], s: dict, repeats: int, warmup: int, inner: int, device: torch.device,
-            seed: int = 0, log=print) -> tuple[dict, dict]:
+def measure(
+    acts: list[str], s: dict, repeats: int, warmup: int, inner: int, device: torch.device, seed: int = 0, log=print
+) -> tuple[dict, dict]:
     """Seconds per epoch and per activation call, {activation: [one value per repeat]} each."""
     from omegaconf import OmegaConf
 
@@ -230,7 +279,7 @@ def measure(acts: list[str], s: dict, repeats: int, warmup: int, inner: int, dev
         _sync(device)
         t0 = time.perf_counter()
         for i in range(steps):
-            idx = order[i * b:(i + 1) * b]
+            idx = order[i * b : (i + 1) * b]
             loss = loss_fn(net(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -257,7 +306,7 @@ def measure(acts: list[str], s: dict, repeats: int, warmup: int, inner: int, dev
         for r in range(warmup + repeats):
             order = torch.randperm(n, generator=gen).to(device)
             t_round = time.perf_counter()
-            for act in acts[r % k:] + acts[:r % k]:
+            for act in acts[r % k :] + acts[: r % k]:
                 te, ta = epoch(act, order), alone(act)
                 if r >= warmup:
                     per_epoch[act].append(te)
@@ -279,11 +328,28 @@ def summarise(per_epoch: dict, per_call: dict, baseline: str) -> pd.DataFrame:
         r, rlo, rhi = median_ci(e / base_e)
         am, alo, ahi = median_ci(c)
         ar, arlo, arhi = median_ci(c / base_a)
-        rows.append({"activation": act, "family": activations.spec(act).family, "baseline": baseline,
-                     "s_per_epoch": med, "ci_low": lo, "ci_high": hi, "ratio": r, "ratio_ci_low": rlo,
-                     "ratio_ci_high": rhi, "act_s": am, "act_ci_low": alo, "act_ci_high": ahi, "act_ratio": ar,
-                     "act_ratio_ci_low": arlo, "act_ratio_ci_high": arhi, "mean_s_per_epoch": float(e.mean()),
-                     "min_s_per_epoch": float(e.min()), "max_s_per_epoch": float(e.max())})
+        rows.append(
+            {
+                "activation": act,
+                "family": activations.spec(act).family,
+                "baseline": baseline,
+                "s_per_epoch": med,
+                "ci_low": lo,
+                "ci_high": hi,
+                "ratio": r,
+                "ratio_ci_low": rlo,
+                "ratio_ci_high": rhi,
+                "act_s": am,
+                "act_ci_low": alo,
+                "act_ci_high": ahi,
+                "act_ratio": ar,
+                "act_ratio_ci_low": arlo,
+                "act_ratio_ci_high": arhi,
+                "mean_s_per_epoch": float(e.mean()),
+                "min_s_per_epoch": float(e.min()),
+                "max_s_per_epoch": float(e.max()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -301,14 +367,25 @@ def _names(s: str) -> list[str]:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    ap = _Parser(prog="python -m actlab.timing",
-                 description="Seconds per training epoch per activation, interleaved, in one process.")
+    ap = _Parser(
+        prog="python -m actlab.timing",
+        description="Seconds per training epoch per activation, interleaved, in one process.",
+    )
     ap.add_argument("--out", type=Path, required=True, help="the CSV to write (atomically)")
-    ap.add_argument("--activations", type=_names, default=list(activations.NAMES),
-                    help="comma-separated (default: every registered activation)")
+    ap.add_argument(
+        "--activations",
+        type=_names,
+        default=list(activations.NAMES),
+        help="comma-separated (default: every registered activation)",
+    )
     ap.add_argument("--baseline", default="relu", help="the ratios' denominator; must be among --activations")
-    ap.add_argument("--config", nargs="*", default=[], metavar="OVERRIDE",
-                    help="Hydra overrides of the setting, e.g. data=digits model=mlp model.width=32")
+    ap.add_argument(
+        "--config",
+        nargs="*",
+        default=[],
+        metavar="OVERRIDE",
+        help="Hydra overrides of the setting, e.g. data=digits model=mlp model.width=32",
+    )
     ap.add_argument("--depth", type=int, help="hidden layers (default: the config's model.depth)")
     ap.add_argument("--width", type=int, help="units per hidden layer (default: model.width)")
     ap.add_argument("--in-features", type=int, help="input size (default: the dataset's)")
@@ -329,10 +406,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     a.activations = list(dict.fromkeys(a.activations))
     if a.baseline not in a.activations:
         raise UsageError(f"--baseline {a.baseline!r} is not among --activations {','.join(a.activations)}")
-    checks = [(a.repeats >= 6, f"--repeats must be >= 6 (a 95% CI of the median needs 6), got {a.repeats}"),
-              (a.warmup >= 0, f"--warmup must be >= 0, got {a.warmup}"),
-              (a.inner >= 1, f"--inner must be >= 1, got {a.inner}"),
-              (a.threads >= 1, f"--threads must be >= 1, got {a.threads}")]
+    checks = [
+        (a.repeats >= 6, f"--repeats must be >= 6 (a 95% CI of the median needs 6), got {a.repeats}"),
+        (a.warmup >= 0, f"--warmup must be >= 0, got {a.warmup}"),
+        (a.inner >= 1, f"--inner must be >= 1, got {a.inner}"),
+        (a.threads >= 1, f"--threads must be >= 1, got {a.threads}"),
+    ]
     for key in ("depth", "width", "in_features", "classes", "batch_size", "samples"):
         v = getattr(a, key)
         checks.append((v is None or v >= 1, f"--{key.replace('_', '-')} must be >= 1, got {v}"))
@@ -366,27 +445,45 @@ def run(a: argparse.Namespace) -> pd.DataFrame:
     if s["batch_size"] > s["samples"]:
         raise UsageError(f"--batch-size {s['batch_size']} exceeds --samples {s['samples']}")
     m = s["model"]
-    print(f"timing {len(a.activations)} activations: {m['name']} depth {m['depth']} width {m['width']}, "
-          f"input {s['in_shape']}, {s['classes']} outputs, {s['samples']} samples in batches of {s['batch_size']}, "
-          f"{a.warmup} warm-up + {a.repeats} rounds, {a.threads} thread(s), {a.device}", flush=True)
+    print(
+        f"timing {len(a.activations)} activations: {m['name']} depth {m['depth']} width {m['width']}, "
+        f"input {s['in_shape']}, {s['classes']} outputs, {s['samples']} samples in batches of {s['batch_size']}, "
+        f"{a.warmup} warm-up + {a.repeats} rounds, {a.threads} thread(s), {a.device}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     per_epoch, per_call = measure(a.activations, s, a.repeats, a.warmup, a.inner, a.device, a.seed)
     out = summarise(per_epoch, per_call, a.baseline)
     mach = machine(a.device)
     lo_hi = median_ci_ranks(a.repeats)
-    out = out.assign(repeats=a.repeats, warmup=a.warmup, coverage=lo_hi[2], ci_method=CI_METHOD,
-                     dataset=s["dataset"], config=s["config"], model=m["name"], depth=m["depth"],
-                     width=m["width"], in_features=math.prod(s["in_shape"]), classes=s["classes"],
-                     batch_size=s["batch_size"],
-                     samples=s["samples"], steps_per_epoch=math.ceil(s["samples"] / s["batch_size"]),
-                     optimizer=s["optimizer"]["name"], inner=a.inner, **mach)[COLUMNS]
+    out = out.assign(
+        repeats=a.repeats,
+        warmup=a.warmup,
+        coverage=lo_hi[2],
+        ci_method=CI_METHOD,
+        dataset=s["dataset"],
+        config=s["config"],
+        model=m["name"],
+        depth=m["depth"],
+        width=m["width"],
+        in_features=math.prod(s["in_shape"]),
+        classes=s["classes"],
+        batch_size=s["batch_size"],
+        samples=s["samples"],
+        steps_per_epoch=math.ceil(s["samples"] / s["batch_size"]),
+        optimizer=s["optimizer"]["name"],
+        inner=a.inner,
+        **mach,
+    )[COLUMNS]
     atomic.write_csv(a.out, out)
     for r in out.itertuples():
-        print(f"{r.activation:>11}: {1e3 * r.s_per_epoch:8.2f} ms/epoch [{1e3 * r.ci_low:.2f}, {1e3 * r.ci_high:.2f}]"
-              f"  x{r.ratio:.3f} [{r.ratio_ci_low:.3f}, {r.ratio_ci_high:.3f}]"
-              f"  alone {1e6 * r.act_s:7.1f} us x{r.act_ratio:.2f}"
-              f" [{r.act_ratio_ci_low:.2f}, {r.act_ratio_ci_high:.2f}]",
-              flush=True)
+        print(
+            f"{r.activation:>11}: {1e3 * r.s_per_epoch:8.2f} ms/epoch [{1e3 * r.ci_low:.2f}, {1e3 * r.ci_high:.2f}]"
+            f"  x{r.ratio:.3f} [{r.ratio_ci_low:.3f}, {r.ratio_ci_high:.3f}]"
+            f"  alone {1e6 * r.act_s:7.1f} us x{r.act_ratio:.2f}"
+            f" [{r.act_ratio_ci_low:.2f}, {r.act_ratio_ci_high:.2f}]",
+            flush=True,
+        )
     print(f"{a.out}: {len(out)} activations in {time.perf_counter() - t0:.1f}s on {mach['device_name']}", flush=True)
     return out
 

@@ -20,6 +20,7 @@ Writes into the run directory (``hydra.run.dir``, = ``run_dir`` in conf/config.y
                   job (several runs as one model) keeps its one stacked checkpoint in the job's
                   ``hydra.run.dir`` instead (last.ckpt, or last-part<i>of<n>.ckpt per vectorised part).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -103,8 +104,10 @@ def check_group_overrides(argv: list[str]) -> None:
     for arg in argv:
         key, sep, value = arg.lstrip("+~").partition("=")
         if sep and key == "sweep":
-            raise ConfigError(f"sweep configs are Snakemake's, not a training run's: snakemake --cores all "
-                              f"--configfile conf/sweep/{value}.yaml")
+            raise ConfigError(
+                f"sweep configs are Snakemake's, not a training run's: snakemake --cores all "
+                f"--configfile conf/sweep/{value}.yaml"
+            )
         if sep and key in GROUPS and value not in choices(key):
             raise ConfigError(f"unknown {key} {value!r}; valid: {', '.join(choices(key))}")
 
@@ -117,22 +120,41 @@ def validate(cfg: DictConfig) -> None:
     if cfg.run_dir is None or not str(cfg.run_dir).strip():  # '' would write into the working dir itself
         raise ConfigError(f"run_dir is empty ({cfg.run_dir!r}): give a directory, e.g. run_dir=runs/x")
     checks = [
-        (_int(cfg.seed) and 0 <= cfg.seed <= SEED_MAX,
-         f"seed must be an integer in 0..{SEED_MAX} (2**32 - 1, numpy's seed range), got {cfg.seed!r}"),
+        (
+            _int(cfg.seed) and 0 <= cfg.seed <= SEED_MAX,
+            f"seed must be an integer in 0..{SEED_MAX} (2**32 - 1, numpy's seed range), got {cfg.seed!r}",
+        ),
         (_num(cfg.optimizer.lr) and cfg.optimizer.lr > 0, f"optimizer.lr must be > 0, got {cfg.optimizer.lr!r}"),
-        (_num(cfg.optimizer.weight_decay) and cfg.optimizer.weight_decay >= 0,
-         f"optimizer.weight_decay must be >= 0, got {cfg.optimizer.weight_decay!r}"),
-        (_int(cfg.model.depth) and cfg.model.depth >= 1, f"model.depth must be an integer >= 1, got {cfg.model.depth!r}"),
-        (_int(cfg.model.width) and cfg.model.width >= 1, f"model.width must be an integer >= 1, got {cfg.model.width!r}"),
-        (_int(cfg.trainer.max_epochs) and cfg.trainer.max_epochs >= 1,
-         f"trainer.max_epochs must be an integer >= 1, got {cfg.trainer.max_epochs!r}"),
-        (_int(cfg.data.batch_size) and cfg.data.batch_size >= 1,
-         f"data.batch_size must be an integer >= 1, got {cfg.data.batch_size!r}"),
-        (_int(cfg.trainer.get("checkpoint_every_n_epochs", 0)) and cfg.trainer.get("checkpoint_every_n_epochs", 0) >= 0,
-         f"trainer.checkpoint_every_n_epochs must be an integer >= 0 (0 = no checkpoints), "
-         f"got {cfg.trainer.get('checkpoint_every_n_epochs')!r}"),
-        (cfg.model.init in (None, *activations.INITS),
-         f"model.init must be one of {', '.join(activations.INITS)} (or null), got {cfg.model.init!r}"),
+        (
+            _num(cfg.optimizer.weight_decay) and cfg.optimizer.weight_decay >= 0,
+            f"optimizer.weight_decay must be >= 0, got {cfg.optimizer.weight_decay!r}",
+        ),
+        (
+            _int(cfg.model.depth) and cfg.model.depth >= 1,
+            f"model.depth must be an integer >= 1, got {cfg.model.depth!r}",
+        ),
+        (
+            _int(cfg.model.width) and cfg.model.width >= 1,
+            f"model.width must be an integer >= 1, got {cfg.model.width!r}",
+        ),
+        (
+            _int(cfg.trainer.max_epochs) and cfg.trainer.max_epochs >= 1,
+            f"trainer.max_epochs must be an integer >= 1, got {cfg.trainer.max_epochs!r}",
+        ),
+        (
+            _int(cfg.data.batch_size) and cfg.data.batch_size >= 1,
+            f"data.batch_size must be an integer >= 1, got {cfg.data.batch_size!r}",
+        ),
+        (
+            _int(cfg.trainer.get("checkpoint_every_n_epochs", 0))
+            and cfg.trainer.get("checkpoint_every_n_epochs", 0) >= 0,
+            f"trainer.checkpoint_every_n_epochs must be an integer >= 0 (0 = no checkpoints), "
+            f"got {cfg.trainer.get('checkpoint_every_n_epochs')!r}",
+        ),
+        (
+            cfg.model.init in (None, *activations.INITS),
+            f"model.init must be one of {', '.join(activations.INITS)} (or null), got {cfg.model.init!r}",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -152,10 +174,18 @@ def git_state() -> tuple[str, bool]:
     """(commit, dirty) of the repository the code runs from; ('unknown', False) outside git."""
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            != ""
+        )
         return commit, dirty
     except (OSError, subprocess.SubprocessError):
         return "unknown", False
@@ -167,8 +197,12 @@ def versions() -> dict:
 
     import actlab
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "lightning": pl.__version__,
-            "actlab": actlab.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": pl.__version__,
+        "actlab": actlab.__version__,
+    }
 
 
 def act_params(cfg: DictConfig) -> dict:
@@ -218,8 +252,12 @@ def setup_runtime(tr: DictConfig) -> bool:
     # Per-step logging is off by design (epoch metrics only); a torch-internal deprecation raised inside
     # Lightning; no DataLoader workers by design (tensors on the device); a rerun or resumed run finds
     # Lightning's own logs/ from before (they are rewritten).
-    for message in (".*smaller than the logging interval.*", ".*isinstance\\(treespec, LeafSpec\\).*",
-                    ".*does not have many workers.*", ".*exists and is not empty. Previous log files.*"):
+    for message in (
+        ".*smaller than the logging interval.*",
+        ".*isinstance\\(treespec, LeafSpec\\).*",
+        ".*does not have many workers.*",
+        ".*exists and is not empty. Previous log files.*",
+    ):
         warnings.filterwarnings("ignore", message=message)
     if "SLURM_JOB_ID" not in os.environ:  # Lightning's hint to use srun, when srun is merely installed
         warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system.*")
@@ -268,9 +306,18 @@ def resume_checkpoint(cfgs: list[DictConfig], path: Path, label: str):
     return ResumeCheckpoint(path, every, digest, label=label), ckpt
 
 
-def make_summary(cfg: DictConfig, task: str, hist: list[dict], test: dict, diverged: bool,
-                 train_seconds: float, n_params: int, device: str, resumed_from_epoch: int = 0,
-                 data_provenance: dict | None = None) -> dict:
+def make_summary(
+    cfg: DictConfig,
+    task: str,
+    hist: list[dict],
+    test: dict,
+    diverged: bool,
+    train_seconds: float,
+    n_params: int,
+    device: str,
+    resumed_from_epoch: int = 0,
+    data_provenance: dict | None = None,
+) -> dict:
     """summary.json of one run (also used per model by the vectorised trainer, actlab.vectorized).
     ``data_provenance``: the loader's ``Splits.provenance`` (generating args, SHA-256, split sizes)."""
     from actlab import models
@@ -280,19 +327,35 @@ def make_summary(cfg: DictConfig, task: str, hist: list[dict], test: dict, diver
     vals = [r[val_key] for r in hist if math.isfinite(r.get(val_key, math.nan))]
     best = (max if val_key == "val_acc" else min)(vals) if vals else math.nan
     return {
-        "activation": cfg.activation.name, "act_params": act_params(cfg), "seed": cfg.seed,
-        "dataset": cfg.data.name, "split_seed": cfg.data.split_seed, "task": task,
-        "model": cfg.model.name, "depth": cfg.model.depth, "width": cfg.model.width,
+        "activation": cfg.activation.name,
+        "act_params": act_params(cfg),
+        "seed": cfg.seed,
+        "dataset": cfg.data.name,
+        "split_seed": cfg.data.split_seed,
+        "task": task,
+        "model": cfg.model.name,
+        "depth": cfg.model.depth,
+        "width": cfg.model.width,
         "init": cfg.model.init or models.activations.spec(cfg.activation.name).init,
-        "optimizer": cfg.optimizer.name, "lr": cfg.optimizer.lr, "batch_size": cfg.data.batch_size,
-        "test_acc": test.get("test_acc", math.nan), "test_loss": test.get("test_loss", math.nan),
+        "optimizer": cfg.optimizer.name,
+        "lr": cfg.optimizer.lr,
+        "batch_size": cfg.data.batch_size,
+        "test_acc": test.get("test_acc", math.nan),
+        "test_loss": test.get("test_loss", math.nan),
         "best_val_acc": best if val_key == "val_acc" else math.nan,
         "best_val_loss": min((r["val_loss"] for r in hist), default=math.nan),
-        "epochs": len(hist), "max_epochs": cfg.trainer.max_epochs, "diverged": diverged,
-        "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / max(len(hist), 1),
-        "n_params": n_params, "resumed_from_epoch": resumed_from_epoch,
-        "device": device, "versions": versions(),
-        "git_commit": commit, "git_dirty": dirty, "run_dir": str(cfg.run_dir),
+        "epochs": len(hist),
+        "max_epochs": cfg.trainer.max_epochs,
+        "diverged": diverged,
+        "train_seconds": train_seconds,
+        "seconds_per_epoch": train_seconds / max(len(hist), 1),
+        "n_params": n_params,
+        "resumed_from_epoch": resumed_from_epoch,
+        "device": device,
+        "versions": versions(),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "run_dir": str(cfg.run_dir),
         "data_provenance": data_provenance or {},
     }
 
@@ -328,31 +391,49 @@ def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
     lit = LitModel(model, splits.task, cfg.optimizer, cfg.trainer.max_epochs)
     dm = TensorData(splits, cfg.data.batch_size, cfg.seed)
 
-    recorder = EpochRecorder(run_dir / "metrics.csv", quiet=quiet,
-                             chance=chance_loss(splits.task, splits.y_train, splits.num_outputs))
+    recorder = EpochRecorder(
+        run_dir / "metrics.csv", quiet=quiet, chance=chance_loss(splits.task, splits.y_train, splits.num_outputs)
+    )
     if cfg.trainer.logger == "tensorboard":
         logger = pl.loggers.TensorBoardLogger(save_dir=str(run_dir), name="logs", version="")
     else:
         logger = pl.loggers.CSVLogger(save_dir=str(run_dir), name="logs", version="")
     ckpt_cb, ckpt_path = resume_checkpoint([cfg], run_dir / CHECKPOINT, str(run_dir))
     trainer = pl.Trainer(
-        accelerator="auto" if cfg.device == "auto" else cfg.device, devices=1,
-        max_epochs=cfg.trainer.max_epochs, deterministic=cfg.trainer.deterministic,
-        precision=cfg.trainer.precision, logger=logger,
-        callbacks=[recorder, *probes.callbacks(cfg.probes, run_dir, cfg.activation.name),
-                   *([ckpt_cb] if ckpt_cb else [])],
-        enable_progress_bar=not quiet, enable_model_summary=not quiet, enable_checkpointing=ckpt_cb is not None,
-        num_sanity_val_steps=0, default_root_dir=str(run_dir),
+        accelerator="auto" if cfg.device == "auto" else cfg.device,
+        devices=1,
+        max_epochs=cfg.trainer.max_epochs,
+        deterministic=cfg.trainer.deterministic,
+        precision=cfg.trainer.precision,
+        logger=logger,
+        callbacks=[
+            recorder,
+            *probes.callbacks(cfg.probes, run_dir, cfg.activation.name),
+            *([ckpt_cb] if ckpt_cb else []),
+        ],
+        enable_progress_bar=not quiet,
+        enable_model_summary=not quiet,
+        enable_checkpointing=ckpt_cb is not None,
+        num_sanity_val_steps=0,
+        default_root_dir=str(run_dir),
     )
     t0 = time.perf_counter()
     trainer.fit(lit, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     train_seconds = ckpt_cb.train_seconds() if ckpt_cb else time.perf_counter() - t0
     test = trainer.test(lit, datamodule=dm, verbose=not quiet)[0] if not lit.diverged else {}
 
-    summary = make_summary(cfg, splits.task, recorder.rows, test, lit.diverged, train_seconds,
-                           sum(p.numel() for p in model.parameters()), str(trainer.strategy.root_device),
-                           resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0,
-                           data_provenance=splits.provenance)
+    summary = make_summary(
+        cfg,
+        splits.task,
+        recorder.rows,
+        test,
+        lit.diverged,
+        train_seconds,
+        sum(p.numel() for p in model.parameters()),
+        str(trainer.strategy.root_device),
+        resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0,
+        data_provenance=splits.provenance,
+    )
     integrity.write_summary(run_dir, summary)  # SHA256SUMS of the run's files, then summary.json, last
     if not keep_checkpoint:
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
@@ -383,8 +464,7 @@ def activation_configs(cfg: DictConfig) -> list[DictConfig]:
     if acts is None:
         return [cfg]
     if isinstance(acts, str) or len(acts) == 0 or not all(isinstance(a, str) for a in acts):
-        raise ConfigError(f"activations must be a non-empty list of names, e.g. activations=[relu,gelu], "
-                          f"got {acts!r}")
+        raise ConfigError(f"activations must be a non-empty list of names, e.g. activations=[relu,gelu], got {acts!r}")
     if len(set(acts)) != len(acts):
         raise ConfigError(f"activations must be distinct, got {list(acts)}")
     for a in acts:
@@ -409,8 +489,10 @@ def job_configs(cfg: DictConfig) -> list[DictConfig]:
     cfgs = [c for a in activation_configs(cfg) for c in seed_configs(a)]
     dirs = [str(c.run_dir) for c in cfgs]
     if len(set(dirs)) != len(dirs):
-        raise ConfigError(f"run_dir must depend on the activation (contain ${{activation.name}}) when "
-                          f"activations is given, got {cfg._get_node('run_dir')._value()!r}")
+        raise ConfigError(
+            f"run_dir must depend on the activation (contain ${{activation.name}}) when "
+            f"activations is given, got {cfg._get_node('run_dir')._value()!r}"
+        )
     return cfgs
 
 
@@ -428,8 +510,10 @@ def seed_configs(cfg: DictConfig) -> list[DictConfig]:
     cfgs = [seed_config(cfg, int(s)) for s in seeds]
     dirs = [str(c.run_dir) for c in cfgs]
     if len(set(dirs)) != len(dirs):
-        raise ConfigError(f"run_dir must depend on the seed (contain ${{seed}}) when seeds is given, "
-                          f"got {cfg._get_node('run_dir')._value()!r} -> {dirs[0]!r} for every seed")
+        raise ConfigError(
+            f"run_dir must depend on the seed (contain ${{seed}}) when seeds is given, "
+            f"got {cfg._get_node('run_dir')._value()!r} -> {dirs[0]!r} for every seed"
+        )
     return cfgs
 
 
@@ -443,14 +527,16 @@ def _hydra_files(cfg: DictConfig) -> None:
 
     if not HydraConfig.initialized():
         return
-    task = [o for o in OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
-            if o.lstrip("+~").partition("=")[0] not in ("seed", "seeds", "activation", "activations")]
+    task = [
+        o
+        for o in OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
+        if o.lstrip("+~").partition("=")[0] not in ("seed", "seeds", "activation", "activations")
+    ]
     hdir = Path(cfg.run_dir) / ".hydra"
     hdir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(hdir / "config.yaml", OmegaConf.to_yaml(cfg), durable=False)
     own = [f"activation={cfg.activation.name}", f"seed={cfg.seed}"]
-    atomic.write_text(hdir / "overrides.yaml", yaml.safe_dump([*own, *task], default_flow_style=False),
-                      durable=False)
+    atomic.write_text(hdir / "overrides.yaml", yaml.safe_dump([*own, *task], default_flow_style=False), durable=False)
 
 
 # Config keys that do not make a run different: a finished run of a config equal but for these is the
@@ -493,8 +579,10 @@ def finished_summary(c: DictConfig) -> dict | None:
         return json.loads((run_dir / "summary.json").read_text())
     if c.get("overwrite"):
         return None
-    raise ConfigError(f"run dir {str(run_dir)!r} holds a finished run of another config; pass overwrite=true "
-                      f"to train this one there, or choose another run_dir")
+    raise ConfigError(
+        f"run dir {str(run_dir)!r} holds a finished run of another config; pass overwrite=true "
+        f"to train this one there, or choose another run_dir"
+    )
 
 
 def report_line(summary: dict, before: bool = False) -> str:
@@ -505,8 +593,9 @@ def report_line(summary: dict, before: bool = False) -> str:
         metric = f"test_loss {summary['test_loss']:.4g} ({summary['epochs']} epochs)"
     else:
         metric = f"test_acc {100 * summary['test_acc']:.2f}% ({summary['epochs']} epochs)"
-    return f"run {summary['run_dir']}: {metric}" + ("; finished before, not retrained (overwrite=true retrains)"
-                                                   if before else "")
+    return f"run {summary['run_dir']}: {metric}" + (
+        "; finished before, not retrained (overwrite=true retrains)" if before else ""
+    )
 
 
 def run_seeds(cfg: DictConfig) -> list[dict]:
@@ -587,7 +676,7 @@ def vectorized_parts(cfg: DictConfig, cfgs: list[DictConfig]) -> list[list[DictC
     groups: dict[str, list[DictConfig]] = {}
     for c in cfgs:
         groups.setdefault(_data_key(c), []).append(c)
-    return [g[i:i + max_k] for g in groups.values() for i in range(0, len(g), max_k)]
+    return [g[i : i + max_k] for g in groups.values() for i in range(0, len(g), max_k)]
 
 
 def _job_output_dir(cfg: DictConfig) -> Path:
@@ -742,8 +831,10 @@ def lock_dirs(dirs: list[Path]) -> None:
 
 def job_dirs(cfg: DictConfig, argv: list[str]) -> list[Path]:
     """Every dir the job writes: its run dirs and, for several runs, Hydra's job dir."""
-    dirs = [Path(c.run_dir) for c in (job_configs(cfg) if cfg.get("seeds") is not None or
-                                      cfg.get("activations") is not None else [cfg])]
+    dirs = [
+        Path(c.run_dir)
+        for c in (job_configs(cfg) if cfg.get("seeds") is not None or cfg.get("activations") is not None else [cfg])
+    ]
     given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
     return [*dirs, Path(given[-1] if given else job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations")))]
 
@@ -756,8 +847,11 @@ def _disk_full(e: OSError) -> bool:
 
 def _disk_full_line(e: OSError) -> str:
     where = e.filename2 or e.filename
-    return f"error: {e.strerror}" + (f" writing {str(where)!r}" if where else "") + \
-        " (free space and rerun: the run resumes from its last checkpoint)"
+    return (
+        f"error: {e.strerror}"
+        + (f" writing {str(where)!r}" if where else "")
+        + " (free space and rerun: the run resumes from its last checkpoint)"
+    )
 
 
 def main() -> None:

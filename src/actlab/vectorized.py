@@ -32,6 +32,7 @@ Supported: the MLP (`model=mlp`), classification or regression, any registered a
 or SGD, any schedule. `supported(cfg)` says why not otherwise; `actlab.train` then trains the
 seeds one after the other.
 """
+
 from __future__ import annotations
 
 import logging
@@ -198,11 +199,12 @@ class StackedMLP(nn.Module):
         self.act_names = list(models.activation_layers(nets[0]))  # act1..
         stack = lambda ts: nn.Parameter(torch.stack([t.detach().clone() for t in ts]))  # noqa: E731
         self.weights = nn.ParameterList(
-            [stack([n.get_submodule(name).weight.t() for n in nets]) for name in self.layer_names])
-        self.biases = nn.ParameterList(
-            [stack([n.get_submodule(name).bias for n in nets]) for name in self.layer_names])
+            [stack([n.get_submodule(name).weight.t() for n in nets]) for name in self.layer_names]
+        )
+        self.biases = nn.ParameterList([stack([n.get_submodule(name).bias for n in nets]) for name in self.layer_names])
         self.acts = nn.ModuleList(
-            [StackedAct([n.get_submodule(name) for n in nets], groups) for name in self.act_names])
+            [StackedAct([n.get_submodule(name) for n in nets], groups) for name in self.act_names]
+        )
 
     def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """x: (K, B, *in) (one batch per model), or (B, *in) with shared=True (the same batch for
@@ -285,8 +287,9 @@ class StackedMLP(nn.Module):
         return net
 
 
-def per_model_losses(out: torch.Tensor, y: torch.Tensor, task: str,
-                     shared: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+def per_model_losses(
+    out: torch.Tensor, y: torch.Tensor, task: str, shared: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(K,) mean loss per model and (K,) correct count per model (None for regression).
     out (K, B, C); y (K, B) / (K, B, 1) per model, or (B,) / (B, 1) when shared."""
     k, b = out.shape[:2]
@@ -334,7 +337,7 @@ class StackedBatches:
         order = torch.stack([torch.randperm(self.n, generator=g) for g in self.gens]).to(self.device)
         b = self.batch_size
         for c in range(0, self.n_batches, self.chunk):
-            yield [order[:, i * b:(i + 1) * b] for i in range(c, min(c + self.chunk, self.n_batches))]
+            yield [order[:, i * b : (i + 1) * b] for i in range(c, min(c + self.chunk, self.n_batches))]
 
 
 class VecData(TensorData):
@@ -342,14 +345,14 @@ class VecData(TensorData):
     shared (every model is evaluated on the same contiguous slices, as TensorData does). Device
     placement, evaluation loaders and the data-order state in checkpoints come from TensorData."""
 
-    def __init__(self, splits: Splits, batch_size: int, seeds: list[int], chunk: int,
-                 eval_batch_size: int = 4096):
+    def __init__(self, splits: Splits, batch_size: int, seeds: list[int], chunk: int, eval_batch_size: int = 4096):
         super().__init__(splits, batch_size, seeds[0], eval_batch_size)
         self.seeds, self.chunk = seeds, chunk
 
     def train_dataloader(self):
-        self._train = StackedBatches(len(self.splits.x_train), self.batch_size, self.seeds, self.chunk,
-                                     self.splits.x_train.device)
+        self._train = StackedBatches(
+            len(self.splits.x_train), self.batch_size, self.seeds, self.chunk, self.splits.x_train.device
+        )
         if self._train_state is not None:
             self._train.load_state_dict(self._train_state)
         return self._train
@@ -407,8 +410,16 @@ class DirectStep:
             plain = g.get("fused") and not (g["amsgrad"] or g["maximize"] or g["capturable"] or g["differentiable"])
             if not plain or any(not s for s in st) or any(isinstance(v, torch.Tensor) for v in (g["lr"], *g["betas"])):
                 return False
-            lists.append((g, [self.params[i] for i in idx], [s["exp_avg"] for s in st],
-                          [s["exp_avg_sq"] for s in st], [s["step"] for s in st], idx))
+            lists.append(
+                (
+                    g,
+                    [self.params[i] for i in idx],
+                    [s["exp_avg"] for s in st],
+                    [s["exp_avg_sq"] for s in st],
+                    [s["step"] for s in st],
+                    idx,
+                )
+            )
         self._state, self._lists = opt.state, lists
         return True
 
@@ -423,16 +434,35 @@ class DirectStep:
         for g, ps, exp_avgs, exp_avg_sqs, steps, idx in self._lists:
             torch._foreach_add_(steps, 1)
             kernel = torch._fused_adamw_ if g.get("decoupled_weight_decay") else torch._fused_adam_
-            kernel(ps, [grads[i] for i in idx], exp_avgs, exp_avg_sqs, [], steps, amsgrad=False,
-                   lr=g["lr"], beta1=g["betas"][0], beta2=g["betas"][1], weight_decay=g["weight_decay"],
-                   eps=g["eps"], maximize=False)
+            kernel(
+                ps,
+                [grads[i] for i in idx],
+                exp_avgs,
+                exp_avg_sqs,
+                [],
+                steps,
+                amsgrad=False,
+                lr=g["lr"],
+                beta1=g["betas"][0],
+                beta2=g["betas"][1],
+                weight_decay=g["weight_decay"],
+                eps=g["eps"],
+                maximize=False,
+            )
 
 
 class VecLitModel(pl.LightningModule):
     """K stacked models, their losses and one optimizer; manual optimisation, `chunk` steps a call."""
 
-    def __init__(self, net: StackedMLP, task: str, optim_cfg, max_epochs: int,
-                 grad_flow_every: int | None = None, compile: bool = False):
+    def __init__(
+        self,
+        net: StackedMLP,
+        task: str,
+        optim_cfg,
+        max_epochs: int,
+        grad_flow_every: int | None = None,
+        compile: bool = False,
+    ):
         super().__init__()
         self.net, self.task, self.optim_cfg, self.max_epochs = net, task, optim_cfg, max_epochs
         self.automatic_optimization = False
@@ -493,8 +523,11 @@ class VecLitModel(pl.LightningModule):
         self._step = DirectStep(self.optimizers().optimizer, self._params)
         # The hand-written backward where it applies: fp32 or fp64 (autocast would change the ops' dtypes),
         # not compiled, every activation in ACT_BACKWARD. Otherwise autograd.
-        self._hand = (self.net.hand_backward() and not self.compiled
-                      and str(self.trainer.precision) in ("32-true", "32", "64-true", "64"))
+        self._hand = (
+            self.net.hand_backward()
+            and not self.compiled
+            and str(self.trainer.precision) in ("32-true", "32", "64-true", "64")
+        )
 
     def training_step(self, batch, batch_idx):
         epoch = self.current_epoch + 1
@@ -513,7 +546,8 @@ class VecLitModel(pl.LightningModule):
                 grads = torch.autograd.grad(losses.sum(), self._params)
             s += 1
             record = self.grad_flow_every is not None and (
-                s == 1 or s % self.grad_flow_every == 0 or s % self._steps_per_epoch == 0)
+                s == 1 or s % self.grad_flow_every == 0 or s % self._steps_per_epoch == 0
+            )
             if record:
                 before = [w.detach().clone() for w in self.net.weights]
                 g2 = torch.stack([g.flatten(1).norm(dim=1) for g in grads[:n_weights]])  # (L, K)
@@ -564,8 +598,7 @@ class VecLitModel(pl.LightningModule):
     def configure_optimizers(self):
         cfg = self.optim_cfg
         decay, no_decay = self.net.decay_groups()
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         if not cfg.weight_decay:  # the same hyperparameters: one group = one fused kernel call per step
             groups = [{"params": decay + no_decay, "weight_decay": 0.0}]
         dev = decay[0].device.type
@@ -608,11 +641,17 @@ class VecRecorder(pl.Callback):
 
     # Everything recorded so far travels in a resume checkpoint: rows, divergence, the probes' rows.
     def state_dict(self) -> dict:
-        return {"rows": [[dict(r) for r in rows] for rows in self.rows], "active": list(self.active),
-                "diverged": list(self.diverged), "finished": list(self.finished),
-                "grad_flow": [None if g is None else {"rows": [dict(r) for r in g.rows], "recorded": g.recorded}
-                              for g in self.grad_flow],
-                "epoch_probes": [[cb.state_dict() for cb in cbs] for cbs in self.epoch_probes]}
+        return {
+            "rows": [[dict(r) for r in rows] for rows in self.rows],
+            "active": list(self.active),
+            "diverged": list(self.diverged),
+            "finished": list(self.finished),
+            "grad_flow": [
+                None if g is None else {"rows": [dict(r) for r in g.rows], "recorded": g.recorded}
+                for g in self.grad_flow
+            ],
+            "epoch_probes": [[cb.state_dict() for cb in cbs] for cbs in self.epoch_probes],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["rows"]) != self.k:
@@ -663,8 +702,14 @@ class VecRecorder(pl.Callback):
         for k in range(self.k):
             if not self.active[k]:
                 continue
-            row = {"epoch": epoch, "train_loss": host[0][k], "train_acc": host[1][k],
-                   "val_loss": host[2][k], "val_acc": host[3][k], "seconds": seconds}
+            row = {
+                "epoch": epoch,
+                "train_loss": host[0][k],
+                "train_acc": host[1][k],
+                "val_loss": host[2][k],
+                "val_acc": host[3][k],
+                "seconds": seconds,
+            }
             self.rows[k].append(row)
             atomic.write_csv(Path(self.cfgs[k].run_dir) / "metrics.csv", pd.DataFrame(self.rows[k]))
             if diverged(row["train_loss"], self.chance):  # the single run's rule (actlab.callbacks)
@@ -684,9 +729,12 @@ class VecRecorder(pl.Callback):
             live = [k for k in range(self.k) if self.active[k] or k in done_now]
             tl = [host[0][k] for k in live]
             va_acc = [host[3][k] for k in live]
-            print(f"epoch {epoch:>3}  K={self.k}  train_loss {min(tl):.4f}..{max(tl):.4f}"
-                  f"  val_acc {min(va_acc):.4f}..{max(va_acc):.4f}  diverged {sum(self.diverged)}"
-                  f"  {seconds:.2f}s/model", flush=True)
+            print(
+                f"epoch {epoch:>3}  K={self.k}  train_loss {min(tl):.4f}..{max(tl):.4f}"
+                f"  val_acc {min(va_acc):.4f}..{max(va_acc):.4f}  diverged {sum(self.diverged)}"
+                f"  {seconds:.2f}s/model",
+                flush=True,
+            )
             self._progress(epoch, trainer.max_epochs)
         if not any(self.active):
             trainer.should_stop = True
@@ -706,8 +754,9 @@ class VecRecorder(pl.Callback):
         (t0, e0) = self._since
         left = (now - t0) / max(epoch - e0, 1) * (max_epochs - epoch)
         where = Path(self.cfgs[0].run_dir).parent.parent
-        print(f"train {where}: {self.k} runs, epoch {epoch}/{max_epochs}, ~{left:.0f} s left",
-              file=sys.stderr, flush=True)
+        print(
+            f"train {where}: {self.k} runs, epoch {epoch}/{max_epochs}, ~{left:.0f} s left", file=sys.stderr, flush=True
+        )
 
     def on_train_end(self, trainer, pl_module):
         for k in range(self.k):
@@ -774,22 +823,37 @@ def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Spl
     recorder = VecRecorder(cfgs_s, views, quiet, chance_loss(splits.task, splits.y_train, splits.num_outputs))
     recorder.layer_names = net.layer_names
     chunk = int(tr.get("steps_per_call") or 1)
-    lit = VecLitModel(net, splits.task, cfg0.optimizer, tr.max_epochs, recorder.grad_flow_every(),
-                      compile=bool(tr.get("compile")))
+    lit = VecLitModel(
+        net, splits.task, cfg0.optimizer, tr.max_epochs, recorder.grad_flow_every(), compile=bool(tr.get("compile"))
+    )
     dm = VecData(splits, cfg0.data.batch_size, [int(c.seed) for c in cfgs_s], chunk)
-    ckpt_cb, ckpt_path = (None, None) if checkpoint is None else resume_checkpoint(
-        cfgs_s, Path(checkpoint), f"{len(cfgs_s)} vectorised models")
+    ckpt_cb, ckpt_path = (
+        (None, None)
+        if checkpoint is None
+        else resume_checkpoint(cfgs_s, Path(checkpoint), f"{len(cfgs_s)} vectorised models")
+    )
     trainer = pl.Trainer(
-        accelerator="auto" if cfg0.device == "auto" else cfg0.device, devices=1,
-        max_epochs=tr.max_epochs, deterministic=tr.deterministic, precision=tr.precision, logger=False,
+        accelerator="auto" if cfg0.device == "auto" else cfg0.device,
+        devices=1,
+        max_epochs=tr.max_epochs,
+        deterministic=tr.deterministic,
+        precision=tr.precision,
+        logger=False,
         callbacks=[recorder, *([ckpt_cb] if ckpt_cb else [])],
-        enable_progress_bar=not quiet, enable_model_summary=not quiet, enable_checkpointing=ckpt_cb is not None,
-        num_sanity_val_steps=0, default_root_dir=str(Path(cfg0.run_dir).parent),
+        enable_progress_bar=not quiet,
+        enable_model_summary=not quiet,
+        enable_checkpointing=ckpt_cb is not None,
+        num_sanity_val_steps=0,
+        default_root_dir=str(Path(cfg0.run_dir).parent),
     )
     for v in views:
         v.to(trainer.strategy.root_device)
-    log.info("vectorised run: %d models (%s) on %s", len(cfgs_s),
-             ", ".join(f"{c.activation.name}/seed{c.seed}" for c in cfgs_s), trainer.strategy.root_device)
+    log.info(
+        "vectorised run: %d models (%s) on %s",
+        len(cfgs_s),
+        ", ".join(f"{c.activation.name}/seed{c.seed}" for c in cfgs_s),
+        trainer.strategy.root_device,
+    )
     t0 = time.perf_counter()
     trainer.fit(lit, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     train_seconds = ckpt_cb.train_seconds() if ckpt_cb else time.perf_counter() - t0
@@ -804,10 +868,18 @@ def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Spl
         t = {} if recorder.diverged[k] or test is None else {"test_loss": test[0][k], "test_acc": test[1][k]}
         if splits.task == "regression":
             t.pop("test_acc", None)
-        s = make_summary(c, splits.task, recorder.rows[k], t, recorder.diverged[k], train_seconds / len(cfgs),
-                         sum(p.numel() for p in nets[k].parameters()), device,
-                         resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0,
-                         data_provenance=splits.provenance)
+        s = make_summary(
+            c,
+            splits.task,
+            recorder.rows[k],
+            t,
+            recorder.diverged[k],
+            train_seconds / len(cfgs),
+            sum(p.numel() for p in nets[k].parameters()),
+            device,
+            resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0,
+            data_provenance=splits.provenance,
+        )
         s["vectorized"] = {"k": len(cfgs), "job_train_seconds": train_seconds}
         integrity.write_summary(c.run_dir, s)  # SHA256SUMS of the run's files, then summary.json, last
         summaries.append(s)

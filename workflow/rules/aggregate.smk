@@ -18,15 +18,15 @@ rule aggregate:
         metrics=CURVES / "metrics.parquet",
         dead_units=CURVES / "dead_units.parquet",
         grad_flow=CURVES / "grad_flow.parquet",
-    params:
-        out_dir=RESULTS,
-        code=code_fingerprint("aggregate"),
-    conda:
-        ENV
     log:
         LOGS / "aggregate.log",
     benchmark:
         BENCH / "aggregate.tsv"
+    conda:
+        ENV
+    params:
+        out_dir=RESULTS,
+        code=code_fingerprint("aggregate"),
     shell:
         "python -m actlab.aggregate --out-dir {params.out_dir:q} {input.summaries:q} > {log:q} 2>&1"
 
@@ -42,16 +42,16 @@ rule statistics:
         vs_relu=STATS / "vs_relu.csv",
         power=STATS / "power.csv",
         compute=STATS / "compute.csv",
-    params:
-        out_dir=STATS,
-        code=code_fingerprint("stats"),
-        baseline=config["baseline"],
-    conda:
-        ENV
     log:
         LOGS / "statistics.log",
     benchmark:
         BENCH / "statistics.tsv"
+    conda:
+        ENV
+    params:
+        out_dir=STATS,
+        code=code_fingerprint("stats"),
+        baseline=config["baseline"],
     shell:
         "python -m actlab.stats --summary {input:q} --out-dir {params.out_dir:q}"
         " --baseline {params.baseline:q} > {log:q} 2>&1"

@@ -19,12 +19,12 @@ rule sweep_config:
     JSON, for the article's reproducibility appendix; rewritten whenever the sweep changes."""
     output:
         RESULTS / "sweep.json",
-    params:
-        sweep=json.dumps(config, indent=1, default=str),
-    conda:
-        ENV
     log:
         LOGS / "sweep_config.log",
+    conda:
+        ENV
+    params:
+        sweep=json.dumps(config, indent=1, default=str),
     shell:
         "printf '%s\\n' {params.sweep:q} > {output:q} 2> {log:q}"
 
@@ -43,16 +43,16 @@ rule book:
         script=SCRIPTS / "build_book.py",
     output:
         BOOK_INDEX,
-    params:
-        src=BOOK_SRC,
-        html=Path(BOOK_INDEX).parent,  # paper/_build/html of the working directory
-        results=lambda wildcards: Path(RESULTS).resolve(),
-    conda:
-        ENV
     log:
         LOGS / "book.log",
     benchmark:
         BENCH / "book.tsv"
+    conda:
+        ENV
+    params:
+        src=BOOK_SRC,
+        html=Path(BOOK_INDEX).parent,  # paper/_build/html of the working directory
+        results=lambda wildcards: Path(RESULTS).resolve(),
     shell:
         "ACTLAB_RESULTS={params.results:q} python {input.script:q} {params.src:q} {params.html:q}"
         " --all -W -n --keep-going > {log:q} 2>&1"

@@ -18,8 +18,10 @@ SCRIPTS = Path(os.path.relpath(REPO / "workflow" / "scripts"))  # inputs: relati
 # They import actlab from this checkout's src/ (whatever actlab the environment has installed): the code
 # that runs is the code the rules fingerprint (code_fingerprint, below).
 _PYTHONPATH = ":".join([str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
-shell.prefix(f'PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; export PATH; '
-             f"PYTHONPATH={shlex.quote(_PYTHONPATH)}; export PYTHONPATH; ")
+shell.prefix(
+    f'PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; export PATH; '
+    f"PYTHONPATH={shlex.quote(_PYTHONPATH)}; export PYTHONPATH; "
+)
 
 # The software environment of all the jobs (documented; used with `--sdm conda`).
 ENV = "../envs/actlab.yaml"  # relative to workflow/rules/; the pins of environment.yml without `-e .`
@@ -37,8 +39,17 @@ DEPTH = RESULTS / "depth"
 DATA_MARKS = RESULTS / "data"
 
 # Overrides the pipeline itself sets for every run; a sweep config may not set them.
-RESERVED = {"seed", "seeds", "activation", "activations", "data", "model", "run_dir", "trainer.threads",
-            "trainer.progress"}
+RESERVED = {
+    "seed",
+    "seeds",
+    "activation",
+    "activations",
+    "data",
+    "model",
+    "run_dir",
+    "trainer.threads",
+    "trainer.progress",
+}
 
 
 def _choices(group):
@@ -53,16 +64,20 @@ def _check_names(values, group, where):
     valid = _choices(group)
     unknown = [v for v in values if v not in valid]
     if unknown:
-        _fail(f"{where}: unknown {group} {', '.join(map(repr, unknown))}; valid: {', '.join(valid)} "
-              f"(conf/{group}/*.yaml)")
+        _fail(
+            f"{where}: unknown {group} {', '.join(map(repr, unknown))}; valid: {', '.join(valid)} "
+            f"(conf/{group}/*.yaml)"
+        )
 
 
 def _check_overrides(overrides, where):
     for o in overrides:
         key = o.lstrip("+~").partition("=")[0]
         if key in RESERVED or key.startswith("hydra."):
-            _fail(f"{where}: override {o!r} sets {key!r}, which the pipeline sets itself "
-                  f"(from experiments/activations/seeds/resources)")
+            _fail(
+                f"{where}: override {o!r} sets {key!r}, which the pipeline sets itself "
+                f"(from experiments/activations/seeds/resources)"
+            )
 
 
 def _check_composes(overrides, where):
@@ -106,8 +121,10 @@ def check_sweep(config):
     """Schema first (types, empty lists, unknown keys), then names and overrides. Fills defaults."""
     schema = REPO / "workflow" / "schemas" / "sweep.schema.yaml"
     if "multi_seed" in config:  # replaced by group_by (activation = multi_seed: true, run = false)
-        _fail(f"multi_seed was replaced by group_by: write group_by: "
-              f"{'activation' if config['multi_seed'] else 'run'} (or experiment, the default)")
+        _fail(
+            f"multi_seed was replaced by group_by: write group_by: "
+            f"{'activation' if config['multi_seed'] else 'run'} (or experiment, the default)"
+        )
     try:
         validate(config, str(schema))
     except WorkflowError as e:  # one line naming the offending key instead of the whole schema
@@ -142,12 +159,15 @@ def check_sweep(config):
             _check_composes([f"data={e['dataset']}", f"model={e['model']}", *job, *overrides], where)
     _check_names(config["depth"]["collapse"]["activations"], "activation", "depth.collapse.activations")
     if "prelu" in config["depth"]["collapse"]["activations"]:
-        _fail("depth.collapse.activations: prelu has a learned slope, which the collapse study's "
-              "vectorised seeds would share; use parameter-free activations")
+        _fail(
+            "depth.collapse.activations: prelu has a learned slope, which the collapse study's "
+            "vectorised seeds would share; use parameter-free activations"
+        )
 
 
 # -----------------------------------------------------------------------------
 # the sweep, as lists the rules expand over
+
 
 def experiments():
     return config["experiments"]
@@ -191,12 +211,19 @@ def run_files():
     probes = {"dead_units": True, "grad_flow": True}
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for e in config["experiments"]:
-            cfg = compose(config_name="config", overrides=[f"data={e['dataset']}", f"model={e['model']}",
-                                                           *config["overrides"], *e["overrides"]])
+            cfg = compose(
+                config_name="config",
+                overrides=[f"data={e['dataset']}", f"model={e['model']}", *config["overrides"], *e["overrides"]],
+            )
             for name in probes:
                 probes[name] = probes[name] and bool(cfg.probes[name].enabled)
-    return ("config.yaml", "metrics.csv", *(f"{name}.csv" for name, on in probes.items() if on),
-            "SHA256SUMS", "summary.json")
+    return (
+        "config.yaml",
+        "metrics.csv",
+        *(f"{name}.csv" for name, on in probes.items() if on),
+        "SHA256SUMS",
+        "summary.json",
+    )
 
 
 def all_run_files(wildcards=None):
@@ -224,13 +251,20 @@ def reject_damaged_runs():
         except integrity.IntegrityError as e:
             rejected = summary.with_name("summary.json.rejected")
             os.replace(summary, rejected)
-            print(f"actlab: rejected run {run_dir}: {e}; moved its summary.json to {rejected.name}, "
-                  f"it will be retrained", file=sys.stderr)
+            print(
+                f"actlab: rejected run {run_dir}: {e}; moved its summary.json to {rejected.name}, "
+                f"it will be retrained",
+                file=sys.stderr,
+            )
 
 
 def experiment_figures(names, suffixes=("png", "svg")):
-    return [str(FIGURES / e["dataset"] / e["model"] / f"{name}.{suffix}")
-            for e in config["experiments"] for name in names for suffix in suffixes]
+    return [
+        str(FIGURES / e["dataset"] / e["model"] / f"{name}.{suffix}")
+        for e in config["experiments"]
+        for name in names
+        for suffix in suffixes
+    ]
 
 
 # -----------------------------------------------------------------------------
@@ -282,8 +316,13 @@ def code_fingerprint(*entry_modules):
         tree = ast.parse((SRC / f"{m}.py").read_text())
         for node in ast.walk(tree):
             body = getattr(node, "body", None)
-            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            if (
+                isinstance(body, list)
+                and body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
         for part in (m, ast.dump(tree)):
             h.update(part.encode())
@@ -297,6 +336,7 @@ def code_fingerprint(*entry_modules):
 
 # -----------------------------------------------------------------------------
 # datasets that must be downloaded first
+
 
 def dataset_config(name):
     with open(CONF / "data" / f"{name}.yaml") as f:
@@ -322,10 +362,16 @@ def data_marks(wildcards):
 # (Param functions must not take `threads`: Snakemake leaves such "derived" params out of its params
 # rerun trigger. The thread count goes on the command line instead: trainer.threads={threads}.)
 
+
 def base_overrides(wildcards):
     e = experiment(wildcards.dataset, wildcards.model)
-    return [f"data={wildcards.dataset}", f"model={wildcards.model}", "trainer.progress=quiet",
-            *config["overrides"], *e["overrides"]]
+    return [
+        f"data={wildcards.dataset}",
+        f"model={wildcards.model}",
+        "trainer.progress=quiet",
+        *config["overrides"],
+        *e["overrides"],
+    ]
 
 
 def train_overrides(wildcards):
@@ -336,8 +382,12 @@ def train_overrides(wildcards):
     then go beside the job's log (results/logs/train/.../<job>.hydra)."""
     if config["group_by"] == "run":
         run_dir = Path(str(RUN).format(**wildcards))
-        return [f"seed={wildcards.seed}", f"activation={wildcards.activation}", f"run_dir={run_dir}",
-                *base_overrides(wildcards)]
+        return [
+            f"seed={wildcards.seed}",
+            f"activation={wildcards.activation}",
+            f"run_dir={run_dir}",
+            *base_overrides(wildcards),
+        ]
     seeds = "seeds=[" + ",".join(str(s) for s in config["seeds"]) + "]"
     if config["group_by"] == "activation":
         job = Path(wildcards.dataset) / wildcards.model / wildcards.activation
@@ -346,8 +396,13 @@ def train_overrides(wildcards):
         job = Path(wildcards.dataset) / wildcards.model
         which = "activations=[" + ",".join(config["activations"]) + "]"
     run_dir = RUNS / wildcards.dataset / wildcards.model / "${activation.name}" / "seed${seed}"
-    return [which, seeds, f"run_dir={run_dir}", f"hydra.run.dir={(LOGS / 'train' / job).with_suffix('.hydra')}",
-            *base_overrides(wildcards)]
+    return [
+        which,
+        seeds,
+        f"run_dir={run_dir}",
+        f"hydra.run.dir={(LOGS / 'train' / job).with_suffix('.hydra')}",
+        *base_overrides(wildcards),
+    ]
 
 
 # -----------------------------------------------------------------------------
@@ -359,15 +414,27 @@ BOOK_INDEX = Path("paper") / "_build" / "html" / "index.html"
 
 
 def all_figures(wildcards=None):
-    return [*(str(FIGURES / f"{name}.{suffix}") for name in GLOBAL_FIGURES for suffix in ("png", "svg")),
-            *experiment_figures(RUN_FIGURES)]
+    return [
+        *(str(FIGURES / f"{name}.{suffix}") for name in GLOBAL_FIGURES for suffix in ("png", "svg")),
+        *experiment_figures(RUN_FIGURES),
+    ]
 
 
 def all_tables(wildcards=None):
-    return [str(p) for p in (RESULTS / "summary.csv", RESULTS / "summary.parquet", STATS / "accuracy.csv",
-                             STATS / "vs_relu.csv", STATS / "power.csv", STATS / "compute.csv", STATS / "timing.csv",
-                             DEPTH / "born_dead.csv",
-                             DEPTH / "collapse.csv")]
+    return [
+        str(p)
+        for p in (
+            RESULTS / "summary.csv",
+            RESULTS / "summary.parquet",
+            STATS / "accuracy.csv",
+            STATS / "vs_relu.csv",
+            STATS / "power.csv",
+            STATS / "compute.csv",
+            STATS / "timing.csv",
+            DEPTH / "born_dead.csv",
+            DEPTH / "collapse.csv",
+        )
+    ]
 
 
 def book_sources(wildcards=None):
@@ -376,8 +443,11 @@ def book_sources(wildcards=None):
     editor/Python caches."""
     src = REPO / "paper"
     skip = {"_build", "__pycache__", ".ipynb_checkpoints", ".jupyter_cache"}
-    return sorted(str(p) for p in src.rglob("*")
-                  if p.is_file() and not skip.intersection(p.relative_to(src).parts) and not p.name.startswith("."))
+    return sorted(
+        str(p)
+        for p in src.rglob("*")
+        if p.is_file() and not skip.intersection(p.relative_to(src).parts) and not p.name.startswith(".")
+    )
 
 
 def all_targets(wildcards=None):
@@ -390,14 +460,43 @@ def depth_args(wildcards=None):
     """The command line of python -m actlab.depth for the sweep's `depth` settings."""
     d, c = config["depth"], config["depth"]["collapse"]
     join = lambda values: ",".join(map(str, values))
-    return ["--activations", join(d["activations"]), "--controls", join(d.get("controls", [])),
-            "--control-trials", str(d.get("control_trials", d["trials"])), "--inits", join(d["inits"]),
-            "--depths", join(d["depths"]), "--widths", join(d["widths"]), "--trials", str(d["trials"]),
-            "--grid", str(d["grid"]), "--seed", str(d["seed"]), "--collapse",
-            "--collapse-activations", join(c["activations"]), "--collapse-cells", join(c["cells"]),
-            "--collapse-seeds", str(c["seeds"]), "--collapse-min-steps", str(c["min_steps"]),
-            "--collapse-max-steps", str(c["max_steps"]), "--collapse-window", str(c["plateau_window"]),
-            "--collapse-tol", str(c["plateau_tol"]), "--collapse-lr", str(c["lr"])]
+    return [
+        "--activations",
+        join(d["activations"]),
+        "--controls",
+        join(d.get("controls", [])),
+        "--control-trials",
+        str(d.get("control_trials", d["trials"])),
+        "--inits",
+        join(d["inits"]),
+        "--depths",
+        join(d["depths"]),
+        "--widths",
+        join(d["widths"]),
+        "--trials",
+        str(d["trials"]),
+        "--grid",
+        str(d["grid"]),
+        "--seed",
+        str(d["seed"]),
+        "--collapse",
+        "--collapse-activations",
+        join(c["activations"]),
+        "--collapse-cells",
+        join(c["cells"]),
+        "--collapse-seeds",
+        str(c["seeds"]),
+        "--collapse-min-steps",
+        str(c["min_steps"]),
+        "--collapse-max-steps",
+        str(c["max_steps"]),
+        "--collapse-window",
+        str(c["plateau_window"]),
+        "--collapse-tol",
+        str(c["plateau_tol"]),
+        "--collapse-lr",
+        str(c["lr"]),
+    ]
 
 
 # -----------------------------------------------------------------------------
@@ -420,10 +519,22 @@ def timing_args(wildcards=None):
     """The command line of python -m actlab.timing: the sweep's activations and the main experiment's
     Hydra overrides (model, data shape, batch size and optimiser come from them; --config goes last)."""
     device = "auto" if config["resources"]["gpu"] else "cpu"  # where the training runs ran
-    return ["--activations", ",".join(config["activations"]), "--baseline", config["baseline"],
-            "--repeats", str(TIMING_REPEATS), "--warmup", str(TIMING_WARMUP),
-            "--threads", str(TIMING_TORCH_THREADS), "--device", device,
-            "--config", *base_overrides(timing_experiment())]
+    return [
+        "--activations",
+        ",".join(config["activations"]),
+        "--baseline",
+        config["baseline"],
+        "--repeats",
+        str(TIMING_REPEATS),
+        "--warmup",
+        str(TIMING_WARMUP),
+        "--threads",
+        str(TIMING_TORCH_THREADS),
+        "--device",
+        device,
+        "--config",
+        *base_overrides(timing_experiment()),
+    ]
 
 
 def timing_cores():
@@ -442,10 +553,16 @@ EXP_LABELS = {"dataset": "{dataset}", "model": "{model}"}
 
 
 def fig_report(path, name, figure):
-    return report(path, caption=f"../report/{name}.rst", category="Figures", subcategory=figure,
-                  labels={"figure": figure})
+    return report(
+        path, caption=f"../report/{name}.rst", category="Figures", subcategory=figure, labels={"figure": figure}
+    )
 
 
 def exp_report(path, name, figure):
-    return report(path, caption=f"../report/{name}.rst", category="Figures", subcategory="{dataset} / {model}",
-                  labels={"figure": figure, **EXP_LABELS})
+    return report(
+        path,
+        caption=f"../report/{name}.rst",
+        category="Figures",
+        subcategory="{dataset} / {model}",
+        labels={"figure": figure, **EXP_LABELS},
+    )

@@ -8,16 +8,16 @@ rule depth_study:
         born_dead=DEPTH / "born_dead.csv",
         collapse=DEPTH / "collapse.csv",
         collapse_nets=DEPTH / "collapse_nets.csv",
-    params:
-        out_dir=DEPTH,
-        args=depth_args,
-        code=code_fingerprint("depth"),
-    threads: config["depth"]["threads"]
-    conda:
-        ENV
     log:
         LOGS / "depth_study.log",
     benchmark:
         BENCH / "depth_study.tsv"
+    conda:
+        ENV
+    threads: config["depth"]["threads"]
+    params:
+        out_dir=DEPTH,
+        args=depth_args,
+        code=code_fingerprint("depth"),
     shell:
         "python -m actlab.depth --out-dir {params.out_dir:q} {params.args:q} --threads {threads} > {log:q} 2>&1"

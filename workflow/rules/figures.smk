@@ -26,12 +26,12 @@ rule fig_activations:
     output:
         png=fig_report(FIGURES / "activations.png", "activations", "1 activations"),
         svg=FIGURES / "activations.svg",
-    params:
-        activations=config["activations"],
-    conda:
-        ENV
     log:
         LOGS / "figures" / "activations.log",
+    conda:
+        ENV
+    params:
+        activations=config["activations"],
     shell:
         "python {input.script:q} --activations {params.activations:q}"
         " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
@@ -46,14 +46,14 @@ rule fig_learning_curves:
     output:
         png=exp_report(EXP_FIG / "learning_curves.png", "learning_curves", "2 learning curves"),
         svg=EXP_FIG / "learning_curves.svg",
+    log:
+        EXP_LOG / "learning_curves.log",
+    conda:
+        ENV
     params:
         experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
         baseline=config["baseline"],
-    conda:
-        ENV
-    log:
-        EXP_LOG / "learning_curves.log",
     shell:
         "python {input.script:q} --curves {input.curves:q} --dataset {wildcards.dataset:q}"
         " --model {wildcards.model:q} --activations {params.activations:q} --baseline {params.baseline:q}"
@@ -71,14 +71,14 @@ rule fig_accuracy:
     output:
         png=exp_report(EXP_FIG / "accuracy.png", "accuracy", "3 accuracy"),
         svg=EXP_FIG / "accuracy.svg",
+    log:
+        EXP_LOG / "accuracy.log",
+    conda:
+        ENV
     params:
         experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
         baseline=config["baseline"],
-    conda:
-        ENV
-    log:
-        EXP_LOG / "accuracy.log",
     shell:
         "python {input.script:q} --summary {input.summary:q} --accuracy {input.accuracy:q}"
         " --vs-baseline {input.vs_relu:q} --dataset {wildcards.dataset:q} --model {wildcards.model:q}"
@@ -95,13 +95,13 @@ rule fig_dead_units:
     output:
         png=exp_report(EXP_FIG / "dead_units.png", "dead_units", "4 dead units"),
         svg=EXP_FIG / "dead_units.svg",
+    log:
+        EXP_LOG / "dead_units.log",
+    conda:
+        ENV
     params:
         experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
-    conda:
-        ENV
-    log:
-        EXP_LOG / "dead_units.log",
     shell:
         "python {input.script:q} --curves {input.curves:q} --dataset {wildcards.dataset:q}"
         " --model {wildcards.model:q} --activations {params.activations:q}"
@@ -117,13 +117,13 @@ rule fig_grad_flow:
     output:
         png=exp_report(EXP_FIG / "grad_flow.png", "grad_flow", "5 gradient flow"),
         svg=EXP_FIG / "grad_flow.svg",
+    log:
+        EXP_LOG / "grad_flow.log",
+    conda:
+        ENV
     params:
         experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
-    conda:
-        ENV
-    log:
-        EXP_LOG / "grad_flow.log",
     shell:
         "python {input.script:q} --curves {input.curves:q} --dataset {wildcards.dataset:q}"
         " --model {wildcards.model:q} --activations {params.activations:q}"
@@ -139,13 +139,12 @@ rule fig_depth:
     output:
         png=fig_report(FIGURES / "depth.png", "depth", "6 depth study"),
         svg=FIGURES / "depth.svg",
-    conda:
-        ENV
     log:
         LOGS / "figures" / "depth.log",
+    conda:
+        ENV
     shell:
-        "python {input.script:q} --born-dead {input.born_dead:q}"
-        " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
+        "python {input.script:q} --born-dead {input.born_dead:q}" " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
 
 
 rule fig_accuracy_vs_dead:
@@ -157,13 +156,13 @@ rule fig_accuracy_vs_dead:
     output:
         png=exp_report(EXP_FIG / "accuracy_vs_dead.png", "accuracy_vs_dead", "7 accuracy vs dead units"),
         svg=EXP_FIG / "accuracy_vs_dead.svg",
+    log:
+        EXP_LOG / "accuracy_vs_dead.log",
+    conda:
+        ENV
     params:
         experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
-    conda:
-        ENV
-    log:
-        EXP_LOG / "accuracy_vs_dead.log",
     shell:
         "python {input.script:q} --summary {input.summary:q} --dataset {wildcards.dataset:q}"
         " --model {wildcards.model:q} --activations {params.activations:q}"
@@ -181,13 +180,13 @@ rule fig_across_depth:
     output:
         png=exp_report(EXP_FIG / "across_depth.png", "across_depth", "8 across depth"),
         svg=EXP_FIG / "across_depth.svg",
+    log:
+        EXP_LOG / "across_depth.log",
+    conda:
+        ENV
     params:
         experiment=lambda w: NAMES.experiment(w.dataset, w.model),
         activations=config["activations"],
-    conda:
-        ENV
-    log:
-        EXP_LOG / "across_depth.log",
     shell:
         "python {input.script:q} --summary {input.summary:q} --grad-flow {input.grad_flow:q}"
         " --dead-units {input.dead_units:q} --dataset {wildcards.dataset:q} --model {wildcards.model:q}"

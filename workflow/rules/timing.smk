@@ -12,18 +12,18 @@ rule timing:
         lambda wildcards: data_marks(timing_experiment()),
     output:
         STATS / "timing.csv",
-    params:
-        args=timing_args,
-        code=code_fingerprint("timing"),
-    threads: timing_cores()
-    resources:  # a retry gets 2x, then 3x (runtime: the profile's default-resources, which scale too)
-        mem_mb=lambda wildcards, attempt: config["resources"]["mem_mb"] * attempt,
-        gpu=config["resources"]["gpu"],
-    conda:
-        ENV
     log:
         LOGS / "timing.log",
     benchmark:
         BENCH / "timing.tsv"
+    conda:
+        ENV
+    threads: timing_cores()
+    resources:  # a retry gets 2x, then 3x (runtime: the profile's default-resources, which scale too)
+        mem_mb=lambda wildcards, attempt: config["resources"]["mem_mb"] * attempt,
+        gpu=config["resources"]["gpu"],
+    params:
+        args=timing_args,
+        code=code_fingerprint("timing"),
     shell:
         "python -m actlab.timing --out {output:q} {params.args:q} > {log:q} 2>&1"

@@ -6,10 +6,10 @@ rule download:
     """Fetch and verify one dataset (python -m actlab.download NAME); the marker holds its report."""
     output:
         DATA_MARKS / "{dataset}.txt",
-    conda:
-        ENV
     log:
         LOGS / "download" / "{dataset}.log",
+    conda:
+        ENV
     shell:
         "python -m actlab.download {wildcards.dataset:q} > {output:q} 2> {log:q}"
 
@@ -44,21 +44,21 @@ rule train:
         data_marks,
     output:  # every file of each of the job's runs (common.smk run_files): a missing one retrains the job
         expand(RUN / "{file}", file=run_files(), **TRAIN_RUNS, allow_missing=True),
-    params:
-        overrides=train_overrides,
-        code=code_fingerprint("train"),  # the training code: an edit that changes what runs retrains
-    conda:
-        ENV
     log:
         (LOGS / "train" / TRAIN_JOB).with_suffix(".log"),
     benchmark:
         (BENCH / "train" / TRAIN_JOB).with_suffix(".tsv")
-    threads: config["resources"]["threads"]
     priority: 1  # first: every figure, the statistics and the book wait for the runs
+    conda:
+        ENV
+    threads: config["resources"]["threads"]
     resources:  # a retry (profiles/slurm: retries) gets 2x, then 3x the memory and time
         mem_mb=lambda wildcards, attempt: config["resources"]["mem_mb"] * attempt,
         gpu=config["resources"]["gpu"],
         runtime=lambda wildcards, attempt: config["resources"]["runtime"] * RUNS_PER_JOB * attempt,
+    params:
+        overrides=train_overrides,
+        code=code_fingerprint("train"),  # the training code: an edit that changes what runs retrains
     shell:
         # stdout (per-epoch lines) to the log; stderr (one line per finished run, progress with the time
         # left, errors) to the log and the terminal

@@ -1,14 +1,15 @@
 """Build the article and publish it whole (the `book` rule, workflow/rules/book.smk).
 
-    python build_book.py SRC HTML [jupyter-book build options...]
-        builds SRC into a temporary dir beside HTML, then swaps it in with two renames: HTML is only
-        ever a complete build, never a killed build's half or old and new pages mixed. A failed build
-        removes HTML (Snakemake deletes its index.html anyway): no book that looks current is left.
-    python build_book.py --drop-if-stale HTML INPUT...
-        after a failed workflow (the rule's onerror): removes HTML when an input of the book is
-        missing or newer than HTML/index.html, so a failed aggregation never leaves a book that
-        looks current.
+python build_book.py SRC HTML [jupyter-book build options...]
+    builds SRC into a temporary dir beside HTML, then swaps it in with two renames: HTML is only
+    ever a complete build, never a killed build's half or old and new pages mixed. A failed build
+    removes HTML (Snakemake deletes its index.html anyway): no book that looks current is left.
+python build_book.py --drop-if-stale HTML INPUT...
+    after a failed workflow (the rule's onerror): removes HTML when an input of the book is
+    missing or newer than HTML/index.html, so a failed aggregation never leaves a book that
+    looks current.
 """
+
 from __future__ import annotations
 
 import os

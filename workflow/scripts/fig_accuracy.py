@@ -5,6 +5,7 @@ Activations are sorted by mean accuracy; the baseline's mean is a vertical line.
 paired (by seed) exact sign-flip test against the baseline, Holm-corrected (results/stats/vs_relu.csv):
 * p < 0.05, ** p < 0.01, *** p < 0.001.
 """
+
 from __future__ import annotations
 
 import figlib
@@ -45,17 +46,40 @@ def main(argv=None) -> None:
         seeds = runs[runs["activation"] == act]["test_acc"].dropna()
         ax.scatter(seeds, y + rng.uniform(-0.18, 0.18, len(seeds)), s=9, color=c, alpha=0.55, lw=0, zorder=2)
         row = acc.loc[act]
-        ax.errorbar(row["mean"], y, xerr=[[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]],
-                    fmt="o", ms=5, color=c, ecolor=c, elinewidth=1.6, capsize=3, zorder=3)
+        ax.errorbar(
+            row["mean"],
+            y,
+            xerr=[[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]],
+            fmt="o",
+            ms=5,
+            color=c,
+            ecolor=c,
+            elinewidth=1.6,
+            capsize=3,
+            zorder=3,
+        )
         if act in vs.index:
             d = vs.loc[act]
             mark = stars(d["p_holm"])
             if mark:
                 ax.annotate(mark, (row["ci_high"], y), xytext=(4, -3), textcoords="offset points", fontsize=8)
-            ax.annotate(f"{100 * d['mean_diff']:+.2f}  {fmt_p(d['p_holm'])}", (1.02, y), xycoords=("axes fraction", "data"),
-                        va="center", fontsize=7, color="0.25")
-    ax.annotate(f"− {figlib.label(args.baseline)} (pp)  p_Holm", (1.02, -0.9), xycoords=("axes fraction", "data"), va="center",
-                fontsize=7, color="0.25", annotation_clip=False)
+            ax.annotate(
+                f"{100 * d['mean_diff']:+.2f}  {fmt_p(d['p_holm'])}",
+                (1.02, y),
+                xycoords=("axes fraction", "data"),
+                va="center",
+                fontsize=7,
+                color="0.25",
+            )
+    ax.annotate(
+        f"− {figlib.label(args.baseline)} (pp)  p_Holm",
+        (1.02, -0.9),
+        xycoords=("axes fraction", "data"),
+        va="center",
+        fontsize=7,
+        color="0.25",
+        annotation_clip=False,
+    )
     if args.baseline in acc.index:
         ax.axvline(acc.loc[args.baseline, "mean"], color="0.5", lw=0.8, ls=":", zorder=1)
     ax.set_yticks(range(len(acts)), [figlib.label(a) for a in acts])
@@ -64,12 +88,21 @@ def main(argv=None) -> None:
     figlib.percent_axis(ax.xaxis, float(np.diff(ax.get_xlim())[0]))  # decimals by the range shown
     ax.grid(True, axis="x", color="0.92", lw=0.6)
     n = int(acc["n"].max())
-    ax.set_title(f"Test accuracy, {figlib.experiment(args.dataset, args.model)}: mean, 95% t-interval, {n} seeds (dots)\n"
-                 f"dotted: {figlib.label(args.baseline)} mean; stars: paired sign-flip test vs "
-                 f"{figlib.label(args.baseline)}, Holm-corrected", fontsize=8, loc="left")
+    ax.set_title(
+        f"Test accuracy, {figlib.experiment(args.dataset, args.model)}: mean, 95% t-interval, {n} seeds (dots)\n"
+        f"dotted: {figlib.label(args.baseline)} mean; stars: paired sign-flip test vs "
+        f"{figlib.label(args.baseline)}, Holm-corrected",
+        fontsize=8,
+        loc="left",
+    )
     fig.tight_layout()
-    figlib.save(fig, args.out, __file__, f"Test accuracy ({figlib.experiment(args.dataset, args.model)})",
-                inputs=[args.summary, args.accuracy, args.vs_baseline])
+    figlib.save(
+        fig,
+        args.out,
+        __file__,
+        f"Test accuracy ({figlib.experiment(args.dataset, args.model)})",
+        inputs=[args.summary, args.accuracy, args.vs_baseline],
+    )
 
 
 if __name__ == "__main__":

@@ -6,14 +6,17 @@ alike, so every activation can be non-zero; the classic dead fraction is 0 by co
 but ReLU); right: the low-variance fraction (units whose output is nearly constant). Colour and
 marker = activation; one point per (activation, seed); accuracy in %.
 """
+
 from __future__ import annotations
 
 import figlib
 import matplotlib.pyplot as plt
 import pandas as pd
 
-PANELS = (("final_no_gradient_fraction", "units passing no gradient after training"),
-          ("final_low_variance_fraction", "low-variance units after training"))
+PANELS = (
+    ("final_no_gradient_fraction", "units passing no gradient after training"),
+    ("final_low_variance_fraction", "low-variance units after training"),
+)
 
 
 def main(argv=None) -> None:
@@ -30,13 +33,30 @@ def main(argv=None) -> None:
             continue
         for i, act in enumerate(acts):
             sub = runs[runs["activation"] == act]
-            ax.scatter(sub[column], sub["test_acc"], s=22, color=figlib.color(act), alpha=0.8,
-                       marker=figlib.marker(i), lw=0.3, edgecolor="white", label=figlib.label(act))
+            ax.scatter(
+                sub[column],
+                sub["test_acc"],
+                s=22,
+                color=figlib.color(act),
+                alpha=0.8,
+                marker=figlib.marker(i),
+                lw=0.3,
+                edgecolor="white",
+                label=figlib.label(act),
+            )
         ax.set_xlabel(xlabel)
         zero = int((runs[column] == 0).sum())
         if zero:  # points stacked at 0% hide each other: say how many there are
-            ax.text(0.98, 0.02, f"{zero} of {int(runs[column].notna().sum())} runs at 0%", ha="right", va="bottom",
-                    transform=ax.transAxes, fontsize=7, color="0.3")
+            ax.text(
+                0.98,
+                0.02,
+                f"{zero} of {int(runs[column].notna().sum())} runs at 0%",
+                ha="right",
+                va="bottom",
+                transform=ax.transAxes,
+                fontsize=7,
+                color="0.3",
+            )
         top = max(float(runs[column].max()), 0.01)
         ax.set_xlim(-0.04 * top, top * 1.08)  # a run at 0% is drawn inside the panel
         figlib.percent_axis(ax.xaxis, top)
@@ -48,11 +68,21 @@ def main(argv=None) -> None:
     if not handles:
         handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.suptitle(f"Test accuracy vs the final fraction of units passing no gradient / carrying no information, "
-                 f"{figlib.experiment(args.dataset, args.model)} (one point per run)", fontsize=9, x=0.01, ha="left")
+    fig.suptitle(
+        f"Test accuracy vs the final fraction of units passing no gradient / carrying no information, "
+        f"{figlib.experiment(args.dataset, args.model)} (one point per run)",
+        fontsize=9,
+        x=0.01,
+        ha="left",
+    )
     fig.tight_layout()
-    figlib.save(fig, args.out, __file__, f"Accuracy vs units without gradient ({figlib.experiment(args.dataset, args.model)})",
-                inputs=[args.summary])
+    figlib.save(
+        fig,
+        args.out,
+        __file__,
+        f"Accuracy vs units without gradient ({figlib.experiment(args.dataset, args.model)})",
+        inputs=[args.summary],
+    )
 
 
 if __name__ == "__main__":

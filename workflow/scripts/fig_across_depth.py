@@ -13,6 +13,7 @@ One column per network depth (hidden layers, the `depth` column of results/summa
            by their size) over training, mean across seeds.
 Curves are matched to their run's depth through the summary (dataset, model, activation, seed).
 """
+
 from __future__ import annotations
 
 import figlib
@@ -32,15 +33,19 @@ def with_depth(curves: pd.DataFrame, runs: pd.DataFrame, where: str) -> pd.DataF
     if "depth" in curves.columns:
         return curves
     if runs.duplicated(KEY).any():
-        figlib.fail(f"error: {where} has no depth column, and runs of several depths share "
-                         f"(dataset, model, activation, seed): cannot tell their curves apart")
+        figlib.fail(
+            f"error: {where} has no depth column, and runs of several depths share "
+            f"(dataset, model, activation, seed): cannot tell their curves apart"
+        )
     return curves.merge(runs[[*KEY, "depth"]], on=KEY, how="inner")
 
 
 def accuracy_by_depth(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (activation, depth): mean and 95% t-interval of test accuracy across seeds."""
-    rows = [{"activation": a, "depth": d, **t_interval(g["test_acc"].dropna())}
-            for (a, d), g in runs.groupby(["activation", "depth"], sort=True)]
+    rows = [
+        {"activation": a, "depth": d, **t_interval(g["test_acc"].dropna())}
+        for (a, d), g in runs.groupby(["activation", "depth"], sort=True)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -96,15 +101,27 @@ def main(argv=None) -> None:
     width = 0.6 * gap / len(acts)
     for i, a in enumerate(acts):
         r = acc[acc["activation"] == a].sort_values("depth")
-        ax.errorbar(r["depth"] + (i - (len(acts) - 1) / 2) * width, r["mean"], yerr=[r["mean"] - r["ci_low"], r["ci_high"] - r["mean"]], ms=4, lw=1.2,
-                    capsize=2, alpha=0.85, **style[a])
+        ax.errorbar(
+            r["depth"] + (i - (len(acts) - 1) / 2) * width,
+            r["mean"],
+            yerr=[r["mean"] - r["ci_low"], r["ci_high"] - r["mean"]],
+            ms=4,
+            lw=1.2,
+            capsize=2,
+            alpha=0.85,
+            **style[a],
+        )
     ax.set_xlabel("network depth (hidden layers)")
     ax.set_ylabel("test accuracy")
     ax.set_xticks(depths)
     if len(depths) == 1:
         ax.set_xlim(depths[0] - 0.6, depths[0] + 0.6)
-        ax.set_title(f"this sweep has one depth ({depths[0]} hidden layers): a sweep over model.depth "
-                     f"draws accuracy against depth", fontsize=8, loc="left")
+        ax.set_title(
+            f"this sweep has one depth ({depths[0]} hidden layers): a sweep over model.depth "
+            f"draws accuracy against depth",
+            fontsize=8,
+            loc="left",
+        )
     lo, hi = float(acc["ci_low"].min()), float(acc["ci_high"].max())
     figlib.percent_axis(ax.yaxis, hi - lo if np.isfinite(hi - lo) else 1.0)
     ax.grid(True, color="0.92", lw=0.6)
@@ -124,7 +141,9 @@ def main(argv=None) -> None:
                 shift = (i - (len(acts) - 1) / 2) * 0.3 / len(acts)  # dodged: equal values stay visible
                 ax.plot(r["layer"].map(pos) + shift, 10 ** r["log10"], lw=1.1, ms=3.5, alpha=0.85, **style[a])
             ax.set_yscale("log")
-            ax.set_xticks(range(len(layers)), ["out" if name == "out" else figlib.names.layer_order(name)[1] for name in layers])
+            ax.set_xticks(
+                range(len(layers)), ["out" if name == "out" else figlib.names.layer_order(name)[1] for name in layers]
+            )
             ax.set_xlabel("weight layer (hidden layer 1 ... output)")
             ax.set_title(f"{depth} hidden layers, {'first' if which == 'first' else 'last'} step", fontsize=8)
             ax.grid(True, which="major", color="0.92", lw=0.6)
@@ -154,11 +173,21 @@ def main(argv=None) -> None:
 
     handles = [figlib.plt.Line2D([], [], lw=1.1, ms=4, **style[a]) for a in acts]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.suptitle(f"Across depth, {figlib.experiment(args.dataset, args.model)}: accuracy, gradient size per layer, "
-                 f"units without gradient", fontsize=9, x=0.01, ha="left")
+    fig.suptitle(
+        f"Across depth, {figlib.experiment(args.dataset, args.model)}: accuracy, gradient size per layer, "
+        f"units without gradient",
+        fontsize=9,
+        x=0.01,
+        ha="left",
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    figlib.save(fig, args.out, __file__, f"Across depth ({figlib.experiment(args.dataset, args.model)})",
-                inputs=[args.summary, args.grad_flow, args.dead_units])
+    figlib.save(
+        fig,
+        args.out,
+        __file__,
+        f"Across depth ({figlib.experiment(args.dataset, args.model)})",
+        inputs=[args.summary, args.grad_flow, args.dead_units],
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ the parameters of conf/activation/<name>.yaml, so the figure shows what was trai
 broken (a NaN at the kink): a line drawn through the jump would be a vertical segment that is no
 value of f'.
 """
+
 from __future__ import annotations
 
 import figlib
@@ -49,8 +50,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     figlib.setup()
     x = torch.linspace(-4, 4, 801, dtype=torch.float64)
-    fig, axes = figlib.panel_grid(len(args.activations), ncols=4, width=2.2, height=1.8,
-                                  sharex=True, sharey=True)
+    fig, axes = figlib.panel_grid(len(args.activations), ncols=4, width=2.2, height=1.8, sharex=True, sharey=True)
     for ax, name in zip(axes, args.activations):
         y, dy = curves(name, x)
         c = figlib.color(name)
@@ -65,8 +65,13 @@ def main(argv=None) -> None:
     axes[0].legend(loc="upper left", frameon=False)
     fig.suptitle("Activation functions (solid) and their derivatives (dashed, autograd)", fontsize=10)
     fig.tight_layout()
-    figlib.save(fig, args.out, __file__, "Activation functions and derivatives",
-                inputs=[f"conf/activation/{name}.yaml" for name in args.activations])
+    figlib.save(
+        fig,
+        args.out,
+        __file__,
+        "Activation functions and derivatives",
+        inputs=[f"conf/activation/{name}.yaml" for name in args.activations],
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ fraction (output variance at most 1% of the layer's mean: a unit whose output is
 whatever the constant). Lines that coincide (often all at 0%) stay visible: each activation has its
 own marker, and the markers of different activations sit on different epochs.
 """
+
 from __future__ import annotations
 
 import figlib
@@ -31,8 +32,10 @@ def main(argv=None) -> None:
     df = figlib.subset(pd.read_parquet(args.curves), args.dataset, args.model, args.curves)
     mean = layer_means(df)
     if mean.empty:
-        figlib.fail(f"error: {args.curves} has no no_gradient_fraction or low_variance_fraction rows "
-                         f"for {args.dataset}/{args.model} (runs from before these probes: rerun them)")
+        figlib.fail(
+            f"error: {args.curves} has no no_gradient_fraction or low_variance_fraction rows "
+            f"for {args.dataset}/{args.model} (runs from before these probes: rerun them)"
+        )
     acts = figlib.ordered(mean["activation"].unique(), args.activations)
     layers = sorted(mean["layer"].unique(), key=figlib.names.layer_order)
     rows = [m for m in ROWS if m in set(mean["metric"])]
@@ -41,8 +44,14 @@ def main(argv=None) -> None:
     # marker on the same epoch (when there are enough epochs), so coinciding lines all show
     every = max(1, min(len(acts), n_epochs))
 
-    fig, axes = figlib.plt.subplots(len(rows), len(layers), figsize=(2.6 * len(layers) + 1.6, 2.1 * len(rows) + 0.6),
-                                    sharex=True, sharey="row", squeeze=False)
+    fig, axes = figlib.plt.subplots(
+        len(rows),
+        len(layers),
+        figsize=(2.6 * len(layers) + 1.6, 2.1 * len(rows) + 0.6),
+        sharex=True,
+        sharey="row",
+        squeeze=False,
+    )
     for r, metric in enumerate(rows):
         sub = mean[mean["metric"] == metric]
         top = max(0.05, float(sub["value"].max()) * 1.15)
@@ -50,9 +59,18 @@ def main(argv=None) -> None:
             ax = axes[r][c]
             for i, act in enumerate(acts):
                 g = sub[(sub["activation"] == act) & (sub["layer"] == layer)].sort_values("epoch")
-                ax.plot(g["epoch"], g["value"], color=figlib.color(act), lw=1.2, alpha=0.85,
-                        marker=figlib.marker(i), ms=3.5, markevery=(i % every, every),
-                        label=figlib.label(act), zorder=2 + i * 0.01)
+                ax.plot(
+                    g["epoch"],
+                    g["value"],
+                    color=figlib.color(act),
+                    lw=1.2,
+                    alpha=0.85,
+                    marker=figlib.marker(i),
+                    ms=3.5,
+                    markevery=(i % every, every),
+                    label=figlib.label(act),
+                    zorder=2 + i * 0.01,
+                )
             ax.grid(True, color="0.92", lw=0.6)
             ax.set_ylim(-0.03 * top, min(1.02, top))  # a line at 0% sits inside the panel, not on its edge
             figlib.percent_axis(ax.yaxis, top)
@@ -64,12 +82,21 @@ def main(argv=None) -> None:
         axes[r][0].set_ylabel(f"{ROWS[metric]}\n(% of the layer's units)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.suptitle(f"Units that pass no gradient (top) and carry no information (bottom), "
-                 f"{figlib.experiment(args.dataset, args.model)}: mean across seeds",
-                 fontsize=9, x=0.01, ha="left")
+    fig.suptitle(
+        f"Units that pass no gradient (top) and carry no information (bottom), "
+        f"{figlib.experiment(args.dataset, args.model)}: mean across seeds",
+        fontsize=9,
+        x=0.01,
+        ha="left",
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    figlib.save(fig, args.out, __file__, f"Units without gradient ({figlib.experiment(args.dataset, args.model)})",
-                inputs=[args.curves])
+    figlib.save(
+        fig,
+        args.out,
+        __file__,
+        f"Units without gradient ({figlib.experiment(args.dataset, args.model)})",
+        inputs=[args.curves],
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ bias-free ReLU networks with He init (derived in actlab.depth and the article's 
 dashed line: the exact probability 1 - 2^-(L-1) at width 1. The controls (activations whose
 derivative never vanishes, e.g. Leaky ReLU) are drawn as thin dark grey dotted lines: they stay at 0.
 """
+
 from __future__ import annotations
 
 import figlib
@@ -53,7 +54,7 @@ def main(argv=None) -> None:
             ls = "-" if act == studied[0] else "-."
             ax.fill_between(g["depth"], g["ci_low"], g["ci_high"], color=c, alpha=0.25, lw=0, zorder=1)
             ax.plot(g["depth"], g["p_born_dead"], color=c, ls=ls, marker=marker, ms=3, lw=1.2, zorder=2)
-        for act, g in controls[controls["width"] == width].groupby("activation", sort=False):
+        for _act, g in controls[controls["width"] == width].groupby("activation", sort=False):
             top = g.groupby("depth")["p_born_dead"].max()  # the larger of the inits: 0 when never born dead
             ax.plot(top.index, top.values, color=CONTROL, ls=":", lw=1.3, zorder=2)
         ax.set_title(f"width {int(width)}")
@@ -68,16 +69,27 @@ def main(argv=None) -> None:
         if i % ncols == 0:
             ax.set_ylabel("born dead (%)")
     rel = " and ".join(figlib.label(a) for a in studied)
-    handles = [Line2D([], [], color=c, marker=m, ms=3, lw=1.2, label=f"{rel}, {name}")
-               for init, (name, c, m) in INITS.items() if init in set(study["init"])]
+    handles = [
+        Line2D([], [], color=c, marker=m, ms=3, lw=1.2, label=f"{rel}, {name}")
+        for init, (name, c, m) in INITS.items()
+        if init in set(study["init"])
+    ]
     handles.append(Patch(color=INITS["he"][1], alpha=0.25, lw=0, label="95% Wilson interval"))
     if study["theory_low"].notna().any():
         handles.append(Patch(color=BAND, lw=0, label="theory bounds (He, bias-free)"))
     if study["theory_exact"].notna().any():
         handles.append(Line2D([], [], color="black", ls="--", lw=1.0, label=r"exact at width 1: $1 - 2^{-(L-1)}$"))
     for act in figlib.ordered(controls["activation"].unique(), figlib.activations.NAMES):
-        handles.append(Line2D([], [], color=CONTROL, ls=":", lw=1.3,
-                              label=f"{figlib.label(act)} (control, {int(controls['trials'].max()):,} inits)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=CONTROL,
+                ls=":",
+                lw=1.3,
+                label=f"{figlib.label(act)} (control, {int(controls['trials'].max()):,} inits)",
+            )
+        )
     if len(axes) < ncols * int(np.ceil(len(axes) / ncols)):  # an empty slot in the last row: the legend goes there
         fig.legend(handles=handles, loc="center", bbox_to_anchor=(1 - 0.5 / ncols, 0.25), frameon=False)
     else:

@@ -7,6 +7,7 @@ of weights; actlab.probes). Across seeds: the geometric mean (the mean of log10)
 average of a quantity drawn on a log axis. Per-step gradients are noisy: each line is smoothed with
 a running median over `--smooth` recorded steps (1 = none), stated in the figure.
 """
+
 from __future__ import annotations
 
 import figlib
@@ -21,8 +22,9 @@ def layer_curves(df: pd.DataFrame, metric: str, smooth: int) -> pd.DataFrame:
     df["log10"] = np.log10(df["value"].astype(float).clip(lower=1e-30))
     mean = df.groupby(["activation", "layer", "step"], as_index=False)["log10"].mean()
     mean = mean.sort_values(["activation", "layer", "step"])
-    mean["smooth"] = (mean.groupby(["activation", "layer"])["log10"]
-                      .transform(lambda s: s.rolling(smooth, center=True, min_periods=1).median()))
+    mean["smooth"] = mean.groupby(["activation", "layer"])["log10"].transform(
+        lambda s: s.rolling(smooth, center=True, min_periods=1).median()
+    )
     return mean
 
 
@@ -44,14 +46,23 @@ def main(argv=None) -> None:
     n_steps = mean["step"].nunique()
     every = max(1, n_steps // 6)  # about 6 markers per line, activation i's shifted by i/len(acts) of a gap
 
-    fig, axes = figlib.plt.subplots(1, len(layers), figsize=(2.6 * len(layers) + 1.6, 2.9), sharex=True,
-                                    sharey=True, squeeze=False)
+    fig, axes = figlib.plt.subplots(
+        1, len(layers), figsize=(2.6 * len(layers) + 1.6, 2.9), sharex=True, sharey=True, squeeze=False
+    )
     for ax, layer in zip(axes[0], layers):
         for i, act in enumerate(acts):
             g = mean[(mean["activation"] == act) & (mean["layer"] == layer)]
-            ax.plot(g["step"], 10 ** g["smooth"], color=figlib.color(act), lw=1.1, alpha=0.85,
-                    marker=figlib.marker(i), ms=3.2, markevery=(i * every // len(acts), every),
-                    label=figlib.label(act))
+            ax.plot(
+                g["step"],
+                10 ** g["smooth"],
+                color=figlib.color(act),
+                lw=1.1,
+                alpha=0.85,
+                marker=figlib.marker(i),
+                ms=3.2,
+                markevery=(i * every // len(acts), every),
+                label=figlib.label(act),
+            )
         ax.set_yscale("log")
         ax.set_title(figlib.layer(layer))
         ax.set_xlabel("optimiser step")
@@ -61,11 +72,17 @@ def main(argv=None) -> None:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     smooth = f"running median over {args.smooth} recorded steps" if args.smooth > 1 else "not smoothed"
-    fig.suptitle(f"Gradient size per layer over training, {figlib.experiment(args.dataset, args.model)}: "
-                 f"geometric mean across seeds, {smooth}", fontsize=9, x=0.01, ha="left")
+    fig.suptitle(
+        f"Gradient size per layer over training, {figlib.experiment(args.dataset, args.model)}: "
+        f"geometric mean across seeds, {smooth}",
+        fontsize=9,
+        x=0.01,
+        ha="left",
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.93))
-    figlib.save(fig, args.out, __file__, f"Gradient flow ({figlib.experiment(args.dataset, args.model)})",
-                inputs=[args.curves])
+    figlib.save(
+        fig, args.out, __file__, f"Gradient flow ({figlib.experiment(args.dataset, args.model)})", inputs=[args.curves]
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ a linear axis 0 is 0. The axis is cut above at a few times the largest final val
 the end of training (what the panels compare) fills the panel; the first epochs, above the cut,
 leave through the top edge, and the cut is printed in the figure.
 """
+
 from __future__ import annotations
 
 import figlib
@@ -24,7 +25,9 @@ TOP = 4.0  # the y axis ends at TOP x the largest final mean validation error (a
 def band(df: pd.DataFrame, column: str, error: bool) -> pd.DataFrame:
     """Per epoch: mean and 95% t-interval of `column` (or of the error 1 - column) across seeds; an
     error's interval is clipped to [0, 1], where errors live (a t-interval can reach below 0)."""
-    rows = [{"epoch": e, **t_interval(1 - g[column] if error else g[column])} for e, g in df.groupby("epoch", sort=True)]
+    rows = [
+        {"epoch": e, **t_interval(1 - g[column] if error else g[column])} for e, g in df.groupby("epoch", sort=True)
+    ]
     out = pd.DataFrame(rows)
     if error:
         cols = ["mean", "ci_low", "ci_high"]
@@ -42,8 +45,12 @@ def main(argv=None) -> None:
     acts = figlib.ordered(df["activation"].unique(), args.activations)
     has_acc = "val_acc" in df and df["val_acc"].notna().any()
     solid, dashed = ("val_acc", "train_acc") if has_acc else ("val_loss", "train_loss")
-    names = {"val_acc": "validation error", "train_acc": "training error", "val_loss": "validation loss",
-             "train_loss": "training loss"}
+    names = {
+        "val_acc": "validation error",
+        "train_acc": "training error",
+        "val_loss": "validation loss",
+        "train_loss": "training loss",
+    }
 
     fig, axes = figlib.panel_grid(len(acts), ncols=4, width=2.3, height=1.8, sharex=True, sharey=True)
     base = band(df[df["activation"] == args.baseline], solid, has_acc) if args.baseline in acts else None
@@ -58,8 +65,9 @@ def main(argv=None) -> None:
             ax.fill_between(b["epoch"], b["ci_low"], b["ci_high"], color=c, alpha=0.25, lw=0)
         last = sub[sub["epoch"] == sub["epoch"].max()][solid].mean()
         n = int(sub["seed"].nunique())
-        ax.set_title(f"{figlib.label(act)}: {100 * last:.1f}% (n={n})" if has_acc else
-                     f"{figlib.label(act)}: {last:.3g} (n={n})")
+        ax.set_title(
+            f"{figlib.label(act)}: {100 * last:.1f}% (n={n})" if has_acc else f"{figlib.label(act)}: {last:.3g} (n={n})"
+        )
         ax.grid(True, which="major", color="0.9", lw=0.6)
     if has_acc:
         final = df[df["epoch"] == df.groupby(["activation", "seed"])["epoch"].transform("max")]
@@ -82,11 +90,21 @@ def main(argv=None) -> None:
     fig.legend(handles, labels, loc="upper left", ncol=3, frameon=False, bbox_to_anchor=(0.0, 0.945))
     final_name = "final mean validation accuracy" if has_acc else "final mean validation loss"
     cut = f"; y axis cut at {100 * top:.0f}%: earlier epochs above it" if has_acc and top < 1 else ""
-    fig.suptitle(f"Learning curves, {figlib.experiment(args.dataset, args.model)}: mean and 95% t-band across seeds\n"
-                 f"(titles: {final_name}; n = seeds{cut})", fontsize=9, x=0.01, ha="left")
+    fig.suptitle(
+        f"Learning curves, {figlib.experiment(args.dataset, args.model)}: mean and 95% t-band across seeds\n"
+        f"(titles: {final_name}; n = seeds{cut})",
+        fontsize=9,
+        x=0.01,
+        ha="left",
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.91))
-    figlib.save(fig, args.out, __file__, f"Learning curves ({figlib.experiment(args.dataset, args.model)})",
-                inputs=[args.curves])
+    figlib.save(
+        fig,
+        args.out,
+        __file__,
+        f"Learning curves ({figlib.experiment(args.dataset, args.model)})",
+        inputs=[args.curves],
+    )
 
 
 if __name__ == "__main__":

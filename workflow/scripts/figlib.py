@@ -6,6 +6,7 @@ SVG written atomically. Provenance (the script, the git commit, the input files)
 file's metadata and into the caption (workflow/report/*.rst, paper/results.md), never into the
 picture: `python -c "from PIL import Image; print(Image.open('x.png').text)"` shows it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,7 @@ import seaborn as sns  # noqa: E402
 from actlab import activations, names  # noqa: E402,F401  (names: also for the scripts, figlib.names)
 
 REPO = Path(__file__).resolve().parents[2]
+
 
 def fail(message: str):
     """Bad input: one line `error: ...` on stderr, exit code 2 (argparse's), nothing written."""
@@ -65,9 +67,18 @@ def marker(i: int) -> str:
 
 def setup() -> None:
     sns.set_theme(context="paper", style="ticks", font_scale=1.0)
-    plt.rcParams.update({"svg.hashsalt": "actlab", "axes.titlesize": 9, "axes.labelsize": 8,
-                         "xtick.labelsize": 7, "ytick.labelsize": 7, "legend.fontsize": 7,
-                         "figure.dpi": 100, "savefig.dpi": 150})
+    plt.rcParams.update(
+        {
+            "svg.hashsalt": "actlab",
+            "axes.titlesize": 9,
+            "axes.labelsize": 8,
+            "xtick.labelsize": 7,
+            "ytick.labelsize": 7,
+            "legend.fontsize": 7,
+            "figure.dpi": 100,
+            "savefig.dpi": 150,
+        }
+    )
 
 
 def parser(description: str, experiment: bool = False) -> argparse.ArgumentParser:
@@ -128,8 +139,13 @@ def script_name(script: str) -> str:
 def git_commit() -> str | None:
     """The repository's commit (with '-dirty' if the work tree differs), or None outside git."""
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=REPO,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0 or not out.stdout.strip():
@@ -163,11 +179,20 @@ def save(fig, outs, script: str, title: str, inputs=()) -> None:
     for out in outs:
         fmt = out.suffix.lstrip(".").lower()
         if fmt == "png":
-            metadata = {"Title": title, "Description": made_by, "Software": f"{script_name(script)}; matplotlib",
-                        "Source": script_name(script)}
+            metadata = {
+                "Title": title,
+                "Description": made_by,
+                "Software": f"{script_name(script)}; matplotlib",
+                "Source": script_name(script),
+            }
         else:
-            metadata = {"Title": title, "Description": made_by, "Creator": f"{script_name(script)}; matplotlib",
-                        "Source": script_name(script), "Date": None}
+            metadata = {
+                "Title": title,
+                "Description": made_by,
+                "Creator": f"{script_name(script)}; matplotlib",
+                "Source": script_name(script),
+                "Date": None,
+            }
         with atomic.atomic_path(out) as tmp:
             fig.savefig(tmp, format=fmt, metadata=metadata, bbox_inches="tight", pad_inches=0.08)
     plt.close(fig)

@@ -17,6 +17,7 @@ in training itself, inside the process), and results/benchmarks/ for each job's 
   load average     of this machine now (1, 5, 15 min): run it right after the run to record how busy
                    the machine was
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,11 @@ STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 
 
 def log_span(log: Path) -> tuple[datetime, datetime]:
-    stamps = [datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y")
-              for m in map(STAMP.match, log.read_text().splitlines()) if m]
+    stamps = [
+        datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y")
+        for m in map(STAMP.match, log.read_text().splitlines())
+        if m
+    ]
     if len(stamps) < 2:
         raise SystemExit(f"error: {log} has fewer than two job timestamps")
     return stamps[0], stamps[-1]
@@ -43,8 +47,12 @@ def main(argv=None) -> int:
     p.add_argument("--log", type=Path, default=None)
     p.add_argument("--results", type=Path, default=Path("results"))
     p.add_argument("--cores", type=int, default=None, help="cores the run had (default: this machine's)")
-    p.add_argument("--wall", type=float, default=None, help="measured wall seconds (e.g. from /usr/bin/time), "
-                                                            "instead of the log's first-to-last timestamp")
+    p.add_argument(
+        "--wall",
+        type=float,
+        default=None,
+        help="measured wall seconds (e.g. from /usr/bin/time), instead of the log's first-to-last timestamp",
+    )
     args = p.parse_args(argv)
     import os
 
@@ -67,8 +75,10 @@ def main(argv=None) -> int:
     print(f"share_of_wall    {train / wall:.1%}")
     print(f"share_of_slots   {train / (wall * cores):.1%} ({cores} cores)")
     n_jobs = int((bench["rule"] == "train").sum()) if not bench.empty else 0
-    print(f"train_jobs_wall  {train_jobs:.1f} s over {n_jobs} jobs; training share of the training jobs "
-          f"{train / train_jobs:.1%}")
+    print(
+        f"train_jobs_wall  {train_jobs:.1f} s over {n_jobs} jobs; training share of the training jobs "
+        f"{train / train_jobs:.1%}"
+    )
     print("load average     {:.2f} {:.2f} {:.2f} (now: 1, 5, 15 min)".format(*os.getloadavg()))
     if not bench.empty:
         print("per rule (benchmarked job wall time, s):")
