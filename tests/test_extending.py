@@ -25,15 +25,15 @@ def _readme_example() -> tuple[str, str, str]:
 
 def test_readme_example_is_two_files():
     python, yaml_path, yaml_text = _readme_example()
-    assert "register(Spec(" in python and yaml_path.startswith("conf/activation/")
-    name = re.search(r'Spec\("(\w+)"', python).group(1)
+    assert re.search(r"register\(\s*Spec\(", python) and yaml_path.startswith("conf/activation/")
+    name = re.search(r'Spec\(\s*"(\w+)"', python).group(1)
     assert yaml_text.strip() == f"name: {name}"
 
 
 @pytest.mark.slow
 def test_adding_the_readme_activation_needs_no_other_edit(tmp_path):
     python, yaml_path, yaml_text = _readme_example()
-    name = re.search(r'Spec\("(\w+)"', python).group(1)
+    name = re.search(r'Spec\(\s*"(\w+)"', python).group(1)
     repo = tmp_path / "repo"
     copy_repo(repo)
     reg = repo / "src" / "actlab" / "activations.py"
