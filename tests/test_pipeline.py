@@ -148,6 +148,8 @@ def test_group_by_sets_the_training_jobs(tmp_path, group_by, jobs):
     res = snakemake(
         "-n",
         "-p",
+        "--quiet",  # replaces the profile's `quiet: [rules]`, which hides the commands
+        "host",
         "--configfile",
         TEST_SWEEP,
         "--config",

@@ -213,7 +213,13 @@ def run_files():
         for e in config["experiments"]:
             cfg = compose(
                 config_name="config",
-                overrides=[f"data={e['dataset']}", f"model={e['model']}", *config["overrides"], *e["overrides"]],
+                overrides=[
+                    f"data={e['dataset']}",
+                    f"model={e['model']}",
+                    f"activation={config['activations'][0]}",  # overrides may set its parameters
+                    *config["overrides"],
+                    *e["overrides"],
+                ],
             )
             for name in probes:
                 probes[name] = probes[name] and bool(cfg.probes[name].enabled)
