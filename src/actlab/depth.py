@@ -406,25 +406,9 @@ def train_to_plateau(
     return final, step, plateau
 
 
-def collapse_cells(
-    activation: str,
-    inits: list[str],
-    width: int,
-    depth: int,
-    seeds: int,
-    lr: float,
-    points: int,
-    seed: int,
-    train_points: int = 65,
-    min_steps: int = 2000,
-    max_steps: int = 5000,
-    window: int = 200,
-    tol: float = 1e-6,
-) -> tuple[list[dict], pd.DataFrame]:
-    """One (width, depth) cell of `collapse_group`."""
-    return collapse_group(
-        activation, inits, [width], depth, seeds, lr, points, seed, train_points, min_steps, max_steps, window, tol
-    )
+def collapse_cells(activation: str, inits: list[str], width: int, depth: int, *args, **kwargs):
+    """One (width, depth) cell of `collapse_group` (same arguments after `depth`)."""
+    return collapse_group(activation, inits, [width], depth, *args, **kwargs)
 
 
 def pad(params: Params, width: int) -> Params:
