@@ -165,3 +165,32 @@ def test_unwritable_run_dir(tmp_path):
     assert p.returncode != 0 and "Traceback" not in p.stderr
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "is not writable" in lines[0], p.stderr
+
+
+def test_a_finished_run_is_not_trained_again_nor_silently_replaced(tmp_path):
+    """A run ends with one line (test metric, run dir). The same command again skips the finished run;
+    a different config into the same run dir is refused in one line; overwrite=true retrains it."""
+    out = tmp_path / "run"
+    args = ["activation=relu", f"run_dir={out}", "trainer.max_epochs=1", "trainer.progress=quiet"]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.strip().splitlines()[-1].startswith(f"run {out}: test_acc ")
+    mtime = (out / "summary.json").stat().st_mtime_ns
+    again = run_cli(*args)
+    assert again.returncode == 0 and "finished before, not retrained" in again.stderr
+    assert (out / "summary.json").stat().st_mtime_ns == mtime
+    other = run_cli(*args, "optimizer.lr=0.01")
+    assert other.returncode == 2 and "holds a finished run of another config" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1 and (out / "summary.json").stat().st_mtime_ns == mtime
+    replaced = run_cli(*args, "optimizer.lr=0.01", "overwrite=true")
+    assert replaced.returncode == 0 and json.loads((out / "summary.json").read_text())["lr"] == 0.01
+
+
+def test_sweep_on_the_command_line_is_one_line():
+    res = run_cli("sweep=test")
+    assert res.returncode == 2 and res.stderr.strip() == (
+        "error: sweep configs are Snakemake's, not a training run's: "
+        "snakemake --cores all --configfile conf/sweep/test.yaml"
+    )
+    help_text = run_cli("--help").stdout
+    assert "activation: " in help_text and "sweep:" not in help_text

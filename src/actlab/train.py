@@ -600,23 +600,23 @@ def report_line(summary: dict, before: bool = False) -> str:
 
 def run_seeds(cfg: DictConfig) -> list[dict]:
     """Train every seed of ``cfg.seeds`` (or the one ``cfg.seed``) for every activation of
-    ``cfg.activations`` (or the one ``cfg.activation``); one run dir and summary each. Runs already
-    finished with this config are skipped (finished_summary). One line per run on stderr."""
+    ``cfg.activations`` (or the one ``cfg.activation``); one run dir and summary each. A job whose
+    runs have all finished with this config is not trained again (finished_summary); a job with some
+    unfinished runs trains as a whole, as first planned (the same vectorised parts, so a resumed part
+    is bit-identical; finished parts resume from their final checkpoint). One line per run on stderr."""
     multi = cfg.get("seeds") is not None or cfg.get("activations") is not None
     cfgs = job_configs(cfg) if multi else [cfg]
-    done = {}
     if not cfg.get("overwrite"):
-        done = {str(c.run_dir): s for c in cfgs if (s := finished_summary(c)) is not None}
-    for s in done.values():
-        print(report_line(s, before=True), file=sys.stderr, flush=True)
-    cfgs = [c for c in cfgs if str(c.run_dir) not in done]
-    if not cfgs:
-        return list(done.values())
+        done = [s for c in cfgs if (s := finished_summary(c)) is not None]
+        if len(done) == len(cfgs):
+            for s in done:
+                print(report_line(s, before=True), file=sys.stderr, flush=True)
+            return done
     if not multi:
         summary = run(cfg)
         print(report_line(summary), file=sys.stderr, flush=True)
         return [summary]
-    return [*done.values(), *_train_many(cfg, cfgs)]
+    return _train_many(cfg, cfgs)
 
 
 def _train_many(cfg: DictConfig, cfgs: list[DictConfig]) -> list[dict]:
