@@ -104,6 +104,7 @@ def _yte(path: Path, argv: list[str], env: dict[str, str]) -> dict:
 def test_default_profile_caps_gpus_on_local_runs_only(argv, env, gpus):
     parsed = _yte(ROOT / "profiles" / "default" / "config.yaml", argv, env)
     assert parsed.pop("rerun-incomplete") is True  # on every run (docs/reliability.md)
+    assert parsed.pop("show-failed-logs") is True  # a failed job's log in the terminal
     if gpus is None:
         assert "resources" not in parsed, parsed  # cluster run: no global GPU cap
     else:
