@@ -397,7 +397,9 @@ def results_table(exp: str) -> str:
     has_sat = bool(runs["final_saturated_fraction"].notna().any())
     head = ["activation", "test accuracy, %", "− ReLU, pp", "Holm p", "dead, %", "dormant, %"]
     head += ["saturated, %"] if has_sat else []
-    head += ["no gradient, %", "no information, %", "ms / epoch"]
+    # ms / epoch only where each run's time was measured alone: a vectorised job's time / k is not
+    per_model = bool(comp["measured_per_model"].all()) if "measured_per_model" in comp else True
+    head += ["no gradient, %", "no information, %"] + (["ms / epoch"] if per_model else [])
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for act in activations(exp):
         if act == BASELINE:
@@ -422,7 +424,7 @@ def results_table(exp: str) -> str:
         cells += [
             mean_ci(stat(exp, act, m), True) for m in ("final_no_gradient_fraction", "final_low_variance_fraction")
         ]
-        cells += [ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")]
+        cells += [ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")] if per_model else []
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
