@@ -163,11 +163,12 @@ def figure(name_: str, dataset: str | None = None, model: str | None = None):
 def benchmarks() -> pd.DataFrame:
     """Every Snakemake benchmark TSV under results/benchmarks/: one row per job (repeat), with the
     rule (first path component, or the file stem at the top level) and the job's path. The book's
-    own (book.tsv) is left out: it is written after the build, so it would always be the last one's."""
+    own (book.tsv, and book_pdf.tsv of the PDF printed from it) are left out: they are written after
+    the build, so they would always be the last one's."""
     root = path("benchmarks")
     rows = []
     for f in sorted(root.rglob("*.tsv")):
-        if f.parent == root and f.stem == "book":
+        if f.parent == root and f.stem in ("book", "book_pdf"):
             continue
         df = pd.read_csv(f, sep="\t")
         rel = f.relative_to(root)

@@ -498,3 +498,65 @@ def test_figures_are_the_pipelines_figures(built_book, served_book, browser):
     # glue copies the PNG bytes; check the sizes of the served images match the pipeline's files
     served = sorted((built_book["html"] / src.split("?")[0]).stat().st_size for src in figures)
     assert served == sorted(p.stat().st_size for p in made)
+
+
+# -----------------------------------------------------------------------------
+# the PDF (rule book_pdf, `snakemake --cores all pdf`): printed from the built HTML by headless Chromium
+
+
+@pytest.fixture(scope="module")
+def book_pdf(built_book, tmp_path_factory):
+    chromium, _ = _browser_paths()
+    if not chromium:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium; or `make system`)")
+    if built_book["work"] is None:  # a book built elsewhere: print it with the rule's script
+        pdf = tmp_path_factory.mktemp("pdf") / "actlab.pdf"
+        cmd = [sys.executable, str(ROOT / "workflow" / "scripts" / "print_book.py"), str(built_book["html"]), str(pdf)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    else:  # the pipeline's own target, in the tiny sweep's directory: only the PDF is left to make
+        work = built_book["work"]
+        pdf = work / "paper" / "_build" / "pdf" / "actlab.pdf"
+        sweep = ["--directory", str(work), "--configfile", str(ROOT / "conf" / "sweep" / "test.yaml")]
+        cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), *sweep, "--cores", "2", "pdf"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=work)
+        out = proc.stderr + proc.stdout
+        assert "book_pdf" in out and "rule book:" not in out, out[-3000:]  # the book is not built again
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return pdf
+
+
+def _page_title(page: Path) -> str:
+    """'Methods' from '<title>Methods &#8212; ReLU and its variants, measured</title>'."""
+    m = re.search(r"<title>(.*?)</title>", page.read_text(encoding="utf-8"), flags=re.S)
+    return " ".join(html.unescape(m.group(1)).split(" \u2014 ")[0].split())
+
+
+@pytest.mark.slow
+def test_the_pdf_has_every_page_in_reading_order_with_typeset_math(built_book, book_pdf):
+    import unicodedata
+
+    import pandas as pd
+    from pypdf import PdfReader
+
+    reader = PdfReader(book_pdf)
+    norm = lambda s: " ".join(unicodedata.normalize("NFKC", s).split())  # noqa: E731  ("ﬁ" -> "fi")
+    text = [norm(p.extract_text()) for p in reader.pages]
+    # one bookmark per page of the book, in the order of _toc.yml, each on the page its chapter starts
+    titles = [_page_title(built_book["html"] / f"{page}.html") for page in PAGES]
+    marks = [(m["/Title"], reader.get_destination_page_number(m)) for m in reader.outline]
+    assert [t for t, _ in marks] == titles
+    starts = [n for _, n in marks]
+    assert starts == sorted(starts) and len(set(starts)) == len(PAGES) and len(reader.pages) > len(PAGES)
+    for title, n in marks:
+        assert title in text[n], f"page {n + 1} of the PDF should open {title!r}: {text[n][:200]!r}"
+    # the numbers are there, and MathJax typeset every formula: no TeX source left in the text
+    index = " ".join(text[starts[0] : starts[1]])
+    assert f"We train {len(pd.read_csv(built_book['results'] / 'summary.csv'))} networks" in index
+    whole = " ".join(text)
+    for raw in ("\\(", "\\)", "\\[", "\\]", "$$", "\\frac", "\\max", "\\lVert"):
+        assert raw not in whole, f"raw TeX {raw!r} in the PDF"
+    # every figure the pipeline made is printed (results page), and nothing else is missing an image
+    made = list((built_book["results"] / "figures").rglob("*.png"))
+    assert sum(len(p.images) for p in reader.pages) >= len(made)
+    print(f"PDF: {len(reader.pages)} pages, {book_pdf.stat().st_size / 1e6:.1f} MB")
+
