@@ -110,12 +110,25 @@ def summary() -> pd.DataFrame:
     return table("summary.parquet") if exists("summary.parquet") else table("summary.csv")
 
 
+def of_experiment(df: pd.DataFrame, dataset: str, model: str) -> pd.DataFrame:
+    """The rows of one experiment of any results table (summary, stats, curves): the one place that
+    says how the article selects an experiment's rows."""
+    return df[(df["dataset"] == dataset) & (df["model"] == model)]
+
+
 def accuracy() -> pd.DataFrame:
     return table("stats/accuracy.csv")
 
 
 def vs_relu() -> pd.DataFrame:
     return table("stats/vs_relu.csv")
+
+
+def stat(dataset: str, model: str, activation: str, metric: str) -> pd.Series | None:
+    """One row of stats/accuracy.csv (n, mean, std, ci_low, ci_high, ...), or None."""
+    a = of_experiment(accuracy(), dataset, model)
+    r = a[(a["activation"] == activation) & (a["metric"] == metric)]
+    return None if r.empty else r.iloc[0]
 
 
 def compute() -> pd.DataFrame:
@@ -125,8 +138,8 @@ def compute() -> pd.DataFrame:
 def power(dataset: str, model: str, metric: str = "test_acc") -> pd.Series | None:
     """What one experiment can detect (stats/power.csv): n_pairs, family_size, sd_diff, mde,
     mde_holm, min_p, min_p_holm, can_separate, seeds_needed; None if the table has no such row."""
-    t = table("stats/power.csv")
-    r = t[(t["dataset"] == dataset) & (t["model"] == model) & (t["metric"] == metric)]
+    t = of_experiment(table("stats/power.csv"), dataset, model)
+    r = t[t["metric"] == metric]
     return None if r.empty else r.iloc[0]
 
 
@@ -226,7 +239,7 @@ def activations(dataset: str, model: str) -> list[str]:
     from actlab.activations import NAMES
 
     s = summary()
-    present = set(s.loc[(s["dataset"] == dataset) & (s["model"] == model), "activation"])
+    present = set(of_experiment(s, dataset, model)["activation"])
     return [a for a in NAMES if a in present] + sorted(present - set(NAMES))
 
 
@@ -320,71 +333,6 @@ def join(items, last: str = "and") -> str:
     return ", ".join(items[:-1]) + f" {last} " + items[-1]
 
 
-# -----------------------------------------------------------------------------
-# the results table
-
-
-def stat(dataset: str, model: str, activation: str, metric: str) -> pd.Series | None:
-    """One row of stats/accuracy.csv (n, mean, std, ci_low, ci_high, ...), or None."""
-    a = accuracy()
-    r = a[(a["dataset"] == dataset) & (a["model"] == model) & (a["activation"] == activation) & (a["metric"] == metric)]
-    return None if r.empty else r.iloc[0]
-
-
-def mean_ci(r, clip: bool = False) -> str:
-    """'94.3 [93.3, 95.4]' in percent; fractions' bounds clipped to [0, 100]; one value when there
-    is no interval (one seed) or no spread (every seed the same, e.g. no dead unit at all)."""
-    if r is None or not np.isfinite(r["mean"]):
-        return "–"
-    f = lambda x: pct(clip01(x) if clip else x, unit=False)  # noqa: E731
-    if not (np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"])) or r["std"] == 0:
-        return f(r["mean"])
-    return f"{f(r['mean'])} [{f(r['ci_low'])}, {f(r['ci_high'])}]"
-
-
-def results_table(dataset: str, model: str) -> str:
-    """The article's results table of one experiment, as MyST markdown: per activation the test
-    accuracy, the paired difference to ReLU with its Holm p (bold when separated), the final dead,
-    dormant (and saturated) fractions, the cross-family fractions of units that pass no gradient and
-    that carry no information (actlab.probes), and milliseconds per epoch."""
-    s = summary()
-    runs = s[(s["dataset"] == dataset) & (s["model"] == model)]
-    comp = compute()
-    comp = comp[(comp["dataset"] == dataset) & (comp["model"] == model)].set_index("activation")
-    has_sat = bool(runs["final_saturated_fraction"].notna().any())
-    head = ["activation", "test accuracy, %", "− ReLU, pp", "Holm p", "dead, %", "dormant, %"]
-    head += ["saturated, %"] if has_sat else []
-    head += ["no gradient, %", "no information, %", "ms / epoch"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for act in activations(dataset, model):
-        if act == BASELINE:
-            diff, p = "(baseline)", ""
-        else:
-            c = vs_relu_comparison(dataset, model, act)
-            f = lambda x: pp(x, unit=False)  # noqa: E731
-            diff = f"{f(c.diff)} [{f(c.ci_low)}, {f(c.ci_high)}]"
-            p = pvalue(c.p_holm).replace("p = ", "").replace("p ", "")
-            if c.outcome != "inseparable":
-                diff, p = f"**{diff}**", f"**{p}**"
-        n_div = int(runs.loc[runs["activation"] == act, "diverged"].astype(bool).sum())
-        cells = [
-            name(act) + (f" ({n_div} diverged)" if n_div else ""),
-            mean_ci(stat(dataset, model, act, "test_acc")),
-            diff,
-            p,
-            mean_ci(stat(dataset, model, act, "final_dead_fraction"), True),
-            mean_ci(stat(dataset, model, act, "final_dormant_fraction"), True),
-        ]
-        cells += [mean_ci(stat(dataset, model, act, "final_saturated_fraction"), True)] if has_sat else []
-        cells += [
-            mean_ci(stat(dataset, model, act, m), True)
-            for m in ("final_no_gradient_fraction", "final_low_variance_fraction")
-        ]
-        cells += [ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")]
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
-
-
 def ratio(x: float) -> str:
     return "n/a" if not np.isfinite(x) else f"{x:.2f}×"
 
@@ -409,29 +357,6 @@ def timing_machine(row) -> str:
     threads = int(row["threads"])
     where = row["device_name"] if row["device"] == "cpu" else f"{row['device_name']} ({row['device']})"
     return f"{where}, {threads} thread{'s' if threads != 1 else ''}, torch {row['torch']}"
-
-
-def timing_table() -> str:
-    """The controlled timing as MyST markdown: per activation the median ms per epoch, its ratio to
-    ReLU, and the activation alone (µs per forward + backward call) and its ratio, with 95% CIs."""
-    from actlab.activations import NAMES
-
-    t = timing().set_index("activation")
-    order = [a for a in NAMES if a in t.index] + sorted(set(t.index) - set(NAMES))
-    rows = ["| activation | ms / epoch | × ReLU | activation alone, µs | × ReLU |", "|---|---:|---:|---:|---:|"]
-    f = lambda v, lo, hi, fmt: f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"  # noqa: E731
-    msf = lambda x: f"{1000 * x:.2f}"  # noqa: E731
-    usf = lambda x: f"{1e6 * x:.1f}"  # noqa: E731
-    rf = lambda x: f"{x:.2f}"  # noqa: E731
-    for act in order:
-        r = t.loc[act]
-        rows.append(
-            f"| {name(act)} | {f(r['s_per_epoch'], r['ci_low'], r['ci_high'], msf)} "
-            f"| {f(r['ratio'], r['ratio_ci_low'], r['ratio_ci_high'], rf)} "
-            f"| {f(r['act_s'], r['act_ci_low'], r['act_ci_high'], usf)} "
-            f"| {f(r['act_ratio'], r['act_ratio_ci_low'], r['act_ratio_ci_high'], rf)} |"
-        )
-    return "\n".join(rows)
 
 
 # -----------------------------------------------------------------------------
@@ -503,10 +428,8 @@ def paired_comparisons(df: pd.DataFrame, ref: str, others, metric: str = "test_a
 
 def vs_relu_comparison(dataset: str, model: str, activation: str, metric: str = "test_acc") -> Comparison:
     """The pipeline's paired comparison (results/stats/vs_relu.csv) of `activation` with ReLU."""
-    v = vs_relu()
-    row = v[
-        (v["dataset"] == dataset) & (v["model"] == model) & (v["activation"] == activation) & (v["metric"] == metric)
-    ]
+    v = of_experiment(vs_relu(), dataset, model)
+    row = v[(v["activation"] == activation) & (v["metric"] == metric)]
     if row.empty:
         raise MissingResult(f"vs_relu.csv has no {dataset}/{model}/{activation} {metric} row")
     r = row.iloc[0]
@@ -520,53 +443,6 @@ def vs_relu_comparison(dataset: str, model: str, activation: str, metric: str = 
         float(r["p_holm"]),
         float(r["p_tost"]),
     )
-
-
-def welch_vs(df: pd.DataFrame, ref: str, others, metric: str) -> pd.DataFrame:
-    """Unpaired Welch t-tests (other vs ref) with Holm over `others`: for timings, which seeds do not
-    pair. Columns: activation, n, mean, ref_mean, ratio, ci_low/ci_high (of the difference), p, p_holm."""
-    from scipy import stats as sst
-
-    from actlab import stats
-
-    b = df.loc[df["activation"] == ref, metric].dropna().to_numpy(float)
-    rows = []
-    for o in others:
-        a = df.loc[df["activation"] == o, metric].dropna().to_numpy(float)
-        diff = a.mean() - b.mean() if len(a) and len(b) else math.nan
-        if len(a) >= 2 and len(b) >= 2:
-            res = sst.ttest_ind(a, b, equal_var=False)
-            lo, hi = res.confidence_interval(0.95)
-            p = float(res.pvalue)
-        else:
-            lo = hi = p = math.nan
-        rows.append(
-            {
-                "activation": o,
-                "n": len(a),
-                "mean": a.mean() if len(a) else math.nan,
-                "ref_mean": b.mean() if len(b) else math.nan,
-                "ratio": a.mean() / b.mean() if len(a) and len(b) else math.nan,
-                "diff": diff,
-                "ci_low": float(lo),
-                "ci_high": float(hi),
-                "p": p,
-            }
-        )
-    out = pd.DataFrame(rows)
-    if not out.empty:
-        out["p_holm"] = stats.holm(out["p"])
-    return out
-
-
-def cost_verdict(ratio: float, p_holm: float, diff: float, noticeable: float = NOTICEABLE) -> str:
-    """'noticeably slower', 'slower, but less than noticeable', 'faster', or 'inseparable'."""
-    s = separation(diff, p_holm)
-    if s == "inseparable":
-        return "inseparable"
-    if s == "lower":
-        return "faster"
-    return "noticeably slower" if ratio >= noticeable else "slightly slower"
 
 
 # -----------------------------------------------------------------------------

@@ -27,16 +27,10 @@ class Verdict:
 
 
 def _experiment_runs(dataset: str, model: str) -> pd.DataFrame:
-    s = bd.summary()
-    return s[(s["dataset"] == dataset) & (s["model"] == model)]
+    return bd.of_experiment(bd.summary(), dataset, model)
 
 
-def _stat(dataset: str, model: str, activation: str, metric: str) -> pd.Series | None:
-    a = bd.accuracy()
-    row = a[
-        (a["dataset"] == dataset) & (a["model"] == model) & (a["activation"] == activation) & (a["metric"] == metric)
-    ]
-    return None if row.empty else row.iloc[0]
+_stat = bd.stat
 
 
 def _missing(acts_needed, present) -> list[str]:
@@ -175,7 +169,8 @@ def claim_a() -> Verdict:
 def _dead_at_init(dataset: str, model: str) -> pd.Series:
     """Mean over seeds of the hidden-layer mean dead fraction at initialisation, per activation."""
     d = bd.curves("dead_units")
-    d = d[(d["dataset"] == dataset) & (d["model"] == model) & (d["metric"] == "dead_fraction") & (d["epoch"] == 0)]
+    d = bd.of_experiment(d, dataset, model)
+    d = d[(d["metric"] == "dead_fraction") & (d["epoch"] == 0)]
     return d.groupby(["activation", "seed"])["value"].mean().groupby("activation").mean()
 
 
@@ -196,7 +191,8 @@ NO_GRADIENT = "final_no_gradient_fraction"  # the headline measure of claim (b):
 def _probe_tol(dataset: str, model: str) -> float:
     """The dead-unit tolerance the probes used (dead_units' `tol` rows)."""
     d = bd.curves("dead_units")
-    return float(d.loc[(d["dataset"] == dataset) & (d["model"] == model) & (d["metric"] == "tol"), "value"].iloc[0])
+    d = bd.of_experiment(d, dataset, model)
+    return float(d.loc[d["metric"] == "tol", "value"].iloc[0])
 
 
 def claim_b() -> Verdict:
@@ -488,7 +484,8 @@ def claim_d() -> Verdict:
     # the training runs' own clocks, for context only
     dataset, model = bd.experiments()[0]
     c = bd.compute()
-    c = c[(c["dataset"] == dataset) & (c["model"] == model) & c["activation"].isin(list(outcomes))]
+    c = bd.of_experiment(c, dataset, model)
+    c = c[c["activation"].isin(list(outcomes))]
     if not c.empty:
         sentences.append(
             f"The training runs' own seconds per epoch (the results table) are not used: they include validation and "

@@ -80,13 +80,6 @@ def test_close_is_decided_by_tost_and_different_needs_the_ci_outside_the_margin(
     assert bd.close(comparison(0.0, nan, nan, nan, n=1)) == "unresolved"
 
 
-def test_cost_verdict():
-    assert bd.cost_verdict(1.5, 0.001, 0.01) == "noticeably slower"
-    assert bd.cost_verdict(1.05, 0.001, 0.001) == "slightly slower"
-    assert bd.cost_verdict(1.5, 0.3, 0.01) == "inseparable"
-    assert bd.cost_verdict(0.8, 0.001, -0.01) == "faster"
-
-
 def test_comparison_text_says_what_was_measured():
     text = comparison(0.0123, -0.004, 0.0286, 0.4123).text()
     assert text == "GELU − ReLU = +1.2 pp (95% CI −0.4 pp to +2.9 pp, Holm p = 0.412, 5 seeds)"
@@ -559,4 +552,3 @@ def test_the_pdf_has_every_page_in_reading_order_with_typeset_math(built_book, b
     made = list((built_book["results"] / "figures").rglob("*.png"))
     assert sum(len(p.images) for p in reader.pages) >= len(made)
     print(f"PDF: {len(reader.pages)} pages, {book_pdf.stat().st_size / 1e6:.1f} MB")
-
