@@ -117,6 +117,73 @@ def test_paired_comparisons_pair_by_seed_and_holm_correct():
     assert gelu5.p_holm == pytest.approx(0.125) and gelu5.outcome == "inseparable"
 
 
+def _claims():
+    import claims
+
+    return claims
+
+
+def _defined_labels(methods: str) -> list[str]:
+    """The terms of the definition lists in methods.md's "## Verdicts" section, in order."""
+    section = methods[methods.index("\n## Verdicts\n") :]
+    section = section[: section.index("\n## ", 1)]
+    lines = section.splitlines()
+    return [a.strip() for a, b in zip(lines, lines[1:]) if b.startswith(": ") and a.strip()]
+
+
+def test_the_verdict_vocabulary_is_the_one_methods_defines():
+    claims = _claims()
+    assert _defined_labels((PAPER / "methods.md").read_text()) == claims.labels()
+    assert claims.VERDICTS == ("supported", "contradicted", "cannot be decided")
+    assert claims.label("cannot be decided", "not tested") == "cannot be decided (not tested)"
+    for bad in [
+        ("not supported", ""),
+        ("cannot be decided", ""),
+        ("supported", "not tested"),
+        ("cannot be decided", "x"),
+    ]:
+        with pytest.raises(ValueError):
+            claims.label(*bad)
+    with pytest.raises(ValueError, match="vocabulary"):  # a verdict cannot carry a label methods.md does not define
+        claims.Verdict("b", "not resolved", "", "")
+    with pytest.raises(ValueError, match="vocabulary"):
+        claims.Verdict("a", "supported", "", "", [("GELU highest", "partly supported")])
+    # a claim of parts: supported if all are, contradicted if one is, else the reason they share
+    u = claims.label("cannot be decided", "not separated")
+    assert claims.combine(["supported", "supported"]) == "supported"
+    assert claims.combine(["supported", u, "contradicted"]) == "contradicted"
+    assert claims.combine(["supported", u, u]) == u
+    assert (
+        claims.combine([u, claims.label("cannot be decided", "not tested")]) == "cannot be decided (a part undecided)"
+    )
+
+
+def test_methods_states_each_rule_with_the_constants_the_code_applies():
+    """The thresholds of the rules reach the methods' text only through glue from the constants
+    claims.py and bookdata.py decide with, so the text cannot say another number than the code uses."""
+    methods = (PAPER / "methods.md").read_text()
+    for glued in (
+        'glue("alpha", f"{bd.ALPHA:g}"',
+        'glue("close_margin", bd.pp(bd.CLOSE_MARGIN, sign=False)',
+        'glue("noticeable", f"{(bd.NOTICEABLE - 1) * 100:.0f}%"',
+        'glue("often", bd.pct(bd.OFTEN, 0)',
+    ):
+        assert glued in methods, glued
+    rules = methods[methods.index("The verdicts follow fixed rules") : methods.index("## Depth study")]
+    for key in ("alpha", "close_margin", "noticeable", "often"):
+        assert f"{{glue:text}}`{key}`" in rules, key
+    # the rules of (c) in words match the functions: "often" by the lower end, its converse by the upper end
+    claims = _claims()
+    o = bd.OFTEN
+    assert claims.often_born_dead(o) and not claims.often_born_dead(o - 1e-9)
+    assert claims.rarely_born_dead(o - 1e-9) and not claims.rarely_born_dead(o)
+    assert "lower end of the 95% CI" in " ".join(rules.split()) and "`claims.rarely_born_dead`" in rules
+    # (d): "noticeably" is the whole CI above NOTICEABLE, "within" the whole CI below it
+    assert claims.cost_outcome(bd.NOTICEABLE + 1e-9, 2.0) == "noticeably slower"
+    assert claims.cost_outcome(0.5, bd.NOTICEABLE - 1e-9) == "within"
+    assert claims.cost_outcome(bd.NOTICEABLE - 1e-9, bd.NOTICEABLE + 1e-9) == "unresolved"
+
+
 def test_results_dir_is_configurable(monkeypatch):
     try:
         monkeypatch.setenv("ACTLAB_RESULTS", "../elsewhere")
@@ -333,6 +400,10 @@ def test_the_numbers_are_the_results_numbers(built_book):
         assert f"({claim})" in index
     if not {"leaky_relu", "prelu", "elu"} <= set(summary["activation"]):
         assert "not tested" in index
+    for page in PAGES:  # the old labels are gone from every page
+        text = _text(root / f"{page}.html")
+        for word in ("not supported", "not resolved", "partly supported", "half tested"):
+            assert word not in text, f"{page}: {word!r}"
     born = pd.read_csv(res / "depth" / "born_dead.csv")
     assert f"{int(born['trials'].max())} networks per cell" in _text(root / "methods.html")
     for page in PAGES:  # no unresolved glue, no Python error output
@@ -468,7 +539,7 @@ def test_every_page_renders_in_chromium(built_book, served_book, browser):
         for entry in browser.get_log("browser"):
             if entry["level"] == "SEVERE":
                 problems.append(f"{page}: console: {entry['message']}")
-        if page in ("results", "index", "definitions"):
+        if page in ("results", "index", "definitions", "methods"):
             _screenshot(browser, shots / f"{page}.png")
     extra = os.environ.get("ACTLAB_SCREENSHOTS")
     if extra:
@@ -552,3 +623,54 @@ def test_the_pdf_has_every_page_in_reading_order_with_typeset_math(built_book, b
     made = list((built_book["results"] / "figures").rglob("*.png"))
     assert sum(len(p.images) for p in reader.pages) >= len(made)
     print(f"PDF: {len(reader.pages)} pages, {book_pdf.stat().st_size / 1e6:.1f} MB")
+
+
+@pytest.mark.slow
+def test_each_verdict_names_its_data_and_model_and_follows_its_rule(built_book, monkeypatch):
+    """The verdict table of the first page: one row per claim, its label from the vocabulary, and
+    the data and model it rests on; the labels are the ones the rules give on these results."""
+    import pandas as pd
+
+    monkeypatch.setenv("ACTLAB_RESULTS", str(built_book["results"]))
+    try:
+        importlib.reload(bd)
+        claims = importlib.reload(_claims())
+        verdicts = claims.all_claims()
+        index = (built_book["html"] / "index.html").read_text(encoding="utf-8")
+        table = index[index.index("<table") : index.index("</table>")]
+        rows = re.findall(r"<tr.*?</tr>", table, flags=re.S)[1:]  # the header row first
+        assert len(rows) == len(verdicts) == 4
+        for row, (key, v) in zip(rows, verdicts.items()):
+            cells = [
+                " ".join(html.unescape(re.sub(r"<[^>]+>", " ", c)).split())
+                for c in re.findall(r"<td.*?</td>", row, flags=re.S)
+            ]
+            assert cells[0] == f"({key})" and cells[2] == v.rests_on and cells[3].startswith(v.label), cells
+            assert v.label in claims.labels() and all(lab in claims.labels() for _, lab in v.parts)
+        exp = bd.experiments()[0]
+        assert verdicts["b"].rests_on.startswith(bd.dataset_name(exp[0])) and "×" in verdicts["b"].rests_on
+        # claim (c) by its rule, from the table itself
+        he = claims.born_dead_relu()
+        w0 = min(w for w in he["width"].unique() if w >= 2)
+        narrow = he[he["width"] == w0].sort_values("depth")
+        deep, shallow = narrow.iloc[-1], narrow.iloc[0]
+        if deep["ci_low"] >= bd.OFTEN and deep["ci_low"] > shallow["ci_high"]:
+            assert verdicts["c"].label == "supported"
+        elif deep["ci_high"] < bd.OFTEN:
+            assert verdicts["c"].label == "contradicted"
+        else:
+            assert verdicts["c"].label.startswith("cannot be decided")
+        # claim (d) by its rule, from the timing table
+        t = pd.read_csv(built_book["results"] / "stats" / "timing.csv").set_index("activation")
+        smooth = claims.smooth_activations(t.index)
+        lows, highs = t.loc[smooth, "ratio_ci_low"], t.loc[smooth, "ratio_ci_high"]
+        if (lows > bd.NOTICEABLE).all():
+            assert verdicts["d"].label == "supported"
+        elif ((lows <= bd.NOTICEABLE) & (highs >= bd.NOTICEABLE)).any():
+            assert verdicts["d"].label == "cannot be decided (straddles the threshold)"
+        else:
+            assert verdicts["d"].label == "contradicted"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(bd)
+        importlib.reload(_claims())
