@@ -674,3 +674,29 @@ def test_each_verdict_names_its_data_and_model_and_follows_its_rule(built_book, 
         monkeypatch.undo()
         importlib.reload(bd)
         importlib.reload(_claims())
+
+
+TABLES_OVERFLOWING = """
+return [...document.querySelectorAll('.pst-scrollable-table-container, table')]
+  .filter(e => e.scrollWidth > e.clientWidth + 1)
+  .map(e => (e.querySelector('th') || e).innerText.slice(0, 40));
+"""
+
+
+@pytest.mark.slow
+def test_tables_fit_the_printed_page(built_book, served_book, browser):
+    """Paper cannot scroll: printed (the PDF), a wide table must shrink to the page, not be cut off
+    (paper/_static/actlab.css, @media print). Checked at the width of a Letter page's text."""
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        browser.set_window_size(760, 1000)  # 8.5 in minus Chromium's default print margins, at 96 px/in
+        cut = {}
+        for f in html_files(built_book["html"]):
+            browser.get(f"{served_book}/{f.name}")
+            browser.execute_async_script(WAIT_FOR_MATHJAX)
+            if over := browser.execute_script(TABLES_OVERFLOWING):
+                cut[f.stem] = over
+        assert not cut, f"tables wider than the printed page: {cut}"
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+        browser.set_window_size(1280, 900)
