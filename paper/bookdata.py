@@ -207,15 +207,29 @@ def run_summaries() -> list[dict]:
     ]
 
 
-@functools.cache
-def run_config(dataset: str, model: str) -> dict:
-    """The resolved config.yaml of one run of (dataset, model) (the first activation/seed found)."""
-    import yaml
-
+def run_dir(dataset: str, model: str) -> Path:
+    """The directory of one run of (dataset, model) (the first activation/seed found)."""
     runs = sorted((RESULTS / "runs" / dataset / model).glob("*/seed*/config.yaml"))
     if not runs:
         raise MissingResult(f"no run config under {RESULTS / 'runs' / dataset / model}")
-    return yaml.safe_load(runs[0].read_text())
+    return runs[0].parent
+
+
+@functools.cache
+def run_config(dataset: str, model: str) -> dict:
+    """The resolved config.yaml of one run of (dataset, model)."""
+    import yaml
+
+    return yaml.safe_load((run_dir(dataset, model) / "config.yaml").read_text())
+
+
+def data_size(dataset: str, model: str) -> int | None:
+    """Train + validation + test examples of one experiment's data, from a run's data_provenance
+    (summary.json); None when the loader does not record its split sizes."""
+    p = run_dir(dataset, model) / "summary.json"
+    prov = json.loads(p.read_text()).get("data_provenance") or {} if p.exists() else {}
+    sizes = [prov.get(k) for k in ("n_train", "n_val", "n_test")]
+    return sum(sizes) if all(isinstance(n, int) for n in sizes) else None
 
 
 @functools.cache

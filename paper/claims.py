@@ -64,14 +64,16 @@ class Verdict:
 
 
 def rests_on(dataset: str, model: str) -> str:
-    """'scikit-learn digits (8x8), 2×32 MLP': the data and the model of one experiment."""
+    """'MNIST (subset) of 5,000 examples, 2×128 MLP': the data (with its size where the run recorded
+    it) and the model of one experiment."""
     cfg = bd.run_config(dataset, model)["model"]
     shape = (
         f"{cfg['depth']}×{cfg['width']} {bd.MODELS.get(model, model)}"
         if cfg["name"] == "mlp"
         else f"{bd.MODELS.get(model, model)} ({cfg['depth']} conv blocks × {cfg['width']} channels)"
     )
-    return f"{bd.dataset_name(dataset)}, {shape}"
+    n = bd.data_size(dataset, model)
+    return f"{bd.dataset_name(dataset)}{f' of {n:,} examples' if n else ''}, {shape}"
 
 
 def combine(labs: list[str]) -> str:

@@ -158,6 +158,26 @@ def test_the_verdict_vocabulary_is_the_one_methods_defines():
     )
 
 
+def test_a_verdict_names_its_data_with_its_size_and_its_model(tmp_path, monkeypatch):
+    import json
+
+    import yaml
+
+    run = tmp_path / "runs" / "mnist_subset" / "mlp" / "relu" / "seed0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": {"name": "mlp", "depth": 2, "width": 128}}))
+    prov = {"split_seed": 0, "n_train": 3000, "n_val": 1000, "n_test": 1000}
+    (run / "summary.json").write_text(json.dumps({"data_provenance": prov}))
+    monkeypatch.setattr(bd, "RESULTS", tmp_path)
+    bd.run_config.cache_clear()
+    try:
+        assert _claims().rests_on("mnist_subset", "mlp") == "MNIST (subset) of 5,000 examples, 2×128 MLP"
+        (run / "summary.json").write_text(json.dumps({"data_provenance": {}}))  # a loader that records no sizes
+        assert _claims().rests_on("mnist_subset", "mlp") == "MNIST (subset), 2×128 MLP"
+    finally:
+        bd.run_config.cache_clear()
+
+
 def test_methods_states_each_rule_with_the_constants_the_code_applies():
     """The thresholds of the rules reach the methods' text only through glue from the constants
     claims.py and bookdata.py decide with, so the text cannot say another number than the code uses."""
