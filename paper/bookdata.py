@@ -86,6 +86,21 @@ def results_dir() -> Path:
 RESULTS = results_dir()
 
 
+def _workdir() -> Path:
+    """Where the pipeline ran (run dirs in the tables are relative to it): $ACTLAB_WORKDIR, else the
+    directory holding the results/ that RESULTS is (or is under, for results/sweeps/<name>)."""
+    env = os.environ.get("ACTLAB_WORKDIR", "").strip()
+    if env:
+        return Path(env).expanduser().resolve()
+    for p in (RESULTS, *RESULTS.parents):
+        if p.name == "results":
+            return p.parent
+    return RESULTS.parent
+
+
+WORKDIR = _workdir()
+
+
 def path(rel: str | Path, required: bool = True) -> Path:
     p = RESULTS / rel
     if required and not p.exists():
@@ -110,10 +125,10 @@ def summary() -> pd.DataFrame:
     return table("summary.parquet") if exists("summary.parquet") else table("summary.csv")
 
 
-def of_experiment(df: pd.DataFrame, dataset: str, model: str) -> pd.DataFrame:
-    """The rows of one experiment of any results table (summary, stats, curves): the one place that
+def of_experiment(df: pd.DataFrame, exp: str) -> pd.DataFrame:
+    """The rows of experiment `exp` of any results table (summary, stats, curves): the one place that
     says how the article selects an experiment's rows."""
-    return df[(df["dataset"] == dataset) & (df["model"] == model)]
+    return df[df["experiment"] == exp]
 
 
 def accuracy() -> pd.DataFrame:
@@ -124,21 +139,14 @@ def vs_relu() -> pd.DataFrame:
     return table("stats/vs_relu.csv")
 
 
-def stat(dataset: str, model: str, activation: str, metric: str) -> pd.Series | None:
-    """One row of stats/accuracy.csv (n, mean, std, ci_low, ci_high, ...), or None."""
-    a = of_experiment(accuracy(), dataset, model)
-    r = a[(a["activation"] == activation) & (a["metric"] == metric)]
-    return None if r.empty else r.iloc[0]
-
-
 def compute() -> pd.DataFrame:
     return table("stats/compute.csv")
 
 
-def power(dataset: str, model: str, metric: str = "test_acc") -> pd.Series | None:
+def power(exp: str, metric: str = "test_acc") -> pd.Series | None:
     """What one experiment can detect (stats/power.csv): n_pairs, family_size, sd_diff, mde,
     mde_holm, min_p, min_p_holm, can_separate, seeds_needed; None if the table has no such row."""
-    t = of_experiment(table("stats/power.csv"), dataset, model)
+    t = of_experiment(table("stats/power.csv"), exp)
     r = t[t["metric"] == metric]
     return None if r.empty else r.iloc[0]
 
@@ -160,16 +168,17 @@ def collapse() -> pd.DataFrame:
     return table("depth/collapse.csv")
 
 
-def figure_path(name_: str, dataset: str | None = None, model: str | None = None) -> Path:
-    """results/figures/<name>.png, or results/figures/<dataset>/<model>/<name>.png."""
-    rel = Path("figures") / (Path(dataset) / model if dataset else Path()) / f"{name_}.png"
+def figure_path(name_: str, exp: str | None = None) -> Path:
+    """results/figures/<name>.png, or results/figures/<exp>/<name>.png for an experiment's figure
+    (exp: an experiment's name, or '<dataset>-<model>' for the figures across its experiments)."""
+    rel = Path("figures") / (exp or "") / f"{name_}.png"
     return path(rel)
 
 
-def figure(name_: str, dataset: str | None = None, model: str | None = None):
+def figure(name_: str, exp: str | None = None):
     from IPython.display import Image
 
-    return Image(filename=str(figure_path(name_, dataset, model)))
+    return Image(filename=str(figure_path(name_, exp)))
 
 
 @functools.cache
@@ -197,36 +206,38 @@ def benchmarks() -> pd.DataFrame:
     return out
 
 
+def run_path(run_dir: str) -> Path:
+    """A run dir as the tables record it (relative to where the pipeline ran) as a path."""
+    p = Path(run_dir)
+    return p if p.is_absolute() else WORKDIR / p
+
+
 @functools.cache
 def run_summaries() -> list[dict]:
-    """Every results/runs/**/summary.json (the runs the tables were made from)."""
-    return [
-        json.loads(p.read_text())
-        for p in sorted(path("runs").rglob("summary.json"))
-        if not any(part.startswith((".", "_")) for part in p.relative_to(RESULTS / "runs").parts[:-1])
-    ]
+    """The summary.json of every run in the summary table (the runs the tables were made from)."""
+    return [json.loads((run_path(d) / "summary.json").read_text()) for d in summary()["run_dir"]]
 
 
-def run_dir(dataset: str, model: str) -> Path:
-    """The directory of one run of (dataset, model) (the first activation/seed found)."""
-    runs = sorted((RESULTS / "runs" / dataset / model).glob("*/seed*/config.yaml"))
-    if not runs:
-        raise MissingResult(f"no run config under {RESULTS / 'runs' / dataset / model}")
-    return runs[0].parent
+def run_dir(exp: str) -> Path:
+    """The directory of one run of experiment `exp` (its first run in the table)."""
+    dirs = of_experiment(summary(), exp)["run_dir"]
+    if dirs.empty:
+        raise MissingResult(f"no runs of experiment {exp!r} in {path('summary.csv', required=False)}")
+    return run_path(dirs.iloc[0])
 
 
 @functools.cache
-def run_config(dataset: str, model: str) -> dict:
-    """The resolved config.yaml of one run of (dataset, model)."""
+def run_config(exp: str) -> dict:
+    """The resolved config.yaml of one run of experiment `exp`."""
     import yaml
 
-    return yaml.safe_load((run_dir(dataset, model) / "config.yaml").read_text())
+    return yaml.safe_load((run_dir(exp) / "config.yaml").read_text())
 
 
-def data_size(dataset: str, model: str) -> int | None:
+def data_size(exp: str) -> int | None:
     """Train + validation + test examples of one experiment's data, from a run's data_provenance
     (summary.json); None when the loader does not record its split sizes."""
-    p = run_dir(dataset, model) / "summary.json"
+    p = run_dir(exp) / "summary.json"
     prov = json.loads(p.read_text()).get("data_provenance") or {} if p.exists() else {}
     sizes = [prov.get(k) for k in ("n_train", "n_val", "n_test")]
     return sum(sizes) if all(isinstance(n, int) for n in sizes) else None
@@ -239,41 +250,64 @@ def sweep() -> dict | None:
     return json.loads(p.read_text()) if p.exists() else None
 
 
-def experiments() -> list[tuple[str, str]]:
-    """(dataset, model) pairs that have runs, in the sweep config's order (the first is the article's
-    main experiment), else in the summary's order."""
-    s = summary()
-    present = list(dict.fromkeys(zip(s["dataset"], s["model"])))
-    order = [(e["dataset"], e["model"]) for e in (sweep() or {}).get("experiments", [])]
+def experiments() -> list[str]:
+    """Names of the experiments that have runs, in the sweep config's order (the first is the
+    article's main experiment), else in the summary's order."""
+    present = list(dict.fromkeys(summary()["experiment"]))
+    order = [e.get("name", f"{e['dataset']}_{e['model']}") for e in (sweep() or {}).get("experiments", [])]
     return [e for e in order if e in present] + [e for e in present if e not in order]
 
 
-def activations(dataset: str, model: str) -> list[str]:
+def experiment_info(exp: str) -> dict:
+    """dataset, model, depth, width of one experiment (from its runs)."""
+    r = of_experiment(summary(), exp)
+    if r.empty:
+        raise MissingResult(f"no runs of experiment {exp!r} in the summary table")
+    r = r.iloc[0]
+    return {k: r[k] for k in ("dataset", "model", "depth", "width") if k in r}
+
+
+def experiment_name(exp: str) -> str:
+    """The article's name of an experiment: 'MNIST-1D, 8 x 128 MLP'."""
+    i = experiment_info(exp)
+    depth, width = i.get("depth"), i.get("width")
+    return names.experiment(
+        i["dataset"],
+        i["model"],
+        depth=None if depth is None or pd.isna(depth) else int(depth),
+        width=None if width is None or pd.isna(width) else int(width),
+    )
+
+
+def experiment_groups() -> list[tuple[str, str]]:
+    """(dataset, model) pairs with runs, in experiment order: the figures across their experiments."""
+    return list(dict.fromkeys((experiment_info(e)["dataset"], experiment_info(e)["model"]) for e in experiments()))
+
+
+def activations(exp: str) -> list[str]:
     """Activations of one experiment in registry order (the order the article always uses)."""
     from actlab.activations import NAMES
 
-    s = summary()
-    present = set(of_experiment(s, dataset, model)["activation"])
+    present = set(of_experiment(summary(), exp)["activation"])
     return [a for a in NAMES if a in present] + sorted(present - set(NAMES))
 
 
-def experiment_for(claim_dataset: str = "mnist") -> tuple[tuple[str, str], str]:
+def experiment_for(claim_dataset: str = "mnist", depth: str = "shallowest") -> tuple[str, str]:
     """The experiment a claim about `claim_dataset` rests on, and a sentence saying so.
 
-    The claim's own dataset if the sweep has it (MLP first), else the first experiment of the sweep.
+    The claim's own dataset if the sweep has it (MLP first, then the shallowest or the deepest net,
+    as `depth` says), else the sweep's first experiment (the main one).
     """
     exps = experiments()
-    own = [e for e in exps if e[0] == claim_dataset]
+    own = [e for e in exps if experiment_info(e)["dataset"] == claim_dataset]
     if own:
-        exp = sorted(own, key=lambda e: e[1] != "mlp")[0]
-        return (
-            exp,
-            f"This verdict rests on {dataset_name(exp[0])} ({MODELS.get(exp[1], exp[1])}), the claim's own dataset.",
-        )
+        sign = 1 if depth == "shallowest" else -1
+        exp = sorted(own, key=lambda e: (experiment_info(e)["model"] != "mlp", sign * experiment_info(e)["depth"]))[0]
+        return exp, f"This verdict rests on {experiment_name(exp)}, the claim's own dataset."
     exp = exps[0]
     return exp, (
         f"The claim is about {dataset_name(claim_dataset)}; this sweep has no {dataset_name(claim_dataset)} "
-        f"runs, so the verdict rests on {dataset_name(exp[0])} ({MODELS.get(exp[1], exp[1])}) "
+        f"runs, so the verdict rests on {experiment_name(exp)} "
         f"and says nothing about {dataset_name(claim_dataset)} itself."
     )
 
@@ -345,6 +379,17 @@ def join(items, last: str = "and") -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + f" {last} " + items[-1]
+
+
+# -----------------------------------------------------------------------------
+# the results table
+
+
+def stat(exp: str, activation: str, metric: str) -> pd.Series | None:
+    """One row of stats/accuracy.csv (n, mean, std, ci_low, ci_high, ...), or None."""
+    a = of_experiment(accuracy(), exp)
+    r = a[(a["activation"] == activation) & (a["metric"] == metric)]
+    return None if r.empty else r.iloc[0]
 
 
 def ratio(x: float) -> str:
@@ -440,12 +485,12 @@ def paired_comparisons(df: pd.DataFrame, ref: str, others, metric: str = "test_a
     ]
 
 
-def vs_relu_comparison(dataset: str, model: str, activation: str, metric: str = "test_acc") -> Comparison:
+def vs_relu_comparison(exp: str, activation: str, metric: str = "test_acc") -> Comparison:
     """The pipeline's paired comparison (results/stats/vs_relu.csv) of `activation` with ReLU."""
-    v = of_experiment(vs_relu(), dataset, model)
+    v = of_experiment(vs_relu(), exp)
     row = v[(v["activation"] == activation) & (v["metric"] == metric)]
     if row.empty:
-        raise MissingResult(f"vs_relu.csv has no {dataset}/{model}/{activation} {metric} row")
+        raise MissingResult(f"vs_relu.csv has no {exp}/{activation} {metric} row")
     r = row.iloc[0]
     return Comparison(
         activation,

@@ -63,17 +63,12 @@ class Verdict:
                 raise ValueError(f"claim ({self.claim}): {lab!r} is not a label of the article's vocabulary")
 
 
-def rests_on(dataset: str, model: str) -> str:
+def rests_on(exp: str) -> str:
     """'MNIST (subset) of 5,000 examples, 2×128 MLP': the data (with its size where the run recorded
-    it) and the model of one experiment."""
-    cfg = bd.run_config(dataset, model)["model"]
-    shape = (
-        f"{cfg['depth']}×{cfg['width']} {bd.MODELS.get(model, model)}"
-        if cfg["name"] == "mlp"
-        else f"{bd.MODELS.get(model, model)} ({cfg['depth']} conv blocks × {cfg['width']} channels)"
-    )
-    n = bd.data_size(dataset, model)
-    return f"{bd.dataset_name(dataset)}{f' of {n:,} examples' if n else ''}, {shape}"
+    it) and the model of one experiment (bookdata.experiment_name, the name the article uses)."""
+    name_, n = bd.experiment_name(exp), bd.data_size(exp)
+    data, _, arch = name_.partition(", ")
+    return f"{data} of {n:,} examples, {arch}" if n and arch else name_
 
 
 def combine(labs: list[str]) -> str:
@@ -87,8 +82,8 @@ def combine(labs: list[str]) -> str:
     return open_.pop() if len(open_) == 1 else label(UNDECIDED, "a part undecided")
 
 
-def _experiment_runs(dataset: str, model: str) -> pd.DataFrame:
-    return bd.of_experiment(bd.summary(), dataset, model)
+def _experiment_runs(exp: str) -> pd.DataFrame:
+    return bd.of_experiment(bd.summary(), exp)
 
 
 _stat = bd.stat
@@ -120,10 +115,10 @@ def design_limit(n: int, m: int) -> str:
 
 
 def claim_a() -> Verdict:
-    (dataset, model), basis = bd.experiment_for("mnist")
-    runs = _experiment_runs(dataset, model)
-    acts = bd.activations(dataset, model)
-    means = {a: _stat(dataset, model, a, "test_acc") for a in acts}
+    exp, basis = bd.experiment_for("mnist")
+    runs = _experiment_runs(exp)
+    acts = bd.activations(exp)
+    means = {a: _stat(exp, a, "test_acc") for a in acts}
     parts, sentences = [], []
 
     # a1: GELU gives the highest accuracy
@@ -180,7 +175,7 @@ def claim_a() -> Verdict:
             f"*ReLU and Leaky ReLU close:* **{untested}**: the sweep has no {join(name(a) for a in miss)} runs."
         )
     else:
-        c = bd.vs_relu_comparison(dataset, model, "leaky_relu")
+        c = bd.vs_relu_comparison(exp, "leaky_relu")
         verdict = bd.close(c)
         lab = {"close": SUPPORTED, "different": CONTRADICTED, "unresolved": label(UNDECIDED, "neither shown")}[verdict]
         m = pp(bd.CLOSE_MARGIN, sign=False)
@@ -201,7 +196,7 @@ def claim_a() -> Verdict:
             f"*PReLU slightly lower:* **{untested}**: the sweep has no {join(name(a) for a in miss)} runs."
         )
     else:
-        c = bd.vs_relu_comparison(dataset, model, "prelu")
+        c = bd.vs_relu_comparison(exp, "prelu")
         why = {
             "lower": "PReLU is lower than ReLU",
             "higher": "PReLU is higher than ReLU, not lower",
@@ -209,7 +204,7 @@ def claim_a() -> Verdict:
         }[c.outcome]
         limit = ""
         if c.outcome == "inseparable":
-            pw = bd.power(dataset, model)
+            pw = bd.power(exp)
             limit = design_limit(c.n, int(pw["family_size"])) if pw is not None else ""
         lab = {"lower": SUPPORTED, "higher": CONTRADICTED}.get(
             c.outcome, label(UNDECIDED, "underpowered" if limit else "not separated")
@@ -219,17 +214,17 @@ def claim_a() -> Verdict:
 
     text = "\n\n".join(f"- {s}" for s in sentences)
     overall = combine([lab for _, lab in parts])
-    return Verdict("a", overall, text, basis, parts, rests_on(dataset, model))
+    return Verdict("a", overall, text, basis, parts, rests_on(exp))
 
 
 # -----------------------------------------------------------------------------
 # (b) Leaky ReLU, PReLU and ELU avoid dead units; ReLU does not
 
 
-def _dead_at_init(dataset: str, model: str) -> pd.Series:
+def _dead_at_init(exp: str) -> pd.Series:
     """Mean over seeds of the hidden-layer mean dead fraction at initialisation, per activation."""
     d = bd.curves("dead_units")
-    d = bd.of_experiment(d, dataset, model)
+    d = bd.of_experiment(d, exp)
     d = d[(d["metric"] == "dead_fraction") & (d["epoch"] == 0)]
     return d.groupby(["activation", "seed"])["value"].mean().groupby("activation").mean()
 
@@ -248,10 +243,10 @@ def relu_dead_state(runs_dead: pd.Series, ci_low: float) -> str:
 NO_GRADIENT = "final_no_gradient_fraction"  # the headline measure of claim (b): comparable across families
 
 
-def _probe_tol(dataset: str, model: str) -> float:
+def _probe_tol(exp: str) -> float:
     """The dead-unit tolerance the probes used (dead_units' `tol` rows)."""
     d = bd.curves("dead_units")
-    d = bd.of_experiment(d, dataset, model)
+    d = bd.of_experiment(d, exp)
     return float(d.loc[d["metric"] == "tol", "value"].iloc[0])
 
 
@@ -262,11 +257,11 @@ def claim_b() -> Verdict:
     it, and so is the low-variance fraction. tau-dormant is not used: units stuck on a flat part of
     ELU, SELU, tanh or sigmoid have |h| near 1 and are never dormant, so "fewer dormant units" would
     hold by definition."""
-    dataset, model = bd.experiments()[0]
-    basis = f"This verdict rests on {bd.dataset_name(dataset)} ({bd.MODELS.get(model, model)}), the sweep's first experiment."
-    runs = _experiment_runs(dataset, model)
-    acts = bd.activations(dataset, model)
-    r = _stat(dataset, model, "relu", NO_GRADIENT)
+    exp = bd.experiments()[0]
+    basis = f"This verdict rests on {bd.experiment_name(exp)}, the sweep's main experiment."
+    runs = _experiment_runs(exp)
+    acts = bd.activations(exp)
+    r = _stat(exp, "relu", NO_GRADIENT)
     untested = label(UNDECIDED, "not tested")
     if "relu" not in acts or r is None:
         return Verdict(
@@ -275,13 +270,13 @@ def claim_b() -> Verdict:
             "The sweep has no ReLU runs with the dead-unit probe.",
             basis,
             [("dead units", untested)],
-            rests_on(dataset, model),
+            rests_on(exp),
         )
     others = [a for a in ("leaky_relu", "prelu", "elu") if a in acts]
     missing = [a for a in ("leaky_relu", "prelu", "elu") if a not in acts]
     relu_runs = runs.loc[runs["activation"] == "relu", NO_GRADIENT]
     state = relu_dead_state(relu_runs, r["ci_low"])
-    init = _dead_at_init(dataset, model)
+    init = _dead_at_init(exp)
     at0 = f"; dead at initialisation {pct(init['relu'])}" if "relu" in init else ""
     measured = (
         f"{pct(r['mean'])} of ReLU's hidden units pass no gradient after training on average "
@@ -311,7 +306,7 @@ def claim_b() -> Verdict:
         sentences.append(f"{name(a)}: up to {pct(mx)} of its units in a run.")
     # the classic definitions, for comparison with the literature: not comparable across families
     classic = {a: runs.loc[runs["activation"] == a, "final_dead_fraction"].mean() for a in ["relu", *others]}
-    tol = _probe_tol(dataset, model)
+    tol = _probe_tol(exp)
     sentences.append(
         f"By the classic definition (|f′| at most {tol:g} on every probe input), the dead fractions are "
         + "; ".join(f"{name(a)} {pct(v)}" for a, v in classic.items())
@@ -348,7 +343,7 @@ def claim_b() -> Verdict:
         lab = untested
     else:
         lab = SUPPORTED
-    return Verdict("b", lab, " ".join(sentences), basis, [("dead units", lab)], rests_on(dataset, model))
+    return Verdict("b", lab, " ".join(sentences), basis, [("dead units", lab)], rests_on(exp))
 
 
 # -----------------------------------------------------------------------------
@@ -508,13 +503,9 @@ def compute_verdict(timing: pd.DataFrame, threshold: float = bd.NOTICEABLE) -> t
 
 
 def timing_rests_on(row) -> str:
-    """'scikit-learn digits (8x8), 2×128 MLP (controlled timing)': what claim (d)'s timing trained."""
-    shape = (
-        f"{int(row['depth'])}×{int(row['width'])} {bd.MODELS.get(row['model'], row['model'])}"
-        if row["model"] == "mlp"
-        else f"CNN ({int(row['depth'])} conv blocks × {int(row['width'])} channels)"
-    )
-    return f"{bd.dataset_name(row['dataset'])}, {shape} (a dedicated timing, random inputs of its shape)"
+    """'scikit-learn digits (8x8), 2×128 MLP (a dedicated timing, ...)': what claim (d)'s timing trained."""
+    arch = bd.names.experiment(row["dataset"], row["model"], depth=int(row["depth"]), width=int(row["width"]))
+    return f"{arch} (a dedicated timing, random inputs of its shape)"
 
 
 def claim_d() -> Verdict:
@@ -576,8 +567,7 @@ def claim_d() -> Verdict:
             "products, loss, optimiser) is the same for every activation."
         )
     # the training runs' own clocks, for context only
-    dataset, model = bd.experiments()[0]
-    c = bd.of_experiment(bd.compute(), dataset, model)
+    c = bd.of_experiment(bd.compute(), bd.experiments()[0])
     c = c[c["activation"].isin(list(outcomes))]
     if not c.empty:
         sentences.append(

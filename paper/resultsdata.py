@@ -32,24 +32,24 @@ def mean_ci(r, clip: bool = False) -> str:
     return f"{f(r['mean'])} [{f(r['ci_low'])}, {f(r['ci_high'])}]"
 
 
-def results_table(dataset: str, model: str) -> str:
+def results_table(exp: str) -> str:
     """The article's results table of one experiment, as MyST markdown: per activation the test
     accuracy, the paired difference to ReLU with its Holm p (bold when separated), the final dead,
     dormant (and saturated) fractions, the cross-family fractions of units that pass no gradient and
     that carry no information (actlab.probes), and milliseconds per epoch."""
-    runs = bd.of_experiment(bd.summary(), dataset, model)
-    comp = bd.of_experiment(bd.compute(), dataset, model).set_index("activation")
+    runs = bd.of_experiment(bd.summary(), exp)
+    comp = bd.of_experiment(bd.compute(), exp).set_index("activation")
     has_sat = bool(runs["final_saturated_fraction"].notna().any())
     head = ["activation", "test accuracy, %", "− ReLU, pp", "Holm p", "dead, %", "dormant, %"]
     head += ["saturated, %"] if has_sat else []
     head += ["no gradient, %", "no information, %", "ms / epoch"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    stat = lambda act, metric, clip=True: mean_ci(bd.stat(dataset, model, act, metric), clip)  # noqa: E731
-    for act in bd.activations(dataset, model):
+    stat = lambda act, metric, clip=True: mean_ci(bd.stat(exp, act, metric), clip)  # noqa: E731
+    for act in bd.activations(exp):
         if act == bd.BASELINE:
             diff, p = "(baseline)", ""
         else:
-            c = bd.vs_relu_comparison(dataset, model, act)
+            c = bd.vs_relu_comparison(exp, act)
             f = lambda x: bd.pp(x, unit=False)  # noqa: E731
             diff = f"{f(c.diff)} [{f(c.ci_low)}, {f(c.ci_high)}]"
             p = bd.pvalue(c.p_holm).replace("p = ", "").replace("p ", "")
@@ -97,34 +97,36 @@ EXTRA_FIGURES = {
     "dead_units": "Hidden units passing no gradient and low-variance units over training, per hidden layer",
     "grad_flow": "Gradient flow: RMS gradient per weight of each weight layer over the optimiser steps",
     "accuracy_vs_dead": "Test accuracy against the final fractions of units passing no gradient and of low-variance units, one point per run",
-    "across_depth": "Across network depth: accuracy, RMS gradient per layer, units passing no gradient",
 }
 
 
-def overview(dataset: str, model: str) -> dict:
-    """The main experiment's name and size, its figures, and the two global figures."""
-    runs = bd.of_experiment(bd.summary(), dataset, model)
+def overview(exp: str) -> dict:
+    """The main experiment's name and size, its figures, the figure across the depths of its dataset
+    and model, and the two global figures."""
+    runs = bd.of_experiment(bd.summary(), exp)
+    group = "{dataset}-{model}".format(**bd.experiment_info(exp))  # the figures across its depths
     out = {
-        "exp_name": f"{bd.dataset_name(dataset)} {bd.MODELS.get(model, model)}",
+        "exp_name": bd.experiment_name(exp),
         "n_seeds": f"{runs['seed'].nunique()}",
-        "n_acts": f"{len(bd.activations(dataset, model))}",
+        "n_acts": f"{len(bd.activations(exp))}",
         "max_epochs": f"{int(runs['max_epochs'].max())}",
+        "fig_across_depth": bd.figure("across_depth", group),
         "fig_activations": bd.figure("activations"),
         "fig_depth": bd.figure("depth"),
     }
-    for fig in ("learning_curves", "accuracy", "dead_units", "grad_flow", "accuracy_vs_dead", "across_depth"):
-        out[f"fig_{fig}"] = bd.figure(fig, dataset, model)
+    for fig in ("learning_curves", "accuracy", "dead_units", "grad_flow", "accuracy_vs_dead"):
+        out[f"fig_{fig}"] = bd.figure(fig, exp)
     return out
 
 
-def accuracy(dataset: str, model: str) -> dict:
+def accuracy(exp: str) -> dict:
     """The results table, the best and worst activation, and which are separated from ReLU."""
-    acts = bd.activations(dataset, model)
-    accs = {a: bd.stat(dataset, model, a, "test_acc") for a in acts}
+    acts = bd.activations(exp)
+    accs = {a: bd.stat(exp, a, "test_acc") for a in acts}
     ranked = sorted(
         (a for a in acts if accs[a] is not None and np.isfinite(accs[a]["mean"])), key=lambda a: -accs[a]["mean"]
     )
-    v = bd.of_experiment(bd.vs_relu(), dataset, model)
+    v = bd.of_experiment(bd.vs_relu(), exp)
     v = v[v["metric"] == "test_acc"]
     sep = v[v["p_holm"] < bd.ALPHA]
     order = lambda names: [bd.name(a) for a in acts if a in set(names)]  # noqa: E731
@@ -140,7 +142,7 @@ def accuracy(dataset: str, model: str) -> dict:
         parts.append(f"{bd.join(insep)} cannot be separated from ReLU")
     half = (v["ci_high"] - v["ci_low"]) / 2
     return {
-        "results_table": Markdown(results_table(dataset, model)),
+        "results_table": Markdown(results_table(exp)),
         "best_act": bd.name(ranked[0]),
         "best_acc": bd.pct(accs[ranked[0]]["mean"]),
         "worst_act": bd.name(ranked[-1]),
@@ -161,12 +163,12 @@ def timing() -> dict:
     }
 
 
-def dead_units(dataset: str, model: str) -> dict:
+def dead_units(exp: str) -> dict:
     """ReLU's dead fraction over training, which activations end with dead or saturated units, and
     how the dead fraction and the accuracy relate across runs (figure accuracy_vs_dead)."""
-    acts = bd.activations(dataset, model)
-    runs = bd.of_experiment(bd.summary(), dataset, model)
-    d = bd.of_experiment(bd.curves("dead_units"), dataset, model)
+    acts = bd.activations(exp)
+    runs = bd.of_experiment(bd.summary(), exp)
+    d = bd.of_experiment(bd.curves("dead_units"), exp)
     dead = d[d["metric"] == "dead_fraction"].groupby(["activation", "seed", "epoch"])["value"].mean()
     out = {}
     if "relu" in dead.index.get_level_values(0):
@@ -199,10 +201,10 @@ def dead_units(dataset: str, model: str) -> dict:
     return out
 
 
-def gradient_flow(dataset: str, model: str) -> dict:
+def gradient_flow(exp: str) -> dict:
     """The first-to-last layer gradient-norm ratio at the first and the last step, and the median
     update-to-weight ratio."""
-    g = bd.of_experiment(bd.curves("grad_flow"), dataset, model)
+    g = bd.of_experiment(bd.curves("grad_flow"), exp)
     ratio = g[g["metric"] == "grad_norm_first_over_last"]
     step = ratio.groupby(["activation", "seed"])["step"]
     med_last = ratio[ratio["step"] == step.transform("max")].groupby("activation")["value"].median()
@@ -370,24 +372,24 @@ def collapse() -> dict:
     return out
 
 
-def other_experiments(exps: list[tuple[str, str]]) -> dict:
+def other_experiments(exps: list[str]) -> dict:
     """The sweep's experiments after the first: per experiment a heading, its set-up, its results
     table and its six figures, as one MyST block."""
     extra = []
-    for d_, m_ in exps:
-        title = f"{bd.dataset_name(d_)} {bd.MODELS.get(m_, m_)}"
-        cfg = bd.run_config(d_, m_)
+    for e_ in exps:
+        title = bd.experiment_name(e_)
+        cfg = bd.run_config(e_)
         extra += [
             f":::{{rubric}} {title}\n:::\n",
             f"{cfg['model']['depth']} hidden layers × {cfg['model']['width']}, {bd.optimizer_name(cfg['optimizer']['name'])} "
             f"(lr {cfg['optimizer']['lr']:g}), {cfg['trainer']['max_epochs']} epochs.\n",
-            results_table(d_, m_),
+            results_table(e_),
             f"\n*Mean over seeds [95% $t$-interval], {title}; columns as in the table above.*\n",
         ]
         for fig, cap in EXTRA_FIGURES.items():
-            rel = Path(os.path.relpath(bd.figure_path(fig, d_, m_), Path.cwd())).as_posix()
+            rel = Path(os.path.relpath(bd.figure_path(fig, e_), Path.cwd())).as_posix()
             extra.append(
-                f":::{{figure}} {rel}\n:name: fig-{fig}-{d_}-{m_}\n:width: 100%\n\n"
+                f":::{{figure}} {rel}\n:name: fig-{fig}-{e_}\n:width: 100%\n\n"
                 f"{cap}; {title}. Made by `workflow/scripts/fig_{fig}.py`.\n:::\n"
             )
     if extra:

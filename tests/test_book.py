@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from conftest import TEST_RESULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "paper"
@@ -161,20 +162,31 @@ def test_the_verdict_vocabulary_is_the_one_methods_defines():
 def test_a_verdict_names_its_data_with_its_size_and_its_model(tmp_path, monkeypatch):
     import json
 
-    import yaml
+    import pandas as pd
 
-    run = tmp_path / "runs" / "mnist_subset" / "mlp" / "relu" / "seed0"
+    run = tmp_path / "runs" / "subset" / "relu" / "seed0"
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text(yaml.safe_dump({"model": {"name": "mlp", "depth": 2, "width": 128}}))
+    (run / "config.yaml").write_text("model: {name: mlp, depth: 2, width: 128}\n")
     prov = {"split_seed": 0, "n_train": 3000, "n_val": 1000, "n_test": 1000}
     (run / "summary.json").write_text(json.dumps({"data_provenance": prov}))
+    row = {
+        "experiment": "subset",
+        "dataset": "mnist_subset",
+        "model": "mlp",
+        "depth": 2,
+        "width": 128,
+        "run_dir": str(run),
+    }
+    pd.DataFrame([row]).to_csv(tmp_path / "summary.csv", index=False)
     monkeypatch.setattr(bd, "RESULTS", tmp_path)
+    bd.table.cache_clear()
     bd.run_config.cache_clear()
     try:
-        assert _claims().rests_on("mnist_subset", "mlp") == "MNIST (subset) of 5,000 examples, 2×128 MLP"
+        assert _claims().rests_on("subset") == "MNIST (subset) of 5,000 examples, 2×128 MLP"
         (run / "summary.json").write_text(json.dumps({"data_provenance": {}}))  # a loader that records no sizes
-        assert _claims().rests_on("mnist_subset", "mlp") == "MNIST (subset), 2×128 MLP"
+        assert _claims().rests_on("subset") == bd.experiment_name("subset") == "MNIST (subset), 2×128 MLP"
     finally:
+        bd.table.cache_clear()
         bd.run_config.cache_clear()
 
 
@@ -280,16 +292,17 @@ def tiny_sweep(base: str) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=work)
     elapsed = time.perf_counter() - t0
-    log = work / "results" / "logs" / "book.log"
+    results = work / TEST_RESULTS  # the test sweep's tables, figures and book (conftest.TEST_RESULTS)
+    log = results / "logs" / "book.log"
     if proc.returncode != 0:
         tail = log.read_text()[-3000:] if log.exists() else ""
         raise AssertionError(f"tiny sweep failed ({proc.returncode}):\n{proc.stderr[-4000:]}\n--- book.log:\n{tail}")
-    bench = work / "results" / "benchmarks" / "book.tsv"
+    bench = results / "benchmarks" / "book.tsv"
     book_s = float(bench.read_text().splitlines()[1].split("\t")[0]) if bench.exists() else float("nan")
     return {
         "work": work,
-        "results": work / "results",
-        "html": work / "paper" / "_build" / "html",
+        "results": results,
+        "html": results / "book" / "html",
         "elapsed": elapsed,
         "book_seconds": book_s,
     }
@@ -578,7 +591,9 @@ def test_figures_are_the_pipelines_figures(built_book, served_book, browser):
     figures = [src for src, _, _ in images if "_images/" in (src or "")]
     made = sorted((built_book["results"] / "figures").rglob("*.png"))
     n_exp = len({p.parent for p in made} - {built_book["results"] / "figures"})
-    assert len(figures) == len(made) == 2 + 6 * n_exp, (figures, made)  # 2 global + 6 per experiment
+    n_groups = len({p.parent for p in made if "-" in p.parent.name})  # figures across a dataset/model's experiments
+    n_exp -= n_groups
+    assert len(figures) == len(made) == 2 + 5 * n_exp + n_groups, (figures, made)  # 2 global, 5 per experiment
     # glue copies the PNG bytes; check the sizes of the served images match the pipeline's files
     served = sorted((built_book["html"] / src.split("?")[0]).stat().st_size for src in figures)
     assert served == sorted(p.stat().st_size for p in made)
@@ -599,7 +614,7 @@ def book_pdf(built_book, tmp_path_factory):
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     else:  # the pipeline's own target, in the tiny sweep's directory: only the PDF is left to make
         work = built_book["work"]
-        pdf = work / "paper" / "_build" / "pdf" / "actlab.pdf"
+        pdf = built_book["html"].parent / "pdf" / "actlab.pdf"  # beside the sweep's HTML
         sweep = ["--directory", str(work), "--configfile", str(ROOT / "conf" / "sweep" / "test.yaml")]
         cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), *sweep, "--cores", "2", "pdf"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=work)
@@ -668,7 +683,8 @@ def test_each_verdict_names_its_data_and_model_and_follows_its_rule(built_book, 
             assert cells[0] == f"({key})" and cells[2] == v.rests_on and cells[3].startswith(v.label), cells
             assert v.label in claims.labels() and all(lab in claims.labels() for _, lab in v.parts)
         exp = bd.experiments()[0]
-        assert verdicts["b"].rests_on.startswith(bd.dataset_name(exp[0])) and "×" in verdicts["b"].rests_on
+        assert verdicts["b"].rests_on.startswith(bd.dataset_name(bd.experiment_info(exp)["dataset"]))
+        assert "×" in verdicts["b"].rests_on
         # claim (c) by its rule, from the table itself
         he = claims.born_dead_relu()
         w0 = min(w for w in he["width"].unique() if w >= 2)

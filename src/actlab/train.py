@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -119,6 +120,10 @@ def validate(cfg: DictConfig) -> None:
     activations.spec(cfg.activation.name)  # raises with the list of valid names
     if cfg.run_dir is None or not str(cfg.run_dir).strip():  # '' would write into the working dir itself
         raise ConfigError(f"run_dir is empty ({cfg.run_dir!r}): give a directory, e.g. run_dir=runs/x")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", str(cfg.experiment)):  # a path part and a table key
+        raise ConfigError(
+            f"experiment must be a name of letters, digits and _ (a letter first), got {cfg.experiment!r}"
+        )
     checks = [
         (
             _int(cfg.seed) and 0 <= cfg.seed <= SEED_MAX,
@@ -327,6 +332,7 @@ def make_summary(
     vals = [r[val_key] for r in hist if math.isfinite(r.get(val_key, math.nan))]
     best = (max if val_key == "val_acc" else min)(vals) if vals else math.nan
     return {
+        "experiment": str(cfg.experiment),
         "activation": cfg.activation.name,
         "act_params": act_params(cfg),
         "seed": cfg.seed,

@@ -7,7 +7,8 @@
 import json
 
 BOOK_SRC = REPO / "paper"
-BOOK_PDF = Path("paper") / "_build" / "pdf" / "actlab.pdf"  # beside the HTML, in the working directory
+# beside the HTML: paper/_build/pdf/ for the default sweep, results/sweeps/<name>/book/pdf/ for another
+BOOK_PDF = Path(BOOK_INDEX).parent.parent / "pdf" / "actlab.pdf"
 
 
 localrules:
@@ -84,7 +85,8 @@ rule book_pdf:
 
 
 rule pdf:
-    """`snakemake --cores all pdf`: the book, then paper/_build/pdf/actlab.pdf."""
+    """`snakemake --cores all pdf`: the book, then its PDF (paper/_build/pdf/actlab.pdf for the
+    default sweep)."""
     input:
         BOOK_PDF,
 

@@ -18,13 +18,13 @@ rule download:
 # and Lightning costs ~5 s per process, paid once per job. Each run keeps its own run directory and
 # its files stay declared outputs, so what depends on the runs does not change; but a job
 # reruns as a unit (a changed param reruns every run of the job, a failure loses them all).
-#   experiment  one job per (dataset, model): every activation x seed, vectorised together
-#   activation  one job per (dataset, model, activation): every seed (parallel GPU / cluster jobs)
+#   experiment  one job per experiment: every activation x seed, vectorised together
+#   activation  one job per (experiment, activation): every seed (parallel GPU / cluster jobs)
 #   run         one job per run
 TRAIN_JOB = {
-    "experiment": Path("{dataset}") / "{model}",
-    "activation": Path("{dataset}") / "{model}" / "{activation}",
-    "run": Path("{dataset}") / "{model}" / "{activation}" / "seed{seed}",
+    "experiment": Path("{experiment}") / "{key}",
+    "activation": Path("{experiment}") / "{key}" / "{activation}",
+    "run": Path("{experiment}") / "{key}" / "{activation}" / "seed{seed}",
 }[config["group_by"]]
 TRAIN_RUNS = {  # what one job's runs range over
     "experiment": {"activation": config["activations"], "seed": config["seeds"]},
