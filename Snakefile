@@ -40,6 +40,7 @@ report: "workflow/report/workflow.rst"
 wildcard_constraints:
     experiment="[A-Za-z][A-Za-z0-9_]*",
     key="[0-9a-f]{8}",
+    lr="[0-9.e+-]+",
     dataset="[A-Za-z][A-Za-z0-9_]*",
     model="[A-Za-z][A-Za-z0-9_]*",
     activation="[A-Za-z][A-Za-z0-9_]*",
@@ -49,6 +50,8 @@ wildcard_constraints:
 localrules:
     all,
     download,
+    select_lr,
+    lr_selection_table,
 
 
 rule all:

@@ -569,7 +569,12 @@ def claim_d() -> Verdict:
     # the training runs' own clocks, for context only
     c = bd.of_experiment(bd.compute(), bd.experiments()[0])
     c = c[c["activation"].isin(list(outcomes))]
-    if not c.empty:
+    if not c.empty and "measured_per_model" in c and not c["measured_per_model"].all():
+        sentences.append(
+            f"The training runs' own clocks are not used either: their models were trained {int(c['shared_by'].max())} "
+            "at a time as one computation, so a run's time is its job's divided, the same for every model of the job."
+        )
+    elif not c.empty:
         sentences.append(
             f"The training runs' own seconds per epoch (the results table) are not used: they include validation and "
             f"the probes, and were taken while other jobs shared the machine, with no control over what ran beside "

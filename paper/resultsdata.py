@@ -42,7 +42,9 @@ def results_table(exp: str) -> str:
     has_sat = bool(runs["final_saturated_fraction"].notna().any())
     head = ["activation", "test accuracy, %", "− ReLU, pp", "Holm p", "dead, %", "dormant, %"]
     head += ["saturated, %"] if has_sat else []
-    head += ["no gradient, %", "no information, %", "ms / epoch"]
+    # ms / epoch only where each run's time was measured alone: a vectorised job's time / k is not
+    per_model = bool(comp["measured_per_model"].all()) if "measured_per_model" in comp else True
+    head += ["no gradient, %", "no information, %"] + (["ms / epoch"] if per_model else [])
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     stat = lambda act, metric, clip=True: mean_ci(bd.stat(exp, act, metric), clip)  # noqa: E731
     for act in bd.activations(exp):
@@ -60,7 +62,7 @@ def results_table(exp: str) -> str:
         cells += [stat(act, "final_dead_fraction"), stat(act, "final_dormant_fraction")]
         cells += [stat(act, "final_saturated_fraction")] if has_sat else []
         cells += [stat(act, m) for m in ("final_no_gradient_fraction", "final_low_variance_fraction")]
-        cells += [bd.ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")]
+        cells += [bd.ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")] if per_model else []
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -141,8 +143,21 @@ def accuracy(exp: str) -> dict:
     if insep:
         parts.append(f"{bd.join(insep)} cannot be separated from ReLU")
     half = (v["ci_high"] - v["ci_low"]) / 2
+    comp = bd.of_experiment(bd.compute(), exp)
+    if "measured_per_model" not in comp or comp["measured_per_model"].all():
+        time_note = (
+            "ms / epoch is the training runs' own mean time per epoch, validation and probes included, "
+            "measured while other jobs shared the machine (for the controlled timing see Compute below)."
+        )
+    else:
+        time_note = (
+            f"No time per run is shown: the runs were trained {int(comp['shared_by'].max())} at a time as one "
+            "computation, so a run's time would be its job's divided, not a measurement (the controlled timing "
+            "is under Compute below)."
+        )
     return {
         "results_table": Markdown(results_table(exp)),
+        "time_note": time_note,
         "best_act": bd.name(ranked[0]),
         "best_acc": bd.pct(accs[ranked[0]]["mean"]),
         "worst_act": bd.name(ranked[-1]),

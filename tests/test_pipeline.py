@@ -165,7 +165,7 @@ def test_group_by_sets_the_training_jobs(tmp_path, group_by, jobs):
     assert res.returncode == 0, res.stdout + res.stderr
     counts = job_counts(res.stdout)
     assert counts["train"] == jobs and counts["aggregate"] == 1, counts
-    commands = [ln for ln in res.stdout.splitlines() if "-m actlab.train" in ln]
+    commands = [ln for ln in res.stdout.splitlines() if "-m actlab.train" in ln and "/logs/train/" in ln]
     assert len(commands) == jobs
     if group_by == "experiment":  # every activation x seed in one process, one run dir each
         assert "'activations=[relu,gelu,tanh]' 'seeds=[0,1]'" in commands[0], commands[0]

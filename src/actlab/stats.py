@@ -336,11 +336,18 @@ def power_table(vs: pd.DataFrame) -> pd.DataFrame:
 
 
 def compute_table(summary: pd.DataFrame, baseline: str = "relu") -> pd.DataFrame:
-    """Seconds per epoch per (experiment, activation): t-interval and the ratio to the baseline."""
+    """Seconds per epoch per (experiment, activation): t-interval and the ratio to the baseline;
+    `measured_per_model` false (and `shared_by` the models per job) when the runs were trained
+    vectorised, so that their time is the job's, divided: not a per-run measurement."""
     _check_columns(summary, [*GROUP, "seconds_per_epoch"], "compute")
     rows = []
     for key, g in summary.groupby(GROUP, sort=True):
         row = {**dict(zip(GROUP, key)), **t_interval(g["seconds_per_epoch"])}
+        # A vectorised job trains k models in one computation: its time / k is the same for all of
+        # them, not a measurement of one model. Only runs trained alone (k = 1) measure their own time.
+        k = g["vectorized.k"].fillna(1) if "vectorized.k" in g else pd.Series(1, index=g.index)
+        row["shared_by"] = int(k.max())
+        row["measured_per_model"] = bool((k == 1).all())
         if "device" in g:
             row["device"] = ",".join(sorted(set(map(str, g["device"]))))
         rows.append(row)

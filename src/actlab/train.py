@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import math
 import os
@@ -489,10 +490,38 @@ def activation_configs(cfg: DictConfig) -> list[DictConfig]:
     return out
 
 
+def with_selected_lr(cfgs: list[DictConfig]) -> list[DictConfig]:
+    """Each activation's config with the learning rate its ``lr_table`` chose (actlab.lrselect), or
+    unchanged when there is no table."""
+    from omegaconf import open_dict
+
+    path = cfgs[0].get("lr_table")
+    if not path:
+        return cfgs
+    import pandas as pd
+
+    from actlab import lrselect
+
+    try:
+        table = pd.read_csv(path)
+        exp = table[table["experiment"] == str(cfgs[0].experiment)] if "experiment" in table else table
+        lrs = lrselect.chosen(exp)
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"lr_table {path!r} cannot be read as a learning-rate selection table: {e}") from None
+    for c in cfgs:
+        if c.activation.name not in lrs:
+            raise ConfigError(
+                f"lr_table {path!r} chose no learning rate for {c.activation.name!r} (experiment {c.experiment})"
+            )
+        with open_dict(c):
+            c.optimizer.lr = lrs[c.activation.name]
+    return cfgs
+
+
 def job_configs(cfg: DictConfig) -> list[DictConfig]:
     """Every run of a job: activations (``activations``, or the one ``activation``) x seeds
     (``seeds``, or the one ``seed``), activation-major; validated, with distinct run dirs."""
-    cfgs = [c for a in activation_configs(cfg) for c in seed_configs(a)]
+    cfgs = [c for a in with_selected_lr(activation_configs(cfg)) for c in seed_configs(a)]
     dirs = [str(c.run_dir) for c in cfgs]
     if len(set(dirs)) != len(dirs):
         raise ConfigError(
@@ -677,11 +706,11 @@ def _data_key(cfg: DictConfig) -> str:
 
 def vectorized_parts(cfg: DictConfig, cfgs: list[DictConfig]) -> list[list[DictConfig]]:
     """The job's runs `cfgs` in vectorised runs of at most ``vectorize_max_k`` models, in order; a part
-    holds runs of one data config only (they share one copy of the data)."""
+    holds runs of one data config (they share one copy of the data) and one optimiser config only."""
     max_k = cfg.get("vectorize_max_k") or len(cfgs)
     groups: dict[str, list[DictConfig]] = {}
-    for c in cfgs:
-        groups.setdefault(_data_key(c), []).append(c)
+    for c in cfgs:  # one optimiser config per part too (a learning-rate table may give each activation its own)
+        groups.setdefault(_data_key(c) + json.dumps(OmegaConf.to_container(c.optimizer, resolve=True)), []).append(c)
     return [g[i : i + max_k] for g in groups.values() for i in range(0, len(g), max_k)]
 
 

@@ -36,6 +36,11 @@ ENV = "../envs/actlab.yaml"  # relative to workflow/rules/; the pins of environm
 RESULTS_ROOT = Path("results")
 RUNS = RESULTS_ROOT / "runs"
 RUN = RUNS / "{experiment}" / "{key}" / "{activation}" / "seed{seed}"
+# learning-rate selection (sweep config lr_selection): its runs and table live with the runs they govern
+LR_RUNS = RUNS / "{experiment}" / "{key}" / "lr_selection"
+LR_RUN = LR_RUNS / "lr{lr}" / "{activation}" / "seed{seed}"
+LR_TABLE = LR_RUNS / "lr_selection.csv"
+LR_RUN_FILES = ("config.yaml", "metrics.csv", "SHA256SUMS", "summary.json")  # selection runs: no probes
 DATA_MARKS = RESULTS_ROOT / "data"
 
 
@@ -246,6 +251,7 @@ def experiment_key(e):
         "activations": config["activations"],
         "seeds": config["seeds"],
         "group_by": config["group_by"],
+        "lr_selection": config.get("lr_selection"),
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -468,6 +474,62 @@ def base_overrides(wildcards):
     ]
 
 
+def lr_table(wildcards):
+    """The experiment's learning-rate selection table (an input of its training jobs), if the sweep
+    selects learning rates."""
+    if not config.get("lr_selection"):
+        return []
+    return [str(LR_TABLE).format(experiment=wildcards.experiment, key=wildcards.key)]
+
+
+def lr_label(lr):
+    """A grid value as a path part: 0.001 -> 0.001, 1e-05 -> 1e-05 (repr of the float)."""
+    return repr(float(lr))
+
+
+def lr_runs(wildcards):
+    """Every selection run's summary.json of one experiment: the inputs of select_lr."""
+    sel = config["lr_selection"]
+    return [
+        str(LR_RUN / "summary.json").format(
+            experiment=wildcards.experiment, key=wildcards.key, lr=lr_label(lr), activation=a, seed=s
+        )
+        for lr in sel["grid"]
+        for a in config["activations"]
+        for s in sel["seeds"]
+    ]
+
+
+def lr_train_overrides(wildcards):
+    """One selection job: every activation x selection seed of one experiment at one learning rate."""
+    e = experiment(wildcards.experiment)
+    if wildcards.key != experiment_key(e):
+        raise WorkflowError(f"{RUNS / e['name'] / wildcards.key} holds runs of other settings than this sweep's")
+    sel = config["lr_selection"]
+    runs = Path(str(LR_RUNS).format(experiment=wildcards.experiment, key=wildcards.key)) / f"lr{wildcards.lr}"
+    return [
+        "activations=[" + ",".join(config["activations"]) + "]",
+        "seeds=[" + ",".join(map(str, sel["seeds"])) + "]",
+        f"run_dir={runs / '${activation.name}' / 'seed${seed}'}",
+        f"hydra.run.dir={LOGS / 'lr_selection' / wildcards.experiment / f'lr{wildcards.lr}.hydra'}",
+        *base_overrides(wildcards),
+        # last: the grid's rate, whatever the overrides say; the probes measure the study, not this
+        f"optimizer.lr={wildcards.lr}",
+        "probes.dead_units.enabled=false",
+        "probes.grad_flow.enabled=false",
+    ]
+
+
+def all_lr_tables(wildcards=None):
+    if not config.get("lr_selection"):
+        return []
+    return [str(LR_TABLE).format(experiment=e["name"], key=experiment_key(e)) for e in config["experiments"]]
+
+
+def lr_table_override(wildcards):
+    return [f"lr_table={t}" for t in lr_table(wildcards)]
+
+
 def train_overrides(wildcards):
     """One training job (config["group_by"] says which runs it trains, workflow/rules/train.smk):
     run = seed=S and its run_dir; activation = seeds=[...] of one activation; experiment =
@@ -484,6 +546,7 @@ def train_overrides(wildcards):
             f"activation={wildcards.activation}",
             f"run_dir={run_dir}",
             *base_overrides(wildcards),
+            *lr_table_override(wildcards),
         ]
     seeds = "seeds=[" + ",".join(str(s) for s in config["seeds"]) + "]"
     if config["group_by"] == "activation":
@@ -499,6 +562,7 @@ def train_overrides(wildcards):
         f"run_dir={run_dir}",
         f"hydra.run.dir={(LOGS / 'train' / job).with_suffix('.hydra')}",
         *base_overrides(wildcards),
+        *lr_table_override(wildcards),
     ]
 
 
@@ -535,6 +599,7 @@ def all_tables(wildcards=None):
             STATS / "vs_relu.csv",
             STATS / "power.csv",
             STATS / "compute.csv",
+            *([STATS / "lr_selection.csv"] if config.get("lr_selection") else []),
             STATS / "timing.csv",
             DEPTH / "born_dead.csv",
             DEPTH / "collapse.csv",
