@@ -55,6 +55,7 @@ from wording import (  # noqa: F401  re-exported: the pages, claims.py and the t
 )
 
 from actlab import names
+from actlab.stats import ALPHA  # noqa: F401  re-exported: the verdict rules' level (bd.ALPHA)
 
 PAPER = Path(__file__).resolve().parent
 REPO = PAPER.parent

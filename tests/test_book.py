@@ -193,6 +193,12 @@ def test_a_verdict_names_its_data_with_its_size_and_its_model(tmp_path, monkeypa
 def test_methods_states_each_rule_with_the_constants_the_code_applies():
     """The thresholds of the rules reach the methods' text only through glue from the constants
     claims.py and bookdata.py decide with, so the text cannot say another number than the code uses."""
+    from actlab import stats
+
+    # every constant the pages and claims.py read from bookdata is there (bookdata re-exports some)
+    assert (bd.ALPHA, bd.CLOSE_MARGIN) == (stats.ALPHA, stats.EQUIVALENCE_MARGIN)
+    for const in ("BASELINE", "NOTICEABLE", "OFTEN", "MINUS", "PRETTY", "DATASETS", "MODELS", "INITS", "RESULTS"):
+        assert hasattr(bd, const), const
     methods = (PAPER / "methods.md").read_text()
     for glued in (
         'glue("alpha", f"{bd.ALPHA:g}"',
