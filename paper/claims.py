@@ -64,11 +64,13 @@ class Verdict:
 
 
 def rests_on(exp: str) -> str:
-    """'MNIST (subset) of 5,000 examples, 2×128 MLP': the data (with its size where the run recorded
-    it) and the model of one experiment (bookdata.experiment_name, the name the article uses)."""
+    """'MNIST-1D of 5,000 examples, 2×100 MLP': the data (with its size where the run recorded it and
+    the name does not say it) and the model of one experiment (bookdata.experiment_name, the name the article uses)."""
     name_, n = bd.experiment_name(exp), bd.data_size(exp)
     data, _, arch = name_.partition(", ")
-    return f"{data} of {n:,} examples, {arch}" if n and arch else name_
+    if not n or not arch or f"{n:,}" in data:  # no size recorded, or the name says it already
+        return name_
+    return f"{data} of {n:,} examples, {arch}"
 
 
 def combine(labs: list[str]) -> str:

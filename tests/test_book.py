@@ -164,27 +164,27 @@ def test_a_verdict_names_its_data_with_its_size_and_its_model(tmp_path, monkeypa
 
     import pandas as pd
 
-    run = tmp_path / "runs" / "subset" / "relu" / "seed0"
-    run.mkdir(parents=True)
-    (run / "config.yaml").write_text("model: {name: mlp, depth: 2, width: 128}\n")
     prov = {"split_seed": 0, "n_train": 3000, "n_val": 1000, "n_test": 1000}
-    (run / "summary.json").write_text(json.dumps({"data_provenance": prov}))
-    row = {
-        "experiment": "subset",
-        "dataset": "mnist_subset",
-        "model": "mlp",
-        "depth": 2,
-        "width": 128,
-        "run_dir": str(run),
-    }
-    pd.DataFrame([row]).to_csv(tmp_path / "summary.csv", index=False)
+    rows = []
+    for exp, dataset in (("m1d", "mnist1d"), ("subset", "mnist_subset")):
+        run = tmp_path / "runs" / exp / "relu" / "seed0"
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text("model: {name: mlp, depth: 2, width: 128}\n")
+        (run / "summary.json").write_text(json.dumps({"data_provenance": prov}))
+        rows.append(
+            {"experiment": exp, "dataset": dataset, "model": "mlp", "depth": 2, "width": 128, "run_dir": str(run)}
+        )
+    pd.DataFrame(rows).to_csv(tmp_path / "summary.csv", index=False)
     monkeypatch.setattr(bd, "RESULTS", tmp_path)
     bd.table.cache_clear()
     bd.run_config.cache_clear()
     try:
-        assert _claims().rests_on("subset") == "MNIST (subset) of 5,000 examples, 2×128 MLP"
+        claims = _claims()
+        assert claims.rests_on("m1d") == "MNIST-1D of 5,000 examples, 2×128 MLP"
+        assert claims.rests_on("subset") == "MNIST subset (5,000 real digits), 2×128 MLP"  # the name says it
+        run = tmp_path / "runs" / "m1d" / "relu" / "seed0"
         (run / "summary.json").write_text(json.dumps({"data_provenance": {}}))  # a loader that records no sizes
-        assert _claims().rests_on("subset") == bd.experiment_name("subset") == "MNIST (subset), 2×128 MLP"
+        assert claims.rests_on("m1d") == bd.experiment_name("m1d") == "MNIST-1D, 2×128 MLP"
     finally:
         bd.table.cache_clear()
         bd.run_config.cache_clear()
