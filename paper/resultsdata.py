@@ -205,15 +205,29 @@ def dead_units(exp: str) -> dict:
     out["saturated_sentence"] = (
         "; ".join(f"{bd.name(a)} {bd.pct(sat[a])}" for a in acts if a in sat) if len(sat) else "not measured"
     )
-    r = runs[["test_acc", "final_dead_fraction"]].dropna()
-    if len(r) > 2 and r["final_dead_fraction"].std() > 0:
-        from scipy import stats as sst
-
-        rho, p = sst.spearmanr(r["final_dead_fraction"], r["test_acc"])
-        out["dead_acc_corr"] = f"Spearman ρ = {rho:.2f} ({bd.pvalue(p)}, {len(r)} runs)"
-    else:
-        out["dead_acc_corr"] = "not computable: no run has dead units"
+    out["dead_acc_corr"] = dead_accuracy_correlation(runs, acts)
     return out
+
+
+def dead_accuracy_correlation(runs: pd.DataFrame, acts, column: str = "final_no_gradient_fraction") -> str:
+    """Spearman correlation of the final no-gradient fraction with test accuracy *within* each
+    activation, across its seeds. Pooling the runs of all activations would mostly correlate the
+    activations' differences (most of which have no such unit at all), not the effect of dead units on
+    a model; an activation whose runs do not vary in the measure is named, not correlated."""
+    from scipy import stats as sst
+
+    parts, flat = [], []
+    for a in acts:
+        r = runs.loc[runs["activation"] == a, ["test_acc", column]].dropna()
+        if len(r) < 3 or r[column].nunique() < 2 or r["test_acc"].nunique() < 2:
+            flat.append(bd.name(a))
+            continue
+        rho, p = sst.spearmanr(r[column], r["test_acc"])
+        parts.append(f"{bd.name(a)} ρ = {rho:.2f} ({bd.pvalue(p)}, {len(r)} runs)")
+    text = "; ".join(parts) if parts else "no activation's runs vary in it"
+    if flat:
+        text += f" (not computable for {bd.join(flat)}: the same fraction in every run)"
+    return text
 
 
 def gradient_flow(exp: str) -> dict:

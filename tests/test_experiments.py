@@ -67,3 +67,21 @@ def test_claim_a_about_mnist_rests_on_the_mnist_subset_not_the_main_experiment(b
 def test_a_claim_about_a_dataset_picks_the_shallowest_or_deepest_net(bd):
     assert bd.experiment_for("mnist1d")[0] == "mnist1d_mlp"
     assert bd.experiment_for("mnist1d", depth="deepest")[0] == "mnist1d_mlp_deep"
+
+
+def test_dead_units_and_accuracy_correlate_within_an_activation_not_pooled(bd):
+    """Pooled over activations, runs of a family without such units (all 0) against runs of ReLU (all >
+    0) give a strong 'correlation' that says only that the families differ; within an activation there
+    is none here. The article reports the within-activation one and names the flat ones."""
+    rd = importlib.import_module("resultsdata")
+    rows = [("relu", 0.10 + 0.01 * s, 0.80 + 0.01 * ((s * 7) % 5)) for s in range(5)]
+    rows += [("gelu", 0.0, 0.90 + 0.001 * s) for s in range(5)]
+    runs = pd.DataFrame(rows, columns=["activation", "final_no_gradient_fraction", "test_acc"])
+    from scipy import stats as sst
+
+    pooled, _ = sst.spearmanr(runs["final_no_gradient_fraction"], runs["test_acc"])
+    assert pooled < -0.7  # the pooled number a reader would misread
+    text = rd.dead_accuracy_correlation(runs, ["relu", "gelu"])
+    rho_relu = sst.spearmanr(runs.iloc[:5, 1], runs.iloc[:5, 2])[0]
+    assert f"ReLU ρ = {rho_relu:.2f}" in text and abs(rho_relu) < 0.5
+    assert "not computable for GELU" in text
