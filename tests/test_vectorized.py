@@ -336,12 +336,54 @@ def test_direct_step_is_opt_step(name):
 
 
 def test_unsupported_and_incompatible(compose, tmp_path):
-    ok, why = vectorized.supported(compose("model=cnn"))
-    assert not ok and "cnn" in why
+    assert vectorized.supported(compose("model=cnn")) == (True, "")
+    ok, why = vectorized.supported(compose("trainer.precision=16-mixed"))
+    assert not ok and "fp16" in why
     with pytest.raises(train.ConfigError, match="differ only"):
         vectorized.fit_many(
             [compose("seed=0", f"run_dir={tmp_path}/a"), compose("seed=1", "model.width=8", f"run_dir={tmp_path}/b")]
         )
+
+
+CNN_SMALL = ("model=cnn", "model.width=4", "model.fc_width=16", "trainer.max_epochs=2", "data.batch_size=128")
+
+
+@pytest.mark.numerics
+def test_cnn_k3_matches_three_separate_runs_2d(compose, tmp_path):
+    """The CNN on 8x8 images (digits), vectorised through vmap (grouped convolutions): K=3 in one engine
+    = three K=1 runs, in float64, metrics, summaries and both probe tables."""
+    runs = [(0, "relu"), (1, "prelu"), (2, "relu")]
+    vec = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", runs, [F64, *CNN_SMALL]))
+    one = _separate(_cfgs(compose, tmp_path, "one", runs, [F64, *CNN_SMALL]))
+    for (s, a), v, o in zip(runs, vec, one):
+        _assert_float64(tmp_path / "vec" / f"{a}-{s}")
+        _assert_same_run(tmp_path / "vec" / f"{a}-{s}", tmp_path / "one" / f"{a}-{s}", v, o)
+    assert set(pd.read_csv(tmp_path / "vec" / "relu-0" / "grad_flow.csv").layer) >= {"conv1", "out"}
+    assert len({v["test_loss"] for v in vec}) == 3
+
+
+def _signals(n: int = 600, length: int = 40, classes: int = 10, seed: int = 0) -> data.Splits:
+    """Random 1-D signals (N, 40), MNIST-1D's shape, with labels a function of the signal."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, length, generator=g)
+    y = (x[:, :classes].argmax(1) + (x[:, -1] > 0).long()) % classes
+    cut = [int(n * 0.6), int(n * 0.8)]
+    return data.Splits(
+        x[: cut[0]], y[: cut[0]], x[cut[0] : cut[1]], y[cut[0] : cut[1]], x[cut[1] :], y[cut[1] :], "classification", 10
+    )
+
+
+@pytest.mark.numerics
+def test_cnn_k3_matches_three_separate_runs_1d(compose, tmp_path):
+    """The CNN on length-40 sequences (MNIST-1D's shape, (L,) read as one channel: Conv1d): K=3 = 3 x K=1."""
+    runs = [(0, "gelu"), (1, "gelu"), (2, "tanh")]
+    splits = _signals()
+    vec = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", runs, [F64, *CNN_SMALL]), splits=splits)
+    one = [train.run(c, splits=splits) for c in _cfgs(compose, tmp_path, "one", runs, [F64, *CNN_SMALL])]
+    for (s, a), v, o in zip(runs, vec, one):
+        _assert_same_run(tmp_path / "vec" / f"{a}-{s}", tmp_path / "one" / f"{a}-{s}", v, o)
+    net = models.build(compose(*CNN_SMALL).model, (40,), 10, "relu", {})
+    assert isinstance(net.conv1, torch.nn.Conv1d) and net(torch.randn(5, 40)).shape == (5, 10)
 
 
 def test_cli_seeds_vectorised_by_default(tmp_path):
@@ -364,7 +406,7 @@ def test_cli_seeds_vectorised_by_default(tmp_path):
         assert summary["seed"] == s and summary["epochs"] == 2
         ks.append(summary["vectorized"]["k"])
     assert ks == [2, 2, 1]  # vectorize_max_k=2: seeds [0, 1], then [2]
-    p = run_cli("seeds=[0,1]", f"run_dir={tmp_path}/cnn/seed${{seed}}", "model=cnn", "vectorize=true", *FAST)
+    p = run_cli("seeds=[0,1]", f"run_dir={tmp_path}/h/seed${{seed}}", "trainer.precision=16-mixed", "vectorize=true", *FAST)
     assert p.returncode == 2 and "cannot vectorise" in p.stderr
 
 

@@ -361,80 +361,21 @@ def make_summary(
 
 
 def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
-    """Train and test one model; return the summary (also written to summary.json).
+    """Train and test one model; return the summary (also written to summary.json). One run is K=1
+    of the batched engine (actlab.vectorized.fit_many): the same module, recorder, checkpoint and
+    summary as a job of several runs.
 
     Resumes from ``<run_dir>/last.ckpt`` when it holds a checkpoint of this config; deletes it once
     summary.json is written, unless ``keep_checkpoint`` (run_seeds deletes it when the whole job ends).
     ``splits``: the data of ``cfg.data``, already loaded (else loaded here)."""
-    import pytorch_lightning as pl
-
-    from actlab import atomic, data, integrity, models, probes
-    from actlab.callbacks import EpochRecorder, chance_loss
-    from actlab.module import LitModel, TensorData
+    from actlab import data, vectorized
 
     validate(cfg)
     run_dir = Path(cfg.run_dir)
     check_writable(run_dir)
     if splits is None:
         splits = data.load(cfg.data)  # verified before anything is written: bad data leaves no run behind
-    try:  # a model that cannot take this data's input shape (cnn on 1-D inputs): one line, before any file
-        models.build(cfg.model, splits.in_shape, splits.num_outputs, cfg.activation.name, act_params(cfg))
-    except ValueError as e:
-        raise ConfigError(f"model={cfg.model.name} cannot train on data={cfg.data.name}: {e}") from None
-    (run_dir / "summary.json").unlink(missing_ok=True)  # a rerun is unfinished until it ends
-    atomic.write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True), durable=False)
-
-    quiet = setup_runtime(cfg.trainer)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-
-    model = models.build(cfg.model, splits.in_shape, splits.num_outputs, cfg.activation.name, act_params(cfg))
-    lit = LitModel(model, splits.task, cfg.optimizer, cfg.trainer.max_epochs)
-    dm = TensorData(splits, cfg.data.batch_size, cfg.seed)
-
-    recorder = EpochRecorder(
-        run_dir / "metrics.csv", quiet=quiet, chance=chance_loss(splits.task, splits.y_train, splits.num_outputs)
-    )
-    if cfg.trainer.logger == "tensorboard":
-        logger = pl.loggers.TensorBoardLogger(save_dir=str(run_dir), name="logs", version="")
-    else:
-        logger = pl.loggers.CSVLogger(save_dir=str(run_dir), name="logs", version="")
-    ckpt_cb, ckpt_path = resume_checkpoint([cfg], run_dir / CHECKPOINT, str(run_dir))
-    trainer = pl.Trainer(
-        accelerator="auto" if cfg.device == "auto" else cfg.device,
-        devices=1,
-        max_epochs=cfg.trainer.max_epochs,
-        deterministic=cfg.trainer.deterministic,
-        precision=cfg.trainer.precision,
-        logger=logger,
-        callbacks=[
-            recorder,
-            *probes.callbacks(cfg.probes, run_dir, cfg.activation.name),
-            *([ckpt_cb] if ckpt_cb else []),
-        ],
-        enable_progress_bar=not quiet,
-        enable_model_summary=not quiet,
-        enable_checkpointing=ckpt_cb is not None,
-        num_sanity_val_steps=0,
-        default_root_dir=str(run_dir),
-    )
-    t0 = time.perf_counter()
-    trainer.fit(lit, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
-    train_seconds = ckpt_cb.train_seconds() if ckpt_cb else time.perf_counter() - t0
-    test = trainer.test(lit, datamodule=dm, verbose=not quiet)[0] if not lit.diverged else {}
-
-    summary = make_summary(
-        cfg,
-        splits.task,
-        recorder.rows,
-        test,
-        lit.diverged,
-        train_seconds,
-        sum(p.numel() for p in model.parameters()),
-        str(trainer.strategy.root_device),
-        resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0,
-        data_provenance=splits.provenance,
-    )
-    integrity.write_summary(run_dir, summary)  # SHA256SUMS of the run's files, then summary.json, last
+    (summary,) = vectorized.fit_many([cfg], checkpoint=run_dir / CHECKPOINT, splits=splits, job=False)
     if not keep_checkpoint:
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return summary

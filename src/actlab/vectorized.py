@@ -61,8 +61,8 @@ PER_MODEL_KEYS = ("seed", "seeds", "run_dir", "activation")
 
 def supported(cfg: DictConfig) -> tuple[bool, str]:
     """(True, '') if cfg's model can be vectorised, else (False, the reason)."""
-    if cfg.model.name != "mlp":
-        return False, f"model {cfg.model.name!r} (only the MLP is vectorised)"
+    if cfg.model.name not in ("mlp", "cnn"):
+        return False, f"model {cfg.model.name!r} (the MLP and the CNN are vectorised)"
     if str(cfg.trainer.precision) in ("16-mixed", "16", "16-true"):
         return False, "fp16 precision needs a gradient scaler per model (use bf16-mixed, 32-true or 64-true)"
     return True, ""
@@ -287,6 +287,76 @@ class StackedMLP(nn.Module):
         return net
 
 
+class StackedNet(nn.Module):
+    """K models of any architecture `models.build` makes (the CNN, 2-D and 1-D; the MLP too) as
+    stacked parameters, each (K, *the model's own shape), run as one batched computation by
+    `torch.func.vmap` over `torch.func.functional_call` (a convolution over K stacked weights becomes
+    one grouped convolution). Models come in activation groups (consecutive slices); each group runs
+    through its own template module (never registered: its own tensors are never used). The layers'
+    parameters are stacked over all K (`params`); an activation's own (PReLU's slope) over its group
+    only (`own[g]`)."""
+
+    def __init__(self, nets: list[nn.Module], groups: list[tuple[int, int]]):
+        super().__init__()
+        self.k = len(nets)
+        self.groups = groups
+        self.layer_names = list(models.weight_layers(nets[0]))
+        self.act_names = list(models.activation_layers(nets[0]))
+        of = [dict(n.named_parameters()) for n in nets]
+        firsts = [of[a] for a, _ in groups]
+        self.names = [n for n in of[0] if all(n in f and f[n].shape == of[0][n].shape for f in firsts)]
+        self.params = nn.ParameterList(
+            [nn.Parameter(torch.stack([o[name].detach().clone() for o in of])) for name in self.names]
+        )
+        self.own_names = [[n for n in f if n not in self.names] for f in firsts]
+        self.own = nn.ModuleList(
+            nn.ParameterList([nn.Parameter(torch.stack([o[n].detach().clone() for o in of[a:b]])) for n in names])
+            for (a, b), names in zip(groups, self.own_names)
+        )
+        self._templates = [nets[a] for a, _ in groups]  # a plain list: not a submodule
+        wanted = {f"{n}.weight" for n in self.layer_names}
+        self.weights = [p for n, p in zip(self.names, self.params) if n in wanted]  # weight_layers order
+        self._decay = {id(p) for p in self.weights}
+
+    def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        """x: (K, B, *in) (one batch per model), or (B, *in) with shared=True. Returns (K, B, out)."""
+        outs = []
+        for g, ((a, b), template) in enumerate(zip(self.groups, self._templates)):
+
+            def one(params: dict, xb: torch.Tensor, template=template) -> torch.Tensor:
+                return torch.func.functional_call(template, params, (xb,))
+
+            params = {n: p[a:b] for n, p in zip(self.names, self.params)}
+            params.update(zip(self.own_names[g], self.own[g]))
+            outs.append(torch.func.vmap(one, in_dims=(0, None if shared else 0))(params, x if shared else x[a:b]))
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
+
+    def hand_backward(self) -> bool:
+        return False
+
+    def decay_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(decayed, not decayed): the Linear/Conv weights; biases and activation parameters never."""
+        rest = [p for p in self.params if id(p) not in self._decay]
+        return list(self.weights), rest + [p for own in self.own for p in own]
+
+    @torch.no_grad()
+    def copy_into(self, k: int, net: nn.Module) -> nn.Module:
+        """Copy model k's parameters into `net` (a `models.build()`-shaped module): a per-model view."""
+        mine = dict(net.named_parameters())
+        for name, p in zip(self.names, self.params):
+            mine[name].copy_(p[k])
+        g = next(i for i, (a, b) in enumerate(self.groups) if a <= k < b)
+        for name, p in zip(self.own_names[g], self.own[g]):
+            mine[name].copy_(p[k - self.groups[g][0]])
+        return net
+
+
+def stack(cfg: DictConfig, nets: list[nn.Module], groups: list[tuple[int, int]]) -> nn.Module:
+    """The batched model of `nets`: the MLP's own stack (batched matmuls and a hand-written backward),
+    any other model through vmap."""
+    return StackedMLP(nets, groups) if cfg.model.name == "mlp" else StackedNet(nets, groups)
+
+
 def per_model_losses(
     out: torch.Tensor, y: torch.Tensor, task: str, shared: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -456,7 +526,7 @@ class VecLitModel(pl.LightningModule):
 
     def __init__(
         self,
-        net: StackedMLP,
+        net: nn.Module,
         task: str,
         optim_cfg,
         max_epochs: int,
@@ -712,6 +782,8 @@ class VecRecorder(pl.Callback):
             }
             self.rows[k].append(row)
             atomic.write_csv(Path(self.cfgs[k].run_dir) / "metrics.csv", pd.DataFrame(self.rows[k]))
+            if self.k == 1 and trainer.logger is not None:
+                trainer.logger.log_metrics({m: v for m, v in row.items() if m != "epoch"}, step=epoch)
             if diverged(row["train_loss"], self.chance):  # the single run's rule (actlab.callbacks)
                 self.diverged[k] = True
                 self.active[k] = False
@@ -725,7 +797,14 @@ class VecRecorder(pl.Callback):
                 g.flush(force=False)
         for k in done_now:  # a diverged model ends here, as its single run would
             self._finish_model(k, trainer, pl_module, last_host)
-        if self.quiet:
+        if self.quiet and self.k == 1:
+            r = self.rows[0][-1]
+            print(
+                f"epoch {epoch:>3}  train_loss {r['train_loss']:.4f}  val_loss {r['val_loss']:.4f}"
+                f"  val_acc {r['val_acc']:.4f}  {seconds:.2f}s",
+                flush=True,
+            )
+        elif self.quiet:
             live = [k for k in range(self.k) if self.active[k] or k in done_now]
             tl = [host[0][k] for k in live]
             va_acc = [host[3][k] for k in live]
@@ -779,14 +858,18 @@ class VecRecorder(pl.Callback):
 # the run
 
 
-def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Splits | None = None) -> list[dict]:
+def fit_many(
+    cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Splits | None = None, job: bool = True
+) -> list[dict]:
     """Train the models of `cfgs` (same config but for seed, run_dir and activation) in one
     vectorised Lightning run; write each model's run dir; return the summaries in cfgs' order.
 
     ``checkpoint``: where the stacked resume checkpoint of all the models goes (actlab.train puts it
     in the job's hydra.run.dir); resumed from when it holds a checkpoint of exactly these configs.
     Left in place (the caller deletes it when the whole job is done). None: no checkpoints.
-    ``splits``: the data of the configs' ``data``, already loaded (else loaded here)."""
+    ``splits``: the data of the configs' ``data``, already loaded (else loaded here). ``job``: the runs
+    are (part of) a job of several runs, recorded in each summary's ``vectorized``; False for a run
+    alone (`actlab.train.run`), whose summary is the single run's."""
     from actlab.train import act_params, check_writable, make_summary, resume_checkpoint, setup_runtime, validate
 
     for c in cfgs:
@@ -805,6 +888,12 @@ def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Spl
 
     if splits is None:
         splits = data.load(cfg0.data)  # verified before anything is written: bad data leaves no run behind
+    try:  # a model that cannot take this data's input shape: one line, before any file
+        models.build(cfg0.model, splits.in_shape, splits.num_outputs, cfg0.activation.name, act_params(cfg0))
+    except ValueError as e:
+        from actlab.train import ConfigError
+
+        raise ConfigError(f"model={cfg0.model.name} cannot train on data={cfg0.data.name}: {e}") from None
     for c in cfgs_s:
         run_dir = Path(c.run_dir)
         check_writable(run_dir)
@@ -819,7 +908,7 @@ def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Spl
         pl.seed_everything(c.seed, workers=True, verbose=False)
         nets.append(models.build(c.model, splits.in_shape, splits.num_outputs, c.activation.name, act_params(c)))
     views = nets  # the per-model modules double as the probes' views (refreshed before each use)
-    net = StackedMLP(nets, groups)
+    net = stack(cfg0, nets, groups)
     recorder = VecRecorder(cfgs_s, views, quiet, chance_loss(splits.task, splits.y_train, splits.num_outputs))
     recorder.layer_names = net.layer_names
     chunk = int(tr.get("steps_per_call") or 1)
@@ -832,19 +921,23 @@ def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Spl
         if checkpoint is None
         else resume_checkpoint(cfgs_s, Path(checkpoint), f"{len(cfgs_s)} vectorised models")
     )
+    logger = False
+    if len(cfgs_s) == 1:  # one run: Lightning's own log of its epoch metrics in <run_dir>/logs/ (VecRecorder)
+        kind = pl.loggers.TensorBoardLogger if tr.get("logger") == "tensorboard" else pl.loggers.CSVLogger
+        logger = kind(save_dir=str(cfg0.run_dir), name="logs", version="")
     trainer = pl.Trainer(
         accelerator="auto" if cfg0.device == "auto" else cfg0.device,
         devices=1,
         max_epochs=tr.max_epochs,
         deterministic=tr.deterministic,
         precision=tr.precision,
-        logger=False,
+        logger=logger,
         callbacks=[recorder, *([ckpt_cb] if ckpt_cb else [])],
         enable_progress_bar=not quiet,
         enable_model_summary=not quiet,
         enable_checkpointing=ckpt_cb is not None,
         num_sanity_val_steps=0,
-        default_root_dir=str(Path(cfg0.run_dir).parent),
+        default_root_dir=str(Path(cfg0.run_dir) if len(cfgs_s) == 1 else Path(cfg0.run_dir).parent),
     )
     for v in views:
         v.to(trainer.strategy.root_device)
@@ -880,7 +973,8 @@ def fit_many(cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Spl
             resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0,
             data_provenance=splits.provenance,
         )
-        s["vectorized"] = {"k": len(cfgs), "job_train_seconds": train_seconds}
+        if job:  # how the job ran; a run alone (K=1) has the single run's summary
+            s["vectorized"] = {"k": len(cfgs), "job_train_seconds": train_seconds}
         integrity.write_summary(c.run_dir, s)  # SHA256SUMS of the run's files, then summary.json, last
         summaries.append(s)
     back = [None] * len(cfgs)
