@@ -1,7 +1,5 @@
 """Probes on networks whose answers are known exactly: dead/dormant/saturated units, gradient flow."""
 
-import copy
-
 import pandas as pd
 import pytest
 import pytorch_lightning as pl

@@ -81,9 +81,7 @@ def activation_layers(model: nn.Module) -> OrderedDict[str, nn.Module]:
 
 def weight_layers(model: nn.Module) -> OrderedDict[str, nn.Module]:
     """The Linear/Conv layers, in forward order (fc1.. / conv1.., then out)."""
-    return OrderedDict(
-        (n, m) for n, m in model.named_children() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))
-    )
+    return OrderedDict((n, m) for n, m in model.named_children() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)))
 
 
 def build(cfg, in_shape: tuple[int, ...], out_features: int, activation: str, act_params: dict) -> nn.Module:
