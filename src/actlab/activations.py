@@ -19,7 +19,7 @@ test of a bias-free net is valid only then; tests/test_activations.py verifies t
 
 Adding an activation = one `register(...)` call below + one YAML file in ``conf/activation/``; the
 tests parametrise over the registry and need no edit (docs/extending.md).
-Optional, for speed only: its backward kernel in `actlab.vectorized.ACT_BACKWARD` (without one, the
+Optional, for speed only: its backward kernel in `actlab.fastpaths.ACT_BACKWARD` (without one, the
 vectorised trainer takes that activation's gradients from autograd, ~7 % slower per step).
 """
 

@@ -99,7 +99,7 @@ GRAD_COLUMNS = ["step", "epoch", "layer", "metric", "value"]
 
 
 def _net(pl_module: nn.Module) -> nn.Module:
-    """The plain nn.Sequential a LitModel wraps (or the module itself)."""
+    """The plain nn.Sequential a module wraps as `.model` (the recorder's per-model view), or the module itself."""
     return getattr(pl_module, "model", pl_module)
 
 
@@ -297,7 +297,7 @@ class DeadUnits(_ProbeTable, pl.Callback):
         self._measured.add(epoch)
         self.flush(force=False)
 
-    # Rows so far travel in a resume checkpoint (actlab.callbacks.ResumeCheckpoint).
+    # Rows so far travel in a resume checkpoint (actlab.checkpoint.ResumeCheckpoint).
     def state_dict(self) -> dict:
         return {
             "rows": [dict(r) for r in self.rows],

@@ -164,7 +164,7 @@ class StackedMLP(nn.Module):
         return losses, correct, [*dws, *dbs, *(g for layer in dslopes for g in layer)]
 
     def decay_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-        """(decayed, not decayed) as LitModel.configure_optimizers: weights, then biases + slopes."""
+        """(decayed, not decayed) for actlab.optim.configure: weights, then biases + slopes."""
         return list(self.weights), [*self.biases, *(p for a in self.acts for p in a.slopes)]
 
     @torch.no_grad()

@@ -28,7 +28,7 @@ def make_summary(
     resumed_from_epoch: int = 0,
     data_provenance: dict | None = None,
 ) -> dict:
-    """summary.json of one run (also used per model by the vectorised trainer, actlab.vectorized).
+    """summary.json of one run (written for each of its runs by actlab.fit.fit_many).
     ``data_provenance``: the loader's ``Splits.provenance`` (generating args, SHA-256, split sizes)."""
     commit, dirty = git_state()
     val_key = "val_acc" if task == "classification" else "val_loss"

@@ -1,24 +1,26 @@
-"""Training runs, configured by Hydra: `python -m actlab.train activation=gelu seed=0 ...`.
+"""`python -m actlab.train activation=gelu seed=0 ...`: a training run, configured by Hydra (actlab.cli).
 
-Several seeds in one process: `python -m actlab.train seeds=[0,1,2,3,4] activation=gelu ...` trains
-each seed and writes one complete run directory per seed (``run_dir`` resolved with that seed),
-exactly as `python -m actlab.train seed=S` would; Hydra's own files (.hydra/, train.log of the whole
-job) then go to ``hydra.run.dir``, which the caller should pass (default: `job_dir`).
-`activations=[relu,gelu,...]` likewise trains every activation (x every seed) in one process. By default
-(``vectorize=auto``) the seeds train together as one batched model (actlab.vectorized; same results
-to floating-point tolerance); ``vectorize=false`` trains them one after the other (bit-identical).
+Several runs in one process: `seeds=[0,1,2,3,4]` and/or `activations=[relu,gelu,...]` train every
+seed x activation and write one complete run directory per run (``run_dir`` resolved per run),
+exactly as `python -m actlab.train seed=S activation=A` would. Every run, alone or not, goes through
+the one engine (actlab.engine): a single run is K=1, a job trains its runs as engine runs of up to
+``vectorize_max_k`` models (``vectorize=false``: one after the other, bit-identical to single runs).
 
-Writes into the run directory (``hydra.run.dir``, = ``run_dir`` in conf/config.yaml):
-  config.yaml     the fully resolved config
-  metrics.csv     one row per epoch: train/val loss and accuracy, seconds
+A single run's dir is Hydra's output dir (``run_dir`` or ``hydra.run.dir``: either moves every file).
+It holds:
+  config.yaml     the fully resolved config (.hydra/: Hydra's own; train.log: the run's log)
+  metrics.csv     one row per epoch: train/val loss and accuracy, seconds (logs/: Lightning's copy)
   dead_units.csv, grad_flow.csv   the probes (actlab.probes), when enabled
   SHA256SUMS      the integrity record: SHA-256 of each file above and of summary.json (actlab.integrity)
   summary.json    written last, atomically: its presence means the run finished
   last.ckpt       while training: the resume checkpoint (every ``trainer.checkpoint_every_n_epochs``
                   epochs and at the end of training; deleted once the job's summaries are written).
-                  A rerun of the same command resumes from it; see docs/reliability.md. A vectorised
-                  job (several runs as one model) keeps its one stacked checkpoint in the job's
-                  ``hydra.run.dir`` instead (last.ckpt, or last-part<i>of<n>.ckpt per vectorised part).
+                  A rerun of the same command resumes from it; see docs/reliability.md. A job of
+                  several runs keeps its one stacked checkpoint in the job's ``hydra.run.dir`` instead
+                  (last.ckpt, or last-part<i>of<n>.ckpt per engine run).
+
+This module is the entry point; it re-exports the names callers use (tests, benchmarks,
+workflow/rules/common.smk) from the modules that define them.
 """
 
 from __future__ import annotations
