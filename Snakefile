@@ -25,9 +25,11 @@ include: "workflow/rules/common.smk"
 
 check_sweep(config)
 # results/ must be a writable directory (or creatable): one line here, not a traceback from the DAG.
-if (RESULTS.exists() and not RESULTS.is_dir()) or not os.access(RESULTS if RESULTS.exists() else ".", os.W_OK):
-    raise WorkflowError(f"results directory {str(RESULTS)!r} is not a writable directory (in {os.getcwd()})")
-for _dir in (RUNS, LOGS, BENCH, CURVES, STATS, FIGURES, DEPTH, DATA_MARKS):  # and so must the dirs in it
+if (RESULTS_ROOT.exists() and not RESULTS_ROOT.is_dir()) or not os.access(
+    RESULTS_ROOT if RESULTS_ROOT.exists() else ".", os.W_OK
+):
+    raise WorkflowError(f"results directory {str(RESULTS_ROOT)!r} is not a writable directory (in {os.getcwd()})")
+for _dir in (*reversed(RESULTS.parents[:-2]), RESULTS, RUNS, LOGS, BENCH, CURVES, STATS, FIGURES, DEPTH, DATA_MARKS):
     if _dir.exists() and not _dir.is_dir():
         raise WorkflowError(f"results directory {str(_dir)!r} is not a directory (in {os.getcwd()})")
 
@@ -36,6 +38,9 @@ report: "workflow/report/workflow.rst"
 
 
 wildcard_constraints:
+    experiment="[A-Za-z][A-Za-z0-9_]*",
+    key="[0-9a-f]{8}",
+    lr="[0-9.e+-]+",
     dataset="[A-Za-z][A-Za-z0-9_]*",
     model="[A-Za-z][A-Za-z0-9_]*",
     activation="[A-Za-z][A-Za-z0-9_]*",
@@ -45,6 +50,8 @@ wildcard_constraints:
 localrules:
     all,
     download,
+    select_lr,
+    lr_selection_table,
 
 
 rule all:

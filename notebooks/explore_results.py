@@ -39,7 +39,7 @@ summary.head()
 # ## What was run
 
 # %%
-summary.groupby(["dataset", "model", "activation"]).agg(
+summary.groupby(["experiment", "dataset", "model", "activation"]).agg(
     seeds=("seed", "nunique"),
     epochs=("epochs", "max"),
     diverged=("diverged", "sum"),
@@ -54,7 +54,7 @@ summary.groupby(["dataset", "model", "activation"]).agg(
 
 # %%
 per_act = (
-    summary.groupby(["dataset", "model", "activation"])[
+    summary.groupby(["experiment", "dataset", "model", "activation"])[
         ["test_acc", "best_val_acc", "final_dead_fraction", "final_dormant_fraction", "seconds_per_epoch"]
     ]
     .mean()
@@ -72,7 +72,9 @@ per_act.style.format(
 
 # %%
 stats = pd.read_csv(RESULTS / "stats" / "accuracy.csv")
-acc = stats[stats["metric"] == "test_acc"][["dataset", "model", "activation", "n", "mean", "ci_low", "ci_high"]]
+acc = stats[stats["metric"] == "test_acc"][
+    ["experiment", "dataset", "model", "activation", "n", "mean", "ci_low", "ci_high"]
+]
 acc.sort_values("mean", ascending=False)
 
 # %% [markdown]
@@ -80,9 +82,9 @@ acc.sort_values("mean", ascending=False)
 
 # %%
 vs = pd.read_csv(RESULTS / "stats" / "vs_relu.csv")
-vs[["dataset", "model", "activation", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm"]].sort_values(
-    "p_holm"
-)
+vs[
+    ["experiment", "dataset", "model", "activation", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm"]
+].sort_values("p_holm")
 
 # %% [markdown]
 # ## Seed-to-seed spread

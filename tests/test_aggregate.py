@@ -27,6 +27,7 @@ def make_run(root, activation, seed, dataset="digits", model="mlp", dead=None, s
     ).to_csv(run / "grad_flow.csv", index=False)
     if summary:
         data = {
+            "experiment": f"{dataset}_{model}",
             "activation": activation,
             "seed": seed,
             "dataset": dataset,
@@ -72,7 +73,7 @@ def test_tables_from_runs(tmp_path):
     assert aggregate.main([str(root), "--out-dir", str(tmp_path / "out")]) == 0
     table = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert len(table) == 4
-    assert list(table.columns[:4]) == ["dataset", "model", "activation", "seed"]
+    assert list(table.columns[:5]) == ["experiment", "dataset", "model", "activation", "seed"]
     assert table[["activation", "seed"]].values.tolist() == [["gelu", 0], ["gelu", 1], ["relu", 0], ["relu", 1]]
     assert table["versions.torch"].eq("2.13.0").all()  # nested fields flattened
     # final fractions: last epoch, layers weighted by their unit counts
@@ -117,7 +118,7 @@ def test_unfinished_runs_and_hydra_dirs_are_skipped(tmp_path, capsys):
     [
         ('{"activation": "relu", "seed": 0, "datas', "is not valid JSON"),
         ("[1, 2]", "holds a list"),
-        ('{"activation": "relu", "seed": 0}', "lacks dataset, model, test_acc"),
+        ('{"activation": "relu", "seed": 0}', "lacks experiment, dataset, model, test_acc"),
     ],
 )
 def test_a_corrupt_summary_fails_naming_the_run(tmp_path, capsys, content, message):

@@ -72,6 +72,7 @@ def runs_table(depths=(2,)) -> pd.DataFrame:
             for seed in (0, 1):
                 rows.append(
                     {
+                        "experiment": f"digits_mlp_d{depth}",
                         "dataset": "digits",
                         "model": "mlp",
                         "activation": a,
@@ -102,6 +103,7 @@ def dead_table(depths=(2,)) -> pd.DataFrame:
                         ):
                             rows.append(
                                 {
+                                    "experiment": f"digits_mlp_d{depth}",
                                     "dataset": "digits",
                                     "model": "mlp",
                                     "activation": a,
@@ -126,6 +128,7 @@ def grad_table(depths=(2,)) -> pd.DataFrame:
                     for i, layer in enumerate(layers):
                         rows.append(
                             {
+                                "experiment": f"digits_mlp_d{depth}",
                                 "dataset": "digits",
                                 "model": "mlp",
                                 "activation": a,
@@ -148,6 +151,7 @@ def metrics_table() -> pd.DataFrame:
             for epoch in range(1, 6):
                 rows.append(
                     {
+                        "experiment": "digits_mlp_d2",
                         "dataset": "digits",
                         "model": "mlp",
                         "activation": a,
@@ -166,12 +170,15 @@ def write(tmp_path: Path, name: str, df: pd.DataFrame, drop_depth: bool = False)
     return str(path)
 
 
-def exp_args(tmp_path: Path, stem: str) -> list[str]:
+def exp_args(tmp_path: Path, stem: str, group: bool = False) -> list[str]:
+    """The command line of an experiment's figure (--experiment), or with `group` of a figure across
+    the experiments of one dataset and model (--dataset, --model)."""
     return [
-        "--dataset",
-        "digits",
-        "--model",
-        "mlp",
+        *(
+            ["--dataset", "digits", "--model", "mlp"]
+            if group
+            else ["--experiment", "digits_mlp_d2", "--label", names.experiment("digits", "mlp")]
+        ),
         "--activations",
         *ACTS,
         "--out",
@@ -259,12 +266,15 @@ def test_dead_units_figure_uses_the_articles_names_and_the_no_gradient_measure(t
 def test_accuracy_figure_in_percent_and_pp(tmp_path, drawn):
     runs = runs_table()
     summary = write(tmp_path, "summary", runs)
-    acc = runs.groupby(["dataset", "model", "activation"], as_index=False)["test_acc"].agg(["mean", "count"])
+    acc = runs.groupby(["experiment", "dataset", "model", "activation"], as_index=False)["test_acc"].agg(
+        ["mean", "count"]
+    )
     acc = acc.assign(metric="test_acc", ci_low=acc["mean"] - 0.01, ci_high=acc["mean"] + 0.01, n=acc["count"])
     acc.to_csv(tmp_path / "accuracy.csv", index=False)
     vs = pd.DataFrame(
         [
             {
+                "experiment": "digits_mlp_d2",
                 "dataset": "digits",
                 "model": "mlp",
                 "activation": a,
@@ -331,7 +341,7 @@ def test_across_depth_figure(tmp_path, drawn, depths):
         "--dead-units",
         write(tmp_path, "d", dead_table(depths), drop_depth=len(depths) == 1),
     ]
-    fig = drawn("fig_across_depth", args + exp_args(tmp_path, "ad"))
+    fig = drawn("fig_across_depth", args + exp_args(tmp_path, "ad", group=True))
     top = fig.axes[0]
     assert len(fig.axes) == 1 + 3 * len(depths)  # accuracy + (first step, last step, no gradient) per depth
     words = " ".join(texts(fig))
@@ -349,17 +359,18 @@ def test_across_depth_figure(tmp_path, drawn, depths):
 
 
 def test_across_depth_refuses_curves_it_cannot_match_to_a_depth(tmp_path):
-    runs = runs_table((2, 4))
+    # one experiment name for two depths (a table no sweep writes): its curves cannot be told apart
+    one = {"experiment": "digits_mlp"}
     args = [
         "--summary",
-        write(tmp_path, "s", runs),
+        write(tmp_path, "s", runs_table((2, 4)).assign(**one)),
         "--grad-flow",
-        write(tmp_path, "g", grad_table((2, 4)), True),
+        write(tmp_path, "g", grad_table((2, 4)).assign(**one), True),
         "--dead-units",
-        write(tmp_path, "d", dead_table((2, 4)), True),
+        write(tmp_path, "d", dead_table((2, 4)).assign(**one), True),
     ]
     proc = subprocess.run(
-        [sys.executable, str(SCRIPTS / "fig_across_depth.py"), *args, *exp_args(tmp_path, "ad")],
+        [sys.executable, str(SCRIPTS / "fig_across_depth.py"), *args, *exp_args(tmp_path, "ad", group=True)],
         capture_output=True,
         text=True,
     )

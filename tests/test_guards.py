@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, run_cli
+from conftest import ROOT, TEST_RESULTS, planned_run_dir, run_cli
 from test_download import IDX_NAMES, idx_cfg, make_mnist, sha256
 from test_pipeline import copy_repo, snakemake
 from test_reliability import QUICK, one_line_error
@@ -31,24 +31,24 @@ from actlab.losses import DIVERGENCE_FACTOR, chance_loss, diverged
 # item 4: a sweep value the training CLI refuses fails the sweep check, before any job
 
 BAD_SWEEP_VALUES = [
-    ("overrides: [trainer.max_epochs=0]", "experiment digits/mlp: trainer.max_epochs must be an integer >= 1, got 0"),
-    ("overrides: [optimizer.lr=nan]", "experiment digits/mlp: optimizer.lr must be > 0, got nan"),
+    ("overrides: [trainer.max_epochs=0]", "experiment digits_mlp: trainer.max_epochs must be an integer >= 1, got 0"),
+    ("overrides: [optimizer.lr=nan]", "experiment digits_mlp: optimizer.lr must be > 0, got nan"),
     (
         "experiments: [{dataset: digits, model: mlp, overrides: [model.width=0]}]",
-        "experiment digits/mlp: model.width must be an integer >= 1, got 0",
+        "experiment digits_mlp: model.width must be an integer >= 1, got 0",
     ),
     (
         "overrides: [vectorize_max_k=-3]",
-        "experiment digits/mlp: vectorize_max_k must be an integer >= 1 or null, got -3",
+        "experiment digits_mlp: vectorize_max_k must be an integer >= 1 or null, got -3",
     ),
     (
         "overrides: [trainer.checkpoint_every_n_epochs=-1]",
-        "experiment digits/mlp: trainer.checkpoint_every_n_epochs must be an integer >= 0",
+        "experiment digits_mlp: trainer.checkpoint_every_n_epochs must be an integer >= 0",
     ),
     ("seeds: [0, 4294967296]", "seeds.1: 4294967296 is greater than the maximum of 4294967295"),
     (
         "overrides: [probes.dead_units.every_n_epochs=0]",
-        "experiment digits/mlp: probes.dead_units.every_n_epochs must be an integer >= 1",
+        "experiment digits_mlp: probes.dead_units.every_n_epochs must be an integer >= 1",
     ),
 ]
 
@@ -283,7 +283,7 @@ def test_results_runs_that_is_a_file_is_one_line(tmp_path_factory):
     (repo / "results").mkdir()
     (repo / "results" / "runs").write_text("a file where the runs go\n")
     res = snakemake(
-        "results/summary.csv", "--cores", "1", "--configfile", "conf/sweep/test.yaml", cwd=repo, timeout=180
+        "results/sweeps/test/summary.csv", "--cores", "1", "--configfile", "conf/sweep/test.yaml", cwd=repo, timeout=180
     )
     out = res.stdout + res.stderr
     assert res.returncode != 0 and "Traceback" not in out and "NotADirectoryError" not in out, out[-3000:]
@@ -403,10 +403,11 @@ def test_a_retried_training_job_gets_more_memory_and_time(tmp_path_factory):
     runtime: Snakemake prints each attempt's resources. The failed workflow also removes the old book
     (its inputs were not made: it would look current but is not; the rule's onerror)."""
     repo = copy_repo(tmp_path_factory.mktemp("repo"))
-    html = repo / "paper" / "_build" / "html"
+    html = repo / TEST_RESULTS / "book" / "html"  # the test sweep's book
     html.mkdir(parents=True)
     (html / "index.html").write_text("a book from before")
-    run_dir = repo / "results" / "runs" / "digits" / "mlp" / "relu" / "seed0"
+    plan = snakemake("-n", "--configfile", "conf/sweep/test.yaml", "--config", "group_by=run", cwd=repo).stdout
+    run_dir = repo / planned_run_dir(plan, "relu", 0)
     train.lock_dirs([run_dir])
     lock = train._LOCKS.pop()
     try:
@@ -431,7 +432,7 @@ def test_a_retried_training_job_gets_more_memory_and_time(tmp_path_factory):
     assert len(resources) == 2, out[-3000:]
     assert "runtime=5," in resources[0] and "mem_mb=1000," in resources[0], resources
     assert "runtime=10," in resources[1] and "mem_mb=2000," in resources[1], resources
-    assert not html.exists() and "removed paper/_build/html" in out
+    assert not html.exists() and f"removed {TEST_RESULTS}/book/html" in out
 
 
 def test_timing_rule_memory_scales_with_the_attempt():

@@ -9,6 +9,7 @@ import subprocess
 
 import pandas as pd
 import pytest
+from conftest import TEST_RESULTS, planned_run_dir, runs_of
 from test_aggregate import dead_table, make_run, seal
 from test_pipeline import ROOT, TEST_SWEEP, copy_repo, job_counts, snakemake
 
@@ -179,7 +180,7 @@ def test_every_run_file_is_a_target(tmp_path):
         timeout=120,
     )
     assert res.returncode == 0, res.stdout + res.stderr
-    run = "results/runs/digits/mlp/gelu/seed0"
+    run = planned_run_dir(res.stdout, "gelu", 0)
     for name in ("config.yaml", "metrics.csv", "dead_units.csv", "grad_flow.csv", "SHA256SUMS", "summary.json"):
         assert f"{run}/{name}" in res.stdout, name
 
@@ -190,13 +191,13 @@ def test_a_vanished_or_damaged_run_is_retrained(tmp_path):
     until = ["--cores", "2", "--configfile", TEST_SWEEP, "--until", "aggregate"]
     res = snakemake(*until, cwd=repo)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    runs = repo / "results" / "runs" / "digits" / "mlp"
+    runs = runs_of(repo)
 
     shutil.rmtree(runs / "gelu" / "seed0")  # item 2: a run vanishes from a finished study
     res = snakemake("-n", *until, cwd=repo)
     assert res.returncode == 0, res.stdout + res.stderr
     assert job_counts(res.stdout).get("train") == 1 and "Nothing to be done" not in res.stdout, res.stdout
-    assert "results/runs/digits/mlp/gelu/seed0/summary.json" in res.stdout
+    assert f"{(runs / 'gelu' / 'seed0').relative_to(repo)}/summary.json" in res.stdout
 
     summary = runs / "tanh" / "seed1" / "summary.json"  # item 3: a hand-edited result
     s = json.loads(summary.read_text())
@@ -206,13 +207,13 @@ def test_a_vanished_or_damaged_run_is_retrained(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     rejected = [ln for ln in res.stderr.splitlines() if ln.startswith("actlab: rejected run")]
     assert rejected == [
-        "actlab: rejected run results/runs/digits/mlp/tanh/seed1: summary.json does not match "
+        f"actlab: rejected run {(runs / 'tanh' / 'seed1').relative_to(repo)}: summary.json does not match "
         "its SHA-256 in SHA256SUMS (edited or damaged after the run finished); moved its "
         "summary.json to summary.json.rejected, it will be retrained"
     ], res.stderr[-3000:]
     assert (summary.parent / "summary.json.rejected").is_file()
     assert json.loads(summary.read_text())["test_acc"] != 0.99  # retrained, the edit gone
-    table = pd.read_csv(repo / "results" / "summary.csv")
+    table = pd.read_csv(repo / TEST_RESULTS / "summary.csv")
     assert len(table) == 6 and 0.99 not in table["test_acc"].tolist()
     for run in table["run_dir"]:
         integrity.verify(repo / run)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import TEST_RESULTS, runs_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -164,12 +165,14 @@ def test_group_by_sets_the_training_jobs(tmp_path, group_by, jobs):
     assert res.returncode == 0, res.stdout + res.stderr
     counts = job_counts(res.stdout)
     assert counts["train"] == jobs and counts["aggregate"] == 1, counts
-    commands = [ln for ln in res.stdout.splitlines() if "-m actlab.train" in ln]
+    commands = [ln for ln in res.stdout.splitlines() if "-m actlab.train" in ln and "/logs/train/" in ln]
     assert len(commands) == jobs
     if group_by == "experiment":  # every activation x seed in one process, one run dir each
         assert "'activations=[relu,gelu,tanh]' 'seeds=[0,1]'" in commands[0], commands[0]
-        assert "run_dir=results/runs/digits/mlp/${activation.name}/seed${seed}" in commands[0]
-    runs = set(re.findall(r"results/runs/digits/mlp/\w+/seed\d/summary.json", res.stdout))
+        assert re.search(
+            r"run_dir=results/runs/digits_mlp/[0-9a-f]{8}/\$\{activation.name\}/seed\$\{seed\}", commands[0]
+        )
+    runs = set(re.findall(r"results/runs/digits_mlp/[0-9a-f]{8}/\w+/seed\d/summary.json", res.stdout))
     assert len(runs) == 6, runs  # the same declared outputs whatever the grouping
 
 
@@ -210,10 +213,12 @@ def repo(tmp_path_factory):
 def test_end_to_end(repo):
     sweep = yaml.safe_load((repo / TEST_SWEEP).read_text())
     acts, seeds = sweep["activations"], sweep["seeds"]
-    runs = repo / "results" / "runs" / "digits" / "mlp"
 
     # 1. one training job fails (a file sits where its Hydra job dir goes): the others finish, intact
-    broken = repo / "results" / "logs" / "train" / "digits" / "mlp" / "gelu.hydra"
+    res = snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo)
+    key = re.search(r"results/runs/digits_mlp/([0-9a-f]{8})/", res.stdout).group(1)
+    runs = repo / "results" / "runs" / "digits_mlp" / key
+    broken = repo / TEST_RESULTS / "logs" / "train" / "digits_mlp" / key / "gelu.hydra"
     broken.parent.mkdir(parents=True)
     broken.write_text("not a directory\n")
     res = snakemake("--cores", "2", "--keep-going", "--configfile", TEST_SWEEP, cwd=repo)
@@ -226,7 +231,7 @@ def test_end_to_end(repo):
                 assert not summary.exists()
             else:
                 assert json.loads(summary.read_text())["seed"] == seed
-    assert not (repo / "results" / "summary.csv").exists()
+    assert not (repo / TEST_RESULTS / "summary.csv").exists()
 
     # 2. the rerun redoes only what is missing: the failed group and what depends on it
     broken.unlink()
@@ -237,26 +242,27 @@ def test_end_to_end(repo):
     assert res.returncode == 0, res.stdout + res.stderr
 
     # 3. the outputs
-    table = pd.read_csv(repo / "results" / "summary.csv")
+    table = pd.read_csv(repo / TEST_RESULTS / "summary.csv")
     assert len(table) == len(acts) * len(seeds)
     assert sorted(set(zip(table["activation"], table["seed"]))) == sorted((a, s) for a in acts for s in seeds)
     assert {"final_dead_fraction", "final_dormant_fraction", "final_saturated_fraction"} <= set(table.columns)
-    assert len(pd.read_parquet(repo / "results" / "summary.parquet")) == len(table)
+    assert len(pd.read_parquet(repo / TEST_RESULTS / "summary.parquet")) == len(table)
     for curve in ("metrics", "dead_units", "grad_flow"):
-        assert not pd.read_parquet(repo / "results" / "curves" / f"{curve}.parquet").empty
-    vs = pd.read_csv(repo / "results" / "stats" / "vs_relu.csv")
+        assert not pd.read_parquet(repo / TEST_RESULTS / "curves" / f"{curve}.parquet").empty
+    vs = pd.read_csv(repo / TEST_RESULTS / "stats" / "vs_relu.csv")
     assert sorted(vs["activation"]) == sorted(a for a in acts if a != "relu")
-    assert len(pd.read_csv(repo / "results" / "stats" / "accuracy.csv").query("metric == 'test_acc'")) == len(acts)
-    assert not pd.read_csv(repo / "results" / "stats" / "compute.csv").empty
-    assert not pd.read_csv(repo / "results" / "depth" / "born_dead.csv").empty
-    figures = repo / "results" / "figures"
+    assert len(pd.read_csv(repo / TEST_RESULTS / "stats" / "accuracy.csv").query("metric == 'test_acc'")) == len(acts)
+    assert not pd.read_csv(repo / TEST_RESULTS / "stats" / "compute.csv").empty
+    assert not pd.read_csv(repo / TEST_RESULTS / "depth" / "born_dead.csv").empty
+    figures = repo / TEST_RESULTS / "figures"
     names = [
         figures / "activations",
         figures / "depth",
         *(
-            figures / "digits" / "mlp" / n
-            for n in ("learning_curves", "accuracy", "dead_units", "grad_flow", "accuracy_vs_dead", "across_depth")
+            figures / "digits_mlp" / n
+            for n in ("learning_curves", "accuracy", "dead_units", "grad_flow", "accuracy_vs_dead")
         ),
+        figures / "digits-mlp" / "across_depth",
     ]
     for stem in names:
         png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
@@ -264,10 +270,11 @@ def test_end_to_end(repo):
         script = f"workflow/scripts/fig_{stem.name}.py"
         assert f"made by {script}".encode() in png.read_bytes()  # PNG metadata (tEXt)
         assert f"made by {script}" in svg.read_text()  # metadata (dc:description); no footer in the picture
-    assert (repo / "paper" / "_build" / "html" / "index.html").is_file()
-    logs = repo / "results" / "logs"
+    book = repo / TEST_RESULTS / "book" / "html" / "index.html"  # a named sweep's book: beside its results
+    assert book.is_file() and not (repo / "paper" / "_build").exists()
+    logs = repo / TEST_RESULTS / "logs"
     assert (logs / "aggregate.log").is_file() and (logs / "book.log").is_file()
-    assert list((repo / "results" / "benchmarks" / "train").rglob("*.tsv"))
+    assert list((repo / TEST_RESULTS / "benchmarks" / "train").rglob("*.tsv"))
 
     # 4. right after a finished run there is nothing to do
     res = snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo)
@@ -311,6 +318,32 @@ def test_end_to_end(repo):
     assert counts.get("train") == len(acts) and "depth_study" not in counts, counts
     probes.write_text(text)
 
+    # 9. sweeps side by side: a second sweep (another name, another depth) trains its own runs and
+    # writes its own tables and book; the first is left exactly as it was
+    assert snakemake("--cores", "2", "--configfile", TEST_SWEEP, cwd=repo).returncode == 0  # steps 7-8's mtimes
+    first = {p: p.read_bytes() for p in (repo / TEST_RESULTS).rglob("*") if p.is_file() and "logs" not in p.parts}
+    first_runs = {p: p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file()}
+    deep = yaml.safe_load((repo / TEST_SWEEP).read_text())
+    deep["name"] = "deep"
+    deep["experiments"][0]["overrides"].append("model.depth=3")
+    (repo / "deep.yaml").write_text(yaml.safe_dump(deep))
+    res = snakemake("--cores", "2", "--configfile", "deep.yaml", cwd=repo)
+    assert res.returncode == 0, res.stdout + res.stderr
+    deep_table = pd.read_csv(repo / "results" / "sweeps" / "deep" / "summary.csv")
+    assert set(deep_table["depth"]) == {3} and len(deep_table) == len(acts) * len(seeds)
+    assert (repo / "results" / "sweeps" / "deep" / "book" / "html" / "index.html").is_file()
+    assert runs.name not in {Path(p).parts[3] for p in deep_table["run_dir"]}  # its own run dirs (another key)
+    res = snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo)
+    assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr, res.stdout
+    assert {p: p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file()} == first_runs
+    changed_files = [p for p, b in first.items() if not p.is_file() or p.read_bytes() != b]
+    assert not changed_files, changed_files  # tables, figures and book of the first sweep untouched
+    # a sweep called default with other settings (--config) is not the default sweep: its own directory
+    res = snakemake("-n", "--config", "overrides=[model.depth=3]", cwd=repo)
+    assert re.search(
+        r"it is sweep 'default_[0-9a-f]{8}', results in results/sweeps/default_[0-9a-f]{8}/", res.stderr
+    ), res.stderr
+
 
 @pytest.mark.slow
 def test_one_job_per_experiment_writes_every_run(tmp_path):
@@ -318,11 +351,11 @@ def test_one_job_per_experiment_writes_every_run(tmp_path):
     writes one complete run directory each, as separate jobs would."""
     repo = copy_repo(tmp_path)
     args = ["--configfile", TEST_SWEEP, "--config", "group_by=experiment"]
-    res = snakemake("results/summary.csv", "--cores", "2", *args, cwd=repo)
+    res = snakemake(f"{TEST_RESULTS}/summary.csv", "--cores", "2", *args, cwd=repo)
     assert res.returncode == 0, res.stdout + res.stderr
     assert job_counts(res.stdout + res.stderr)["train"] == 1
     sweep = yaml.safe_load((repo / TEST_SWEEP).read_text())
-    runs = repo / "results" / "runs" / "digits" / "mlp"
+    runs = runs_of(repo)
     for act in sweep["activations"]:
         for seed in sweep["seeds"]:
             run = runs / act / f"seed{seed}"
@@ -336,8 +369,8 @@ def test_one_job_per_experiment_writes_every_run(tmp_path):
                 f"seed={seed}",
             ]
     assert sorted(p.name for p in runs.iterdir()) == sorted(sweep["activations"])  # no job dirs among the runs
-    assert (repo / "results" / "logs" / "train" / "digits" / "mlp.hydra").is_dir()
-    assert (repo / "results" / "benchmarks" / "train" / "digits" / "mlp.tsv").is_file()
-    assert len(pd.read_csv(repo / "results" / "summary.csv")) == len(sweep["activations"]) * len(sweep["seeds"])
-    res = snakemake("results/summary.csv", "-n", *args, cwd=repo)
+    assert (repo / TEST_RESULTS / "logs" / "train" / "digits_mlp" / f"{runs.name}.hydra").is_dir()
+    assert (repo / TEST_RESULTS / "benchmarks" / "train" / "digits_mlp" / f"{runs.name}.tsv").is_file()
+    assert len(pd.read_csv(repo / TEST_RESULTS / "summary.csv")) == len(sweep["activations"]) * len(sweep["seeds"])
+    res = snakemake(f"{TEST_RESULTS}/summary.csv", "-n", *args, cwd=repo)
     assert "Nothing to be done" in res.stdout + res.stderr, res.stdout

@@ -12,6 +12,7 @@ leave nothing at all.
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import TEST_RESULTS, run_cli
 from test_download import IDX_NAMES, idx_bytes, make_mnist, sha256
 from test_pipeline import BAD_CONFIGS, copy_repo, snakemake
 
@@ -240,11 +241,11 @@ def test_diverging_runs_are_results_and_the_sweep_goes_on(repo):
         group_by="experiment",
         overrides=["trainer.max_epochs=3", "optimizer=sgd", "optimizer.lr=10"],
     )
-    res = snakemake("results/summary.csv", "--cores", "all", "--configfile", sweep, cwd=repo, timeout=300)
+    res = snakemake(f"{TEST_RESULTS}/summary.csv", "--cores", "all", "--configfile", sweep, cwd=repo, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     import pandas as pd
 
-    table = pd.read_csv(repo / "results" / "summary.csv")
+    table = pd.read_csv(repo / TEST_RESULTS / "summary.csv")
     diverged = table.groupby("activation")["diverged"].agg(list).to_dict()
     assert diverged == {"relu": [True, True], "tanh": [False, False]}, diverged
     assert (table.query("activation == 'relu'")["epochs"] < 3).all()
@@ -258,7 +259,8 @@ def test_config_values_reach_the_shell_only_as_data(repo, tmp_path):
     markers = [tmp_path / f"pwned_{i}" for i in range(3)]
     value = f"a b; touch {markers[0]} && echo $(touch {markers[1]}) `touch {markers[2]}` | cat > x"
     sweep = _sweep(repo, "shell.yaml", overrides=["trainer.max_epochs=1", f"+note='{value}'"])
-    target = "results/runs/digits/mlp/relu/seed0/summary.json"
+    res = snakemake("-n", "--configfile", sweep, cwd=repo, timeout=300)  # where its first run goes
+    target = re.search(r"results/runs/digits_mlp/[0-9a-f]{8}/relu/seed0/summary.json", res.stdout).group(0)
     res = snakemake(target, "--cores", "1", "--configfile", sweep, cwd=repo, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert not any(m.exists() for m in markers) and not (repo / "x").exists()

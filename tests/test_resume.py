@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import TEST_RESULTS
 
 from actlab import fit, recorder, train
 
@@ -238,7 +239,7 @@ def _events(log: Path) -> list[str]:
 def test_killed_sweep_resumes_without_loss(tmp_path):
     from test_pipeline import copy_repo, snakemake
 
-    target = ["results/summary.csv", "--cores", "all", "--configfile", "kill.yaml"]
+    target = [f"{TEST_RESULTS}/summary.csv", "--cores", "all", "--configfile", "kill.yaml"]
     ref = copy_repo(tmp_path / "ref")
     _sweep(ref)
     res = snakemake(*target, cwd=ref)
@@ -255,7 +256,7 @@ def test_killed_sweep_resumes_without_loss(tmp_path):
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    jobs = repo / "results" / "logs" / "train"
+    jobs = repo / TEST_RESULTS / "logs" / "train"
     try:  # kill the whole process group (snakemake and its training jobs) once a checkpoint exists
         deadline = time.monotonic() + 300
         while proc.poll() is None and time.monotonic() < deadline and not list(jobs.rglob("*.ckpt")):
@@ -272,7 +273,7 @@ def test_killed_sweep_resumes_without_loss(tmp_path):
             pytest.fail(f"{ckpt} is not a complete checkpoint")
     assert any(0 < e < KILL_EPOCHS for e in at_kill.values()), at_kill
     finished = {p: p.stat().st_mtime_ns for p in (repo / "results" / "runs").rglob("summary.json")}
-    assert not (repo / "results" / "summary.csv").exists()
+    assert not (repo / TEST_RESULTS / "summary.csv").exists()
 
     # The killed snakemake left its lock: the plain rerun says so (one remedy: --unlock) ...
     res = snakemake(*target, cwd=repo)
@@ -282,8 +283,8 @@ def test_killed_sweep_resumes_without_loss(tmp_path):
     res = snakemake(*target, cwd=repo)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
 
-    got = pd.read_csv(repo / "results" / "summary.csv")
-    want = pd.read_csv(ref / "results" / "summary.csv")
+    got = pd.read_csv(repo / TEST_RESULTS / "summary.csv")
+    want = pd.read_csv(ref / TEST_RESULTS / "summary.csv")
     assert len(got) == len(want) == 6
     resumed = dict(zip(zip(got["activation"], got["seed"]), got["resumed_from_epoch"]))
     assert set(resumed.values()) - {0}, resumed  # some runs resumed ...
@@ -292,7 +293,7 @@ def test_killed_sweep_resumes_without_loss(tmp_path):
         got.drop(columns=PIPELINE_VOLATILE), want.drop(columns=PIPELINE_VOLATILE), check_exact=True
     )
     for curve in ("metrics", "dead_units", "grad_flow"):  # every row once: nothing doubled or half-written
-        a, b = (pd.read_parquet(r / "results" / "curves" / f"{curve}.parquet") for r in (repo, ref))
+        a, b = (pd.read_parquet(r / TEST_RESULTS / "curves" / f"{curve}.parquet") for r in (repo, ref))
         pd.testing.assert_frame_equal(
             a.drop(columns=["seconds"], errors="ignore"), b.drop(columns=["seconds"], errors="ignore"), check_exact=True
         )

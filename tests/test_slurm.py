@@ -53,7 +53,7 @@ NOT_COPIED = {
     ".pytest_cache",
     "report.html",
 }
-TARGET = "results/summary.csv"  # the runs and their table; figures and the book are not the cluster's business
+TARGET = "results/sweeps/test/summary.csv"  # the test sweep: the runs and their table; figures and the book are not the cluster's business
 # Columns that describe the machine or the checkout, not the model (timings differ between any two runs).
 # (resumed_from_epoch: a cancelled job's rerun resumes from its checkpoint, docs/reliability.md)
 NOT_METRICS = {"run_dir", "git_commit", "git_dirty", "device", "hostname", "host", "resumed_from_epoch"}
@@ -264,7 +264,7 @@ def _jobcomp(state: Path) -> dict[str, str]:
 
 
 def _summary(workdir: Path) -> list[dict[str, str]]:
-    with open(workdir / "results" / "summary.csv", newline="") as f:
+    with open(workdir / TARGET, newline="") as f:
         return list(csv.DictReader(f))
 
 

@@ -79,7 +79,7 @@ def _table():
         ("tanh", 3, 0.92),
     ]
     df = pd.DataFrame(rows, columns=["activation", "seed", "test_acc"])
-    df["dataset"], df["model"] = "digits", "mlp"
+    df["experiment"], df["dataset"], df["model"] = "digits_mlp", "digits", "mlp"
     df["diverged"] = df["test_acc"].isna()
     df["seconds_per_epoch"] = df["activation"].map({"relu": 1.0, "gelu": 1.5, "tanh": 1.2})
     return df
@@ -176,7 +176,7 @@ def test_identical_differences_are_not_p_zero():
     assert math.isnan(r["p_ttest"])  # the t-test is undefined without spread, and not reported as 0
     # the same through the table: five equal differences are not "significant" at 5%
     rows = [("relu", s, 0.9) for s in range(5)] + [("gelu", s, 0.9125) for s in range(5)]
-    df = pd.DataFrame(rows, columns=["activation", "seed", "test_acc"]).assign(dataset="d", model="m")
+    df = pd.DataFrame(rows, columns=["activation", "seed", "test_acc"]).assign(experiment="d_m", dataset="d", model="m")
     v = stats.vs_baseline(df).iloc[0]
     assert v["p_value"] == pytest.approx(0.0625) and not v["significant_05"]
 
@@ -248,7 +248,7 @@ def test_power_table_states_what_five_seeds_can_separate():
         for a in ["relu", *[f"a{i}" for i in range(9)], "gelu"]
         for s in range(5)
     ]
-    df = pd.DataFrame(rows, columns=["activation", "seed", "test_acc"]).assign(dataset="d", model="m")
+    df = pd.DataFrame(rows, columns=["activation", "seed", "test_acc"]).assign(experiment="d_m", dataset="d", model="m")
     vs = stats.vs_baseline(df)
     pw = stats.power_table(vs).iloc[0]
     assert pw["n_pairs"] == 5 and pw["family_size"] == 10
@@ -257,3 +257,14 @@ def test_power_table_states_what_five_seeds_can_separate():
     assert pw["mde"] == pytest.approx(stats.mde(5, pw["sd_diff"]))
     assert pw["mde_holm"] > pw["mde"]
     assert pw["sd_diff"] == pytest.approx(np.sqrt((vs["std_diff"] ** 2).mean()))
+
+
+def test_a_vectorised_jobs_time_is_not_reported_as_a_per_run_measurement():
+    """A job that trains k models at once gives each the job's time / k: the same number for every
+    model, not a measurement of any. compute.csv says so (and the article then shows no ms / epoch)."""
+    df = _table()
+    alone = stats.compute_table(df)
+    assert alone["measured_per_model"].all() and (alone["shared_by"] == 1).all()
+    df["vectorized.k"] = 12
+    shared = stats.compute_table(df)
+    assert not shared["measured_per_model"].any() and (shared["shared_by"] == 12).all()

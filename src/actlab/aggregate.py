@@ -26,7 +26,7 @@ fails stops the aggregation with one line naming the run dir and the reason, and
   - the tables: the columns they must have, dead/dormant/saturated fractions in [0, 1] (or NaN),
     accuracies in metrics.csv in [0, 1] (or NaN).
 Also an error: a summary.json given explicitly that does not exist, and two runs claiming the same
-(dataset, model, activation, seed).
+(experiment, activation, seed).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-KEY = ["dataset", "model", "activation", "seed"]
-REQUIRED = (*KEY, "test_acc", "epochs", "diverged", "train_seconds", "seconds_per_epoch")
+KEY = ["experiment", "activation", "seed"]  # an experiment: one (dataset, model, settings) of a sweep
+REQUIRED = (*KEY, "dataset", "model", "test_acc", "epochs", "diverged", "train_seconds", "seconds_per_epoch")
 CURVES = {  # file in the run dir -> (parquet name, the columns it must have)
     "metrics.csv": ("metrics", ["epoch"]),
     "dead_units.csv": ("dead_units", ["epoch", "layer", "metric", "value"]),
@@ -111,6 +111,7 @@ def _vectorized(v) -> bool:
 SEED = (_int_in(0, 2**32 - 1), "an integer in 0..2**32-1")
 NAME = (_text, "a non-empty string")
 FIELDS = {  # every field actlab.train.make_summary (and actlab.vectorized) writes
+    "experiment": NAME,
     "dataset": NAME,
     "model": NAME,
     "activation": NAME,
@@ -321,11 +322,11 @@ def collect(run_dirs) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
         if key in seen:
             raise AggregateError(f"runs {seen[key]} and {run_dir} both claim {dict(zip(KEY, key))}")
         seen[key] = run_dir
-        ident = dict(zip(KEY, key))
+        ident = {**dict(zip(KEY, key)), "dataset": summary["dataset"], "model": summary["model"]}
         read = {name: read_curve(run_dir, file, needed) for file, (name, needed) in CURVES.items()}
         for name, df in read.items():
             if df is not None:
-                curves[name].append(df.assign(**ident)[[*KEY, *df.columns]])
+                curves[name].append(df.assign(**ident)[[*ident, *df.columns]])
         row = flatten(summary)
         row.update(final_fractions(read["dead_units"]))
         row["run_dir"] = str(run_dir)
@@ -333,12 +334,17 @@ def collect(run_dirs) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     table = pd.DataFrame(rows)
     if not table.empty:
         table = table.sort_values(KEY, kind="stable").reset_index(drop=True)
-        first = [*KEY, *(c for c in REQUIRED if c not in KEY), *FINAL.values()]
+        lead = ["experiment", "dataset", "model", "activation", "seed"]
+        first = [*lead, *(c for c in REQUIRED if c not in lead), *FINAL.values()]
         table = table[[*first, *sorted(c for c in table.columns if c not in first)]]
     out_curves = {}
     for _file, (name, needed) in CURVES.items():
         frames = curves[name]
-        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*KEY, *needed])
+        df = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame(columns=[*KEY, "dataset", "model", *needed])
+        )
         out_curves[name] = df
     return table, out_curves
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -92,6 +93,10 @@ def validate(cfg: DictConfig) -> None:
         )
     if cfg.run_dir is None or not str(cfg.run_dir).strip():  # '' would write into the working dir itself
         raise ConfigError(f"run_dir is empty ({cfg.run_dir!r}): give a directory, e.g. run_dir=runs/x")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", str(cfg.experiment)):  # a path part and a table key
+        raise ConfigError(
+            f"experiment must be a name of letters, digits and _ (a letter first), got {cfg.experiment!r}"
+        )
     checks = [
         (
             _int(cfg.seed) and 0 <= cfg.seed <= SEED_MAX,
@@ -214,10 +219,36 @@ def activation_configs(cfg: DictConfig) -> list[DictConfig]:
     return out
 
 
+def with_selected_lr(cfgs: list[DictConfig]) -> list[DictConfig]:
+    """Each activation's config with the learning rate its ``lr_table`` chose (actlab.lrselect), or
+    unchanged when there is no table."""
+    path = cfgs[0].get("lr_table")
+    if not path:
+        return cfgs
+    import pandas as pd  # imported here: only with an lr_table (pandas takes ~0.5 s to import)
+
+    from actlab import lrselect
+
+    try:
+        table = pd.read_csv(path)
+        exp = table[table["experiment"] == str(cfgs[0].experiment)] if "experiment" in table else table
+        lrs = lrselect.chosen(exp)
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"lr_table {path!r} cannot be read as a learning-rate selection table: {e}") from None
+    for c in cfgs:
+        if c.activation.name not in lrs:
+            raise ConfigError(
+                f"lr_table {path!r} chose no learning rate for {c.activation.name!r} (experiment {c.experiment})"
+            )
+        with open_dict(c):
+            c.optimizer.lr = lrs[c.activation.name]
+    return cfgs
+
+
 def job_configs(cfg: DictConfig) -> list[DictConfig]:
     """Every run of a job: activations (``activations``, or the one ``activation``) x seeds
     (``seeds``, or the one ``seed``), activation-major; validated, with distinct run dirs."""
-    cfgs = [c for a in activation_configs(cfg) for c in seed_configs(a)]
+    cfgs = [c for a in with_selected_lr(activation_configs(cfg)) for c in seed_configs(a)]
     return _distinct_dirs(cfgs, cfg, "the activation (contain ${activation.name}) when activations")
 
 

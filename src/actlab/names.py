@@ -18,7 +18,7 @@ DATASETS = {
     "fashion_mnist": "Fashion-MNIST",
     "cifar10": "CIFAR-10",
     "mnist1d": "MNIST-1D",
-    "mnist_subset": "MNIST (subset)",
+    "mnist_subset": "MNIST subset (5,000 real digits)",
     "synthetic": "a 2-D spiral",
     "synthetic_abs": "y = |x|",
 }
@@ -52,9 +52,13 @@ def optimizer(name: str) -> str:
     return OPTIMIZERS.get(name, name)
 
 
-def experiment(dataset_: str, model_: str) -> str:
-    """'scikit-learn digits (8x8) MLP': the article's name for one (dataset, model) experiment."""
-    return f"{dataset(dataset_)} {model(model_)}"
+def experiment(dataset_: str, model_: str, depth: int | None = None, width: int | None = None) -> str:
+    """'MNIST-1D, 8 x 128 MLP' (hidden layers x units; the CNN: '2-block CNN'), or without the
+    architecture 'MNIST-1D MLP': the article's name for one experiment."""
+    if depth is None:
+        return f"{dataset(dataset_)} {model(model_)}"
+    arch = f"{depth}\u00d7{width}" if model_ == "mlp" and width is not None else f"{depth}-block"
+    return f"{dataset(dataset_)}, {arch} {model(model_)}"
 
 
 def layer(name: str) -> str:

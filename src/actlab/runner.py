@@ -12,6 +12,7 @@ job's stacked resume checkpoint go to Hydra's output dir.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -110,11 +111,11 @@ def _train_many(cfg: DictConfig, cfgs: list[DictConfig]) -> list[dict]:
 
 def vectorized_parts(cfg: DictConfig, cfgs: list[DictConfig]) -> list[list[DictConfig]]:
     """The job's runs `cfgs` in vectorised runs of at most ``vectorize_max_k`` models, in order; a part
-    holds runs of one data config only (they share one copy of the data)."""
+    holds runs of one data config (they share one copy of the data) and one optimiser config only."""
     max_k = cfg.get("vectorize_max_k") or len(cfgs)
     groups: dict[str, list[DictConfig]] = {}
-    for c in cfgs:
-        groups.setdefault(data_key(c), []).append(c)
+    for c in cfgs:  # one optimiser config per part too (a learning-rate table may give each activation its own)
+        groups.setdefault(data_key(c) + json.dumps(OmegaConf.to_container(c.optimizer, resolve=True)), []).append(c)
     return [g[i : i + max_k] for g in groups.values() for i in range(0, len(g), max_k)]
 
 

@@ -2,16 +2,16 @@
 
 Reads the one-row-per-run table written by `actlab.aggregate` and writes, atomically:
 
-  accuracy.csv  per (dataset, model, activation): n seeds, mean, std, SEM and a 95% confidence
+  accuracy.csv  per (experiment, activation): n seeds, mean, std, SEM and a 95% confidence
                 interval of the test accuracy (and of the final unit fractions, in long form).
-  vs_relu.csv   per (dataset, model, activation != baseline): the paired difference to the baseline
+  vs_relu.csv   per (experiment, activation != baseline): the paired difference to the baseline
                 activation (ReLU; paired by seed), its 95% CI, the exact sign-flip p-value and its
                 Holm correction, the paired t-test (for reference), the TOST equivalence test within
                 EQUIVALENCE_MARGIN, and the minimum detectable difference of this comparison.
-  power.csv     per (dataset, model): what the experiment can detect at all: its seeds, the spread of
+  power.csv     per experiment: what the experiment can detect at all: its seeds, the spread of
                 the paired differences, the minimum detectable difference (80% power) and the
                 smallest p-value the exact test can reach with that many seeds, before and after Holm.
-  compute.csv   per (dataset, model, activation): seconds per epoch (mean, 95% CI) and its ratio to
+  compute.csv   per (experiment, activation): seconds per epoch (mean, 95% CI) and its ratio to
                 the baseline's mean, for the "smooth activations cost more compute" claim.
 
 Methods, stated once:
@@ -29,7 +29,7 @@ Methods, stated once:
   The smallest attainable p is 2 / 2^n: with 5 seeds nothing can be separated at the 5% level; the
   paired t-test (scipy.stats.ttest_1samp on the differences) is reported beside it, not used.
 - Multiple comparisons: Holm's step-down correction (Holm 1979), applied within each family = one
-  (dataset, model) experiment and one metric (the 10 non-baseline activations of the default sweep).
+  experiment and one metric (the 10 non-baseline activations of the default sweep).
   It controls the family-wise error rate without assuming independence.
 - Equivalence ("close"): two one-sided tests (TOST, Schuirmann 1987) with margin Delta =
   EQUIVALENCE_MARGIN, each the exact one-sided sign-flip test of the shifted differences (d + Delta
@@ -53,7 +53,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-GROUP = ["dataset", "model", "activation"]
+EXP = ["experiment", "dataset", "model"]  # one experiment of the sweep (dataset and model ride along)
+GROUP = [*EXP, "activation"]
 CONFIDENCE = 0.95
 ALPHA = 0.05  # the level of every test, before (difference) or without (equivalence) Holm
 POWER = 0.80  # the power the minimum detectable difference is stated for
@@ -222,7 +223,7 @@ def _check_columns(df: pd.DataFrame, needed, where: str) -> None:
 
 
 def accuracy_table(summary: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
-    """Long table: one row per (dataset, model, activation, metric) with t-interval statistics.
+    """Long table: one row per (experiment, activation, metric) with t-interval statistics.
 
     Diverged runs enter with their (NaN) accuracy dropped; `n_runs` and `n_diverged` say how many.
     """
@@ -248,24 +249,23 @@ def accuracy_table(summary: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
 
 
 def vs_baseline(summary: pd.DataFrame, baseline: str = "relu", metric: str = "test_acc") -> pd.DataFrame:
-    """Paired-by-seed difference (activation - baseline) per (dataset, model, activation): the exact
-    sign-flip p-value and its Holm correction within each (dataset, model) family, the t-test beside
+    """Paired-by-seed difference (activation - baseline) per (experiment, activation): the exact
+    sign-flip p-value and its Holm correction within each experiment, the t-test beside
     it, TOST equivalence within EQUIVALENCE_MARGIN, and the minimum detectable difference."""
     _check_columns(summary, [*GROUP, "seed", metric], "vs_baseline")
     rows = []
-    for (dataset, model), g in summary.groupby(["dataset", "model"], sort=True):
+    for (experiment, dataset, model), g in summary.groupby(EXP, sort=True):
         base = g[g["activation"] == baseline].set_index("seed")[metric]
         if base.empty:
-            raise ValueError(f"no {baseline!r} runs for {dataset}/{model}: nothing to pair with")
+            raise ValueError(f"no {baseline!r} runs for experiment {experiment}: nothing to pair with")
         if base.index.duplicated().any():
-            raise ValueError(
-                f"{dataset}/{model}/{baseline}: duplicate seeds {sorted(base.index[base.index.duplicated()])}"
-            )
+            raise ValueError(f"{experiment}/{baseline}: duplicate seeds {sorted(base.index[base.index.duplicated()])}")
         for act, a in g[g["activation"] != baseline].groupby("activation", sort=True):
             a = a.set_index("seed")[metric]
             paired = pd.concat({"a": a, "b": base}, axis=1, join="inner").dropna()
             rows.append(
                 {
+                    "experiment": experiment,
                     "dataset": dataset,
                     "model": model,
                     "activation": act,
@@ -281,17 +281,17 @@ def vs_baseline(summary: pd.DataFrame, baseline: str = "relu", metric: str = "te
         return out
     out["p_holm"] = np.nan
     out["family_size"] = 0
-    for _, idx in out.groupby(["dataset", "model", "metric"]).groups.items():
+    for _, idx in out.groupby(["experiment", "metric"]).groups.items():
         out.loc[idx, "p_holm"] = holm(out.loc[idx, "p_value"])
         out.loc[idx, "family_size"] = int(out.loc[idx, "p_value"].notna().sum())
     out["significant_05"] = out["p_holm"] < ALPHA
     out["equivalent"] = out["p_tost"] < ALPHA
-    out["test"] = "exact sign-flip permutation test (two-sided), Holm per dataset/model; TOST by sign-flip"
+    out["test"] = "exact sign-flip permutation test (two-sided), Holm per experiment; TOST by sign-flip"
     return out
 
 
 def power_table(vs: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model, metric) of a vs_baseline table: what the experiment can detect.
+    """Per (experiment, metric) of a vs_baseline table: what the experiment can detect.
 
     sd_diff pools the comparisons' variances of the paired differences (root mean variance); mde is
     the minimum detectable difference of one comparison at ALPHA, mde_holm that of the first Holm
@@ -303,7 +303,7 @@ def power_table(vs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     if vs.empty:
         return pd.DataFrame(rows)
-    for (dataset, model, metric), g in vs.groupby(["dataset", "model", "metric"], sort=True):
+    for (experiment, dataset, model, metric), g in vs.groupby([*EXP, "metric"], sort=True):
         n = int(g["n_pairs"].min())
         m = int(g["family_size"].max())
         var = g["std_diff"].pow(2)
@@ -312,6 +312,7 @@ def power_table(vs: pd.DataFrame) -> pd.DataFrame:
         need = next(k for k in range(1, 64) if min(1.0, max(m, 1) * min_sign_flip_p(k)) < ALPHA)
         rows.append(
             {
+                "experiment": experiment,
                 "dataset": dataset,
                 "model": model,
                 "metric": metric,
@@ -335,18 +336,25 @@ def power_table(vs: pd.DataFrame) -> pd.DataFrame:
 
 
 def compute_table(summary: pd.DataFrame, baseline: str = "relu") -> pd.DataFrame:
-    """Seconds per epoch per (dataset, model, activation): t-interval and the ratio to the baseline."""
+    """Seconds per epoch per (experiment, activation): t-interval and the ratio to the baseline;
+    `measured_per_model` false (and `shared_by` the models per job) when the runs were trained
+    vectorised, so that their time is the job's, divided: not a per-run measurement."""
     _check_columns(summary, [*GROUP, "seconds_per_epoch"], "compute")
     rows = []
     for key, g in summary.groupby(GROUP, sort=True):
         row = {**dict(zip(GROUP, key)), **t_interval(g["seconds_per_epoch"])}
+        # A vectorised job trains k models in one computation: its time / k is the same for all of
+        # them, not a measurement of one model. Only runs trained alone (k = 1) measure their own time.
+        k = g["vectorized.k"].fillna(1) if "vectorized.k" in g else pd.Series(1, index=g.index)
+        row["shared_by"] = int(k.max())
+        row["measured_per_model"] = bool((k == 1).all())
         if "device" in g:
             row["device"] = ",".join(sorted(set(map(str, g["device"]))))
         rows.append(row)
     out = pd.DataFrame(rows).rename(columns={"mean": "seconds_per_epoch"})
-    base = out[out["activation"] == baseline].set_index(["dataset", "model"])["seconds_per_epoch"]
+    base = out[out["activation"] == baseline].set_index("experiment")["seconds_per_epoch"]
     out["ratio_to_" + baseline] = [
-        row.seconds_per_epoch / base.get((row.dataset, row.model), math.nan) for row in out.itertuples()
+        row.seconds_per_epoch / base.get(row.experiment, math.nan) for row in out.itertuples()
     ]
     return out
 

@@ -35,6 +35,7 @@ def make_summary(
     vals = [r[val_key] for r in hist if math.isfinite(r.get(val_key, math.nan))]
     best = (max if val_key == "val_acc" else min)(vals) if vals else math.nan
     return {
+        "experiment": str(cfg.experiment),
         "activation": cfg.activation.name,
         "act_params": act_params(cfg),
         "seed": cfg.seed,

@@ -24,7 +24,7 @@ rule sweep_config:
     conda:
         ENV
     params:
-        sweep=json.dumps(config, indent=1, default=str),
+        sweep=lambda wildcards: json.dumps(config, indent=1, default=str),  # a function: "${seed}" stays text
     shell:
         "printf '%s\\n' {params.sweep:q} > {output:q} 2> {log:q}"
 

@@ -1,6 +1,8 @@
 # Helpers shared by the rules: where things go, the checked sweep, and each job's Hydra overrides.
 # Functions and constants only (no rules here).
 import functools
+import hashlib
+import json
 import os
 import shlex
 import sys
@@ -26,20 +28,64 @@ shell.prefix(
 # The software environment of all the jobs (documented; used with `--sdm conda`).
 ENV = "../envs/actlab.yaml"  # relative to workflow/rules/; the pins of environment.yml without `-e .`
 
-# Every output lives under results/ (relative to the working directory).
-RESULTS = Path("results")
-RUNS = RESULTS / "runs"
-RUN = RUNS / "{dataset}" / "{model}" / "{activation}" / "seed{seed}"
+# Every output lives under results/ (relative to the working directory). Runs and downloads are shared
+# by every sweep (a run dir is keyed by its experiment's settings: experiment_key); a sweep's tables,
+# figures, logs and book live in its own directory (sweep_name): the default sweep's in results/ and
+# paper/_build/html/, any other's in results/sweeps/<name>/, so sweeps coexist and never overwrite
+# each other.
+RESULTS_ROOT = Path("results")
+RUNS = RESULTS_ROOT / "runs"
+RUN = RUNS / "{experiment}" / "{key}" / "{activation}" / "seed{seed}"
+# learning-rate selection (sweep config lr_selection): its runs and table live with the runs they govern
+LR_RUNS = RUNS / "{experiment}" / "{key}" / "lr_selection"
+LR_RUN = LR_RUNS / "lr{lr}" / "{activation}" / "seed{seed}"
+LR_TABLE = LR_RUNS / "lr_selection.csv"
+LR_RUN_FILES = ("config.yaml", "metrics.csv", "SHA256SUMS", "summary.json")  # selection runs: no probes
+DATA_MARKS = RESULTS_ROOT / "data"
+
+
+def _sweep_content(cfg):
+    """What in a sweep config changes its results (not its name, grouping or resources), defaults filled."""
+    out = {k: v for k, v in cfg.items() if k not in ("name", "group_by", "resources")}
+    out.setdefault("baseline", "relu")
+    out.setdefault("overrides", [])
+    out["experiments"] = [
+        {"name": f"{e['dataset']}_{e['model']}", "overrides": [], **e} for e in cfg.get("experiments", [])
+    ]
+    return out
+
+
+def sweep_name(cfg):
+    """The sweep's name (config `name`, default `default`). The name `default` belongs to the settings
+    of conf/sweep/default.yaml: a sweep called default with other settings (a --configfile without a
+    name, --config overrides=[...]) becomes default_<hash of its settings>, with its own directory."""
+    name = cfg.get("name", "default")
+    if name != "default":
+        return name
+    with open(CONF / "sweep" / "default.yaml") as f:
+        default = yaml.safe_load(f)
+    mine = _sweep_content(cfg)
+    if json.dumps(mine, sort_keys=True, default=str) == json.dumps(
+        _sweep_content(default), sort_keys=True, default=str
+    ):
+        return "default"
+    digest = hashlib.sha256(json.dumps(mine, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"default_{digest}"
+
+
+SWEEP = sweep_name(config)
+RESULTS = RESULTS_ROOT if SWEEP == "default" else RESULTS_ROOT / "sweeps" / SWEEP  # this sweep's outputs
 LOGS = RESULTS / "logs"
 BENCH = RESULTS / "benchmarks"
 CURVES = RESULTS / "curves"
 STATS = RESULTS / "stats"
 FIGURES = RESULTS / "figures"
 DEPTH = RESULTS / "depth"
-DATA_MARKS = RESULTS / "data"
+
 
 # Overrides the pipeline itself sets for every run; a sweep config may not set them.
 RESERVED = {
+    "experiment",
     "seed",
     "seeds",
     "activation",
@@ -111,7 +157,7 @@ def _sweep_jobs(config, e, overrides):
     each compose costs ~0.1 s), but one job per activation when the overrides set activation
     parameters, which a list of activations refuses."""
     seeds = f"seeds=[{','.join(map(str, config['seeds']))}]"
-    run_dir = f"run_dir={RUNS / e['dataset'] / e['model'] / '${activation.name}' / 'seed${seed}'}"
+    run_dir = f"run_dir={RUNS / e['name'] / experiment_key(e) / '${activation.name}' / 'seed${seed}'}"
     if config["group_by"] == "experiment" or not any(o.lstrip("+~").startswith("activation.") for o in overrides):
         return [[f"activations=[{','.join(config['activations'])}]", seeds, run_dir]]
     return [[f"activation={a}", seeds, run_dir] for a in config["activations"]]
@@ -139,20 +185,25 @@ def check_sweep(config):
         _fail(f"seeds must be integers, got {config['seeds']}")
     for e in config["experiments"]:  # validate() fills schema defaults at the top level only
         e.setdefault("overrides", [])
+        e.setdefault("name", f"{e['dataset']}_{e['model']}")
     _check_names(config["activations"], "activation", "activations")
     _check_names(config["depth"]["activations"], "activation", "depth.activations")
     _check_names(config["depth"].get("controls", []), "activation", "depth.controls")
     if config["baseline"] not in config["activations"]:
         _fail(f"baseline {config['baseline']!r} is not among the activations {config['activations']}")
     pairs = [(e["dataset"], e["model"]) for e in config["experiments"]]
-    dupes = sorted({p for p in pairs if pairs.count(p) > 1})
+    names = [e["name"] for e in config["experiments"]]
+    dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        _fail(f"experiments: (dataset, model) {dupes} listed more than once")
+        _fail(
+            f"experiments: the name(s) {', '.join(dupes)} are given to more than one experiment; "
+            f"name each (name: ...), e.g. when one dataset and model appear with two depths"
+        )
     _check_names([d for d, _ in pairs], "data", "experiments")
     _check_names([m for _, m in pairs], "model", "experiments")
     _check_overrides(config["overrides"], "overrides")
     for e in config["experiments"]:
-        where = f"experiment {e['dataset']}/{e['model']}"
+        where = f"experiment {e['name']}"
         _check_overrides(e["overrides"], where)
         overrides = [*config["overrides"], *e["overrides"]]
         for job in _sweep_jobs(config, e, overrides):
@@ -162,6 +213,12 @@ def check_sweep(config):
         _fail(
             "depth.collapse.activations: prelu has a learned slope, which the collapse study's "
             "vectorised seeds would share; use parameter-free activations"
+        )
+    if SWEEP != config.get("name", "default") and workflow.is_main_process:  # a valid sweep: say where it goes
+        print(
+            f"actlab: this sweep's settings are not conf/sweep/default.yaml's: it is sweep {SWEEP!r}, "
+            f"results in {RESULTS}/ (give it a name: --config name=...)",
+            file=sys.stderr,
         )
 
 
@@ -173,20 +230,39 @@ def experiments():
     return config["experiments"]
 
 
-def experiment(dataset, model):
+def experiment(name):
     for e in config["experiments"]:
-        if (e["dataset"], e["model"]) == (dataset, model):
+        if e["name"] == name:
             return e
-    raise WorkflowError(f"no experiment {dataset}/{model} in the sweep config")
+    raise WorkflowError(f"no experiment {name!r} in the sweep config")
+
+
+def experiment_key(e):
+    """8 hex digits naming everything an experiment's training job is given: dataset, model, every
+    override, the activations and seeds, the grouping. Its runs live in results/runs/<name>/<key>/, so
+    a sweep with other settings (a depth, more epochs) gets other run dirs instead of overwriting
+    these, and a sweep run again finds its own. (The lists are part of it because a training job is
+    keyed by them: a job that trained these runs would otherwise be rerun, deleting them, by a sweep
+    listing other activations.)"""
+    what = {
+        "dataset": e["dataset"],
+        "model": e["model"],
+        "overrides": [*config["overrides"], *e["overrides"]],
+        "activations": config["activations"],
+        "seeds": config["seeds"],
+        "group_by": config["group_by"],
+        "lr_selection": config.get("lr_selection"),
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def run_dirs(**only):
-    """Every run of the sweep (optionally only those matching dataset=, model=, activation=)."""
+    """Every run of the sweep (optionally only those matching experiment=, activation=, seed=)."""
     out = []
     for e in config["experiments"]:
         for act in config["activations"]:
             for seed in config["seeds"]:
-                wc = {"dataset": e["dataset"], "model": e["model"], "activation": act, "seed": seed}
+                wc = {"experiment": e["name"], "key": experiment_key(e), "activation": act, "seed": seed}
                 if all(wc[k] == v for k, v in only.items()):
                     out.append(Path(str(RUN).format(**wc)))
     return out
@@ -197,21 +273,16 @@ def all_summaries(wildcards=None):
 
 
 @functools.cache  # composes the sweep's Hydra configs: once per snakemake process
-def run_files():
-    """The files of one finished run, all declared outputs of `train`, inputs of `aggregate` and
-    targets of `all`, so that a missing one retrains its run: config.yaml, metrics.csv, the probe
-    tables (dead_units.csv, grad_flow.csv) when the probe is enabled in every experiment of the sweep
-    (a rule's outputs are one pattern for all its jobs; a probe disabled in some experiment is left
-    out of the outputs, its file still covered by the run's SHA256SUMS), SHA256SUMS (the integrity
-    record, actlab.integrity) and summary.json, the last written."""
+def experiment_configs():
+    """{experiment name: its composed Hydra config (with the sweep's first activation)}."""
     from hydra import compose, initialize_config_dir
 
     from actlab.train import CONF_DIR
 
-    probes = {"dead_units": True, "grad_flow": True}
+    out = {}
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for e in config["experiments"]:
-            cfg = compose(
+            out[e["name"]] = compose(
                 config_name="config",
                 overrides=[
                     f"data={e['dataset']}",
@@ -221,8 +292,29 @@ def run_files():
                     *e["overrides"],
                 ],
             )
-            for name in probes:
-                probes[name] = probes[name] and bool(cfg.probes[name].enabled)
+    return out
+
+
+def experiment_label(name):
+    """The article's name of an experiment: 'MNIST-1D, 8 x 128 MLP' (actlab.names)."""
+    from actlab import names
+
+    cfg = experiment_configs()[name]
+    return names.experiment(cfg.data.name, cfg.model.name, depth=cfg.model.depth, width=cfg.model.width)
+
+
+@functools.cache
+def run_files():
+    """The files of one finished run, all declared outputs of `train`, inputs of `aggregate` and
+    targets of `all`, so that a missing one retrains its run: config.yaml, metrics.csv, the probe
+    tables (dead_units.csv, grad_flow.csv) when the probe is enabled in every experiment of the sweep
+    (a rule's outputs are one pattern for all its jobs; a probe disabled in some experiment is left
+    out of the outputs, its file still covered by the run's SHA256SUMS), SHA256SUMS (the integrity
+    record, actlab.integrity) and summary.json, the last written."""
+    probes = {"dead_units": True, "grad_flow": True}
+    for cfg in experiment_configs().values():
+        for name in probes:
+            probes[name] = probes[name] and bool(cfg.probes[name].enabled)
     return (
         "config.yaml",
         "metrics.csv",
@@ -266,7 +358,7 @@ def reject_damaged_runs():
 
 def experiment_figures(names, suffixes=("png", "svg")):
     return [
-        str(FIGURES / e["dataset"] / e["model"] / f"{name}.{suffix}")
+        str(FIGURES / e["name"] / f"{name}.{suffix}")
         for e in config["experiments"]
         for name in names
         for suffix in suffixes
@@ -357,8 +449,9 @@ def needs_download(name):
 
 
 def data_marks(wildcards):
-    if needs_download(wildcards.dataset):
-        return [str(DATA_MARKS / f"{wildcards.dataset}.txt")]
+    dataset = experiment(wildcards.experiment)["dataset"]
+    if needs_download(dataset):
+        return [str(DATA_MARKS / f"{dataset}.txt")]
     return []
 
 
@@ -370,22 +463,82 @@ def data_marks(wildcards):
 
 
 def base_overrides(wildcards):
-    e = experiment(wildcards.dataset, wildcards.model)
+    e = experiment(wildcards.experiment)
     return [
-        f"data={wildcards.dataset}",
-        f"model={wildcards.model}",
+        f"data={e['dataset']}",
+        f"model={e['model']}",
+        f"experiment={e['name']}",
         "trainer.progress=quiet",
         *config["overrides"],
         *e["overrides"],
     ]
 
 
+def lr_table(wildcards):
+    """The experiment's learning-rate selection table (an input of its training jobs), if the sweep
+    selects learning rates."""
+    if not config.get("lr_selection"):
+        return []
+    return [str(LR_TABLE).format(experiment=wildcards.experiment, key=wildcards.key)]
+
+
+def lr_label(lr):
+    """A grid value as a path part: 0.001 -> 0.001, 1e-05 -> 1e-05 (repr of the float)."""
+    return repr(float(lr))
+
+
+def lr_runs(wildcards):
+    """Every selection run's summary.json of one experiment: the inputs of select_lr."""
+    sel = config["lr_selection"]
+    return [
+        str(LR_RUN / "summary.json").format(
+            experiment=wildcards.experiment, key=wildcards.key, lr=lr_label(lr), activation=a, seed=s
+        )
+        for lr in sel["grid"]
+        for a in config["activations"]
+        for s in sel["seeds"]
+    ]
+
+
+def lr_train_overrides(wildcards):
+    """One selection job: every activation x selection seed of one experiment at one learning rate."""
+    e = experiment(wildcards.experiment)
+    if wildcards.key != experiment_key(e):
+        raise WorkflowError(f"{RUNS / e['name'] / wildcards.key} holds runs of other settings than this sweep's")
+    sel = config["lr_selection"]
+    runs = Path(str(LR_RUNS).format(experiment=wildcards.experiment, key=wildcards.key)) / f"lr{wildcards.lr}"
+    return [
+        "activations=[" + ",".join(config["activations"]) + "]",
+        "seeds=[" + ",".join(map(str, sel["seeds"])) + "]",
+        f"run_dir={runs / '${activation.name}' / 'seed${seed}'}",
+        f"hydra.run.dir={LOGS / 'lr_selection' / wildcards.experiment / f'lr{wildcards.lr}.hydra'}",
+        *base_overrides(wildcards),
+        # last: the grid's rate, whatever the overrides say; the probes measure the study, not this
+        f"optimizer.lr={wildcards.lr}",
+        "probes.dead_units.enabled=false",
+        "probes.grad_flow.enabled=false",
+    ]
+
+
+def all_lr_tables(wildcards=None):
+    if not config.get("lr_selection"):
+        return []
+    return [str(LR_TABLE).format(experiment=e["name"], key=experiment_key(e)) for e in config["experiments"]]
+
+
+def lr_table_override(wildcards):
+    return [f"lr_table={t}" for t in lr_table(wildcards)]
+
+
 def train_overrides(wildcards):
     """One training job (config["group_by"] says which runs it trains, workflow/rules/train.smk):
     run = seed=S and its run_dir; activation = seeds=[...] of one activation; experiment =
-    activations=[...] x seeds=[...] of one (dataset, model). Several runs train in one process with
+    activations=[...] x seeds=[...] of one experiment. Several runs train in one process with
     one run_dir each (Hydra resolves ${activation.name} and ${seed} per run); Hydra's own job files
     then go beside the job's log (results/logs/train/.../<job>.hydra)."""
+    e = experiment(wildcards.experiment)
+    if wildcards.key != experiment_key(e):  # a run dir of this experiment with other settings
+        raise WorkflowError(f"{RUNS / e['name'] / wildcards.key} holds runs of other settings than this sweep's")
     if config["group_by"] == "run":
         run_dir = Path(str(RUN).format(**wildcards))
         return [
@@ -393,36 +546,46 @@ def train_overrides(wildcards):
             f"activation={wildcards.activation}",
             f"run_dir={run_dir}",
             *base_overrides(wildcards),
+            *lr_table_override(wildcards),
         ]
     seeds = "seeds=[" + ",".join(str(s) for s in config["seeds"]) + "]"
     if config["group_by"] == "activation":
-        job = Path(wildcards.dataset) / wildcards.model / wildcards.activation
+        job = Path(wildcards.experiment) / wildcards.key / wildcards.activation
         which = f"activation={wildcards.activation}"
     else:  # experiment
-        job = Path(wildcards.dataset) / wildcards.model
+        job = Path(wildcards.experiment) / wildcards.key
         which = "activations=[" + ",".join(config["activations"]) + "]"
-    run_dir = RUNS / wildcards.dataset / wildcards.model / "${activation.name}" / "seed${seed}"
+    run_dir = RUNS / wildcards.experiment / wildcards.key / "${activation.name}" / "seed${seed}"
     return [
         which,
         seeds,
         f"run_dir={run_dir}",
         f"hydra.run.dir={(LOGS / 'train' / job).with_suffix('.hydra')}",
         *base_overrides(wildcards),
+        *lr_table_override(wildcards),
     ]
 
 
 # -----------------------------------------------------------------------------
 # what `snakemake` (rule all) builds
 
-RUN_FIGURES = ("learning_curves", "accuracy", "dead_units", "grad_flow", "accuracy_vs_dead", "across_depth")
+RUN_FIGURES = ("learning_curves", "accuracy", "dead_units", "grad_flow", "accuracy_vs_dead")  # per experiment
+GROUP_FIGURES = ("across_depth",)  # per (dataset, model): across that pair's experiments (depths)
 GLOBAL_FIGURES = ("activations", "depth")
-BOOK_INDEX = Path("paper") / "_build" / "html" / "index.html"
+# the default sweep's book where the README says; another sweep's beside its results
+BOOK_INDEX = (Path("paper") / "_build" if SWEEP == "default" else RESULTS / "book") / "html" / "index.html"
 
 
 def all_figures(wildcards=None):
     return [
         *(str(FIGURES / f"{name}.{suffix}") for name in GLOBAL_FIGURES for suffix in ("png", "svg")),
         *experiment_figures(RUN_FIGURES),
+        *(
+            str(FIGURES / f"{d}-{m}" / f"{name}.{suffix}")
+            for d, m in dict.fromkeys((e["dataset"], e["model"]) for e in config["experiments"])
+            for name in GROUP_FIGURES
+            for suffix in ("png", "svg")
+        ),
     ]
 
 
@@ -436,6 +599,7 @@ def all_tables(wildcards=None):
             STATS / "vs_relu.csv",
             STATS / "power.csv",
             STATS / "compute.csv",
+            *([STATS / "lr_selection.csv"] if config.get("lr_selection") else []),
             STATS / "timing.csv",
             DEPTH / "born_dead.csv",
             DEPTH / "collapse.csv",
@@ -518,7 +682,7 @@ def timing_experiment():
     from types import SimpleNamespace
 
     e = config["experiments"][0]
-    return SimpleNamespace(dataset=e["dataset"], model=e["model"], activation=config["baseline"])
+    return SimpleNamespace(experiment=e["name"], key=experiment_key(e), activation=config["baseline"])
 
 
 def timing_args(wildcards=None):
@@ -553,9 +717,10 @@ def timing_cores():
 # -----------------------------------------------------------------------------
 # figures (workflow/rules/figures.smk)
 
-EXP_FIG = FIGURES / "{dataset}" / "{model}"
-EXP_LOG = LOGS / "figures" / "{dataset}" / "{model}"
-EXP_LABELS = {"dataset": "{dataset}", "model": "{model}"}
+EXP_FIG = FIGURES / "{experiment}"
+EXP_LOG = LOGS / "figures" / "{experiment}"
+EXP_LABELS = {"experiment": "{experiment}"}
+GROUP_FIG = FIGURES / "{dataset}-{model}"  # figures across the experiments of one dataset and model
 
 
 def fig_report(path, name, figure):
@@ -569,6 +734,6 @@ def exp_report(path, name, figure):
         path,
         caption=f"../report/{name}.rst",
         category="Figures",
-        subcategory="{dataset} / {model}",
+        subcategory="{experiment}",
         labels={"figure": figure, **EXP_LABELS},
     )

@@ -51,12 +51,12 @@ rule fig_learning_curves:
     conda:
         ENV
     params:
-        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
+        experiment=lambda w: experiment_label(w.experiment),
         activations=config["activations"],
         baseline=config["baseline"],
     shell:
-        "python {input.script:q} --curves {input.curves:q} --dataset {wildcards.dataset:q}"
-        " --model {wildcards.model:q} --activations {params.activations:q} --baseline {params.baseline:q}"
+        "python {input.script:q} --curves {input.curves:q} --experiment {wildcards.experiment:q}"
+        " --label {params.experiment:q} --activations {params.activations:q} --baseline {params.baseline:q}"
         " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
 
 
@@ -76,12 +76,12 @@ rule fig_accuracy:
     conda:
         ENV
     params:
-        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
+        experiment=lambda w: experiment_label(w.experiment),
         activations=config["activations"],
         baseline=config["baseline"],
     shell:
         "python {input.script:q} --summary {input.summary:q} --accuracy {input.accuracy:q}"
-        " --vs-baseline {input.vs_relu:q} --dataset {wildcards.dataset:q} --model {wildcards.model:q}"
+        " --vs-baseline {input.vs_relu:q} --experiment {wildcards.experiment:q} --label {params.experiment:q}"
         " --activations {params.activations:q} --baseline {params.baseline:q}"
         " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
 
@@ -100,11 +100,11 @@ rule fig_dead_units:
     conda:
         ENV
     params:
-        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
+        experiment=lambda w: experiment_label(w.experiment),
         activations=config["activations"],
     shell:
-        "python {input.script:q} --curves {input.curves:q} --dataset {wildcards.dataset:q}"
-        " --model {wildcards.model:q} --activations {params.activations:q}"
+        "python {input.script:q} --curves {input.curves:q} --experiment {wildcards.experiment:q}"
+        " --label {params.experiment:q} --activations {params.activations:q}"
         " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
 
 
@@ -122,11 +122,11 @@ rule fig_grad_flow:
     conda:
         ENV
     params:
-        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
+        experiment=lambda w: experiment_label(w.experiment),
         activations=config["activations"],
     shell:
-        "python {input.script:q} --curves {input.curves:q} --dataset {wildcards.dataset:q}"
-        " --model {wildcards.model:q} --activations {params.activations:q}"
+        "python {input.script:q} --curves {input.curves:q} --experiment {wildcards.experiment:q}"
+        " --label {params.experiment:q} --activations {params.activations:q}"
         " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
 
 
@@ -161,16 +161,17 @@ rule fig_accuracy_vs_dead:
     conda:
         ENV
     params:
-        experiment=lambda w: NAMES.experiment(w.dataset, w.model),
+        experiment=lambda w: experiment_label(w.experiment),
         activations=config["activations"],
     shell:
-        "python {input.script:q} --summary {input.summary:q} --dataset {wildcards.dataset:q}"
-        " --model {wildcards.model:q} --activations {params.activations:q}"
+        "python {input.script:q} --summary {input.summary:q} --experiment {wildcards.experiment:q}"
+        " --label {params.experiment:q} --activations {params.activations:q}"
         " --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
 
 
 rule fig_across_depth:
-    """Figure 8: across network depth: accuracy, RMS gradient per layer, units passing no gradient."""
+    """Figure 8: across network depth (every experiment of one dataset and model): accuracy, RMS
+    gradient per layer, units passing no gradient."""
     input:
         script=SCRIPTS / "fig_across_depth.py",
         lib=SCRIPTS / "figlib.py",
@@ -178,10 +179,16 @@ rule fig_across_depth:
         grad_flow=CURVES / "grad_flow.parquet",
         dead_units=CURVES / "dead_units.parquet",
     output:
-        png=exp_report(EXP_FIG / "across_depth.png", "across_depth", "8 across depth"),
-        svg=EXP_FIG / "across_depth.svg",
+        png=report(
+            GROUP_FIG / "across_depth.png",
+            caption="../report/across_depth.rst",
+            category="Figures",
+            subcategory="{dataset} / {model}",
+            labels={"figure": "8 across depth", "dataset": "{dataset}", "model": "{model}"},
+        ),
+        svg=GROUP_FIG / "across_depth.svg",
     log:
-        EXP_LOG / "across_depth.log",
+        LOGS / "figures" / "{dataset}-{model}" / "across_depth.log",
     conda:
         ENV
     params:

@@ -18,13 +18,13 @@ rule download:
 # and Lightning costs ~5 s per process, paid once per job. Each run keeps its own run directory and
 # its files stay declared outputs, so what depends on the runs does not change; but a job
 # reruns as a unit (a changed param reruns every run of the job, a failure loses them all).
-#   experiment  one job per (dataset, model): every activation x seed, vectorised together
-#   activation  one job per (dataset, model, activation): every seed (parallel GPU / cluster jobs)
+#   experiment  one job per experiment: every activation x seed, vectorised together
+#   activation  one job per (experiment, activation): every seed (parallel GPU / cluster jobs)
 #   run         one job per run
 TRAIN_JOB = {
-    "experiment": Path("{dataset}") / "{model}",
-    "activation": Path("{dataset}") / "{model}" / "{activation}",
-    "run": Path("{dataset}") / "{model}" / "{activation}" / "seed{seed}",
+    "experiment": Path("{experiment}") / "{key}",
+    "activation": Path("{experiment}") / "{key}" / "{activation}",
+    "run": Path("{experiment}") / "{key}" / "{activation}" / "seed{seed}",
 }[config["group_by"]]
 TRAIN_RUNS = {  # what one job's runs range over
     "experiment": {"activation": config["activations"], "seed": config["seeds"]},
@@ -32,6 +32,7 @@ TRAIN_RUNS = {  # what one job's runs range over
     "run": {},
 }[config["group_by"]]
 RUNS_PER_JOB = math.prod(len(values) for values in TRAIN_RUNS.values())
+LR_RUNS_PER_JOB = len(config["activations"]) * len(config.get("lr_selection", {}).get("seeds", []))
 
 # Before the DAG: a finished run whose files fail their integrity record is moved aside (one line each),
 # so the jobs below retrain it (common.smk).
@@ -41,7 +42,8 @@ reject_damaged_runs()
 rule train:
     """The runs of one training job (config `group_by`) in one process, one run directory each."""
     input:
-        data_marks,
+        data=data_marks,
+        lr_table=lr_table,
     output:  # every file of each of the job's runs (common.smk run_files): a missing one retrains the job
         expand(RUN / "{file}", file=run_files(), **TRAIN_RUNS, allow_missing=True),
     log:
@@ -64,3 +66,70 @@ rule train:
         # left, errors) to the log and the terminal
         ": > {log:q}; python -m actlab.train {params.overrides:q} trainer.threads={threads}"
         " >> {log:q} 2> >(tee -a {log:q} >&2)"
+
+
+# Learning-rate selection (sweep config lr_selection): every activation at every rate of the grid, on
+# selection seeds of their own, then each activation's best rate on the validation split
+# (actlab.lrselect); the experiment's training jobs read the table (lr_table=...).
+rule train_lr:
+    """The selection runs of one experiment at one learning rate, in one process."""
+    input:
+        data_marks,
+    output:
+        expand(
+            LR_RUN / "{file}",
+            file=LR_RUN_FILES,
+            activation=config["activations"],
+            seed=config.get("lr_selection", {}).get("seeds", []),
+            allow_missing=True,
+        ),
+    log:
+        LOGS / "lr_selection" / "{experiment}" / "{key}" / "lr{lr}.log",
+    benchmark:
+        BENCH / "lr_selection" / "{experiment}" / "{key}" / "lr{lr}.tsv"
+    priority: 2  # before the study's runs, which wait for the selection
+    conda:
+        ENV
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: config["resources"]["mem_mb"] * attempt,
+        gpu=config["resources"]["gpu"],
+        runtime=lambda wildcards, attempt: config["resources"]["runtime"] * LR_RUNS_PER_JOB * attempt,
+    params:
+        overrides=lr_train_overrides,
+        code=code_fingerprint("train"),
+    shell:
+        ": > {log:q}; python -m actlab.train {params.overrides:q} trainer.threads={threads}"
+        " >> {log:q} 2> >(tee -a {log:q} >&2)"
+
+
+rule select_lr:
+    """One experiment's learning-rate selection table: each activation's best rate on validation."""
+    input:
+        lr_runs,
+    output:
+        LR_TABLE,
+    log:
+        LOGS / "lr_selection" / "{experiment}" / "{key}" / "select.log",
+    conda:
+        ENV
+    params:
+        code=code_fingerprint("lrselect"),
+    shell:
+        "python -m actlab.lrselect --out {output:q} {input:q} > {log:q} 2>&1"
+
+
+rule lr_selection_table:
+    """Every experiment's selection table in one, for the article (results/stats/lr_selection.csv)."""
+    input:
+        all_lr_tables,
+    output:
+        STATS / "lr_selection.csv",
+    log:
+        LOGS / "lr_selection.log",
+    conda:
+        ENV
+    params:
+        code=code_fingerprint("lrselect"),
+    shell:
+        "python -m actlab.lrselect --combine --out {output:q} {input:q} > {log:q} 2>&1"

@@ -30,13 +30,13 @@ def main(argv=None) -> None:
     p.add_argument("--accuracy", required=True, help="results/stats/accuracy.csv")
     p.add_argument("--vs-baseline", required=True, help="results/stats/vs_relu.csv")
     p.add_argument("--baseline", default="relu")
-    args = p.parse_args(argv)
+    args = figlib.parse(p, argv)
     figlib.setup()
-    runs = figlib.subset(pd.read_parquet(args.summary), args.dataset, args.model, args.summary)
-    acc = figlib.subset(pd.read_csv(args.accuracy), args.dataset, args.model, args.accuracy)
+    runs = figlib.subset(pd.read_parquet(args.summary), args.experiment, args.summary)
+    acc = figlib.subset(pd.read_csv(args.accuracy), args.experiment, args.accuracy)
     acc = acc[acc["metric"] == "test_acc"].set_index("activation")
     vs = pd.read_csv(args.vs_baseline)
-    vs = vs[(vs["dataset"] == args.dataset) & (vs["model"] == args.model)].set_index("activation")
+    vs = vs[vs["experiment"] == args.experiment].set_index("activation")
 
     acts = sorted(figlib.ordered(acc.index, args.activations), key=lambda a: -acc.loc[a, "mean"])
     fig, ax = plt.subplots(figsize=(6.0, 0.36 * len(acts) + 1.1))
@@ -89,7 +89,7 @@ def main(argv=None) -> None:
     ax.grid(True, axis="x", color="0.92", lw=0.6)
     n = int(acc["n"].max())
     ax.set_title(
-        f"Test accuracy, {figlib.experiment(args.dataset, args.model)}: mean, 95% t-interval, {n} seeds (dots)\n"
+        f"Test accuracy, {args.label}: mean, 95% t-interval, {n} seeds (dots)\n"
         f"dotted: {figlib.label(args.baseline)} mean; stars: paired sign-flip test vs "
         f"{figlib.label(args.baseline)}, Holm-corrected",
         fontsize=8,
@@ -100,7 +100,7 @@ def main(argv=None) -> None:
         fig,
         args.out,
         __file__,
-        f"Test accuracy ({figlib.experiment(args.dataset, args.model)})",
+        f"Test accuracy ({args.label})",
         inputs=[args.summary, args.accuracy, args.vs_baseline],
     )
 

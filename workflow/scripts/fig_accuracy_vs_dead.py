@@ -22,9 +22,9 @@ PANELS = (
 def main(argv=None) -> None:
     p = figlib.parser(__doc__.split("\n")[0], experiment=True)
     p.add_argument("--summary", required=True)
-    args = p.parse_args(argv)
+    args = figlib.parse(p, argv)
     figlib.setup()
-    runs = figlib.subset(pd.read_parquet(args.summary), args.dataset, args.model, args.summary)
+    runs = figlib.subset(pd.read_parquet(args.summary), args.experiment, args.summary)
     acts = figlib.ordered(runs["activation"].unique(), args.activations)
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4), sharey=True)
     for ax, (column, xlabel) in zip(axes, PANELS):
@@ -70,7 +70,7 @@ def main(argv=None) -> None:
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.suptitle(
         f"Test accuracy vs the final fraction of units passing no gradient / carrying no information, "
-        f"{figlib.experiment(args.dataset, args.model)} (one point per run)",
+        f"{args.label} (one point per run)",
         fontsize=9,
         x=0.01,
         ha="left",
@@ -80,7 +80,7 @@ def main(argv=None) -> None:
         fig,
         args.out,
         __file__,
-        f"Accuracy vs units without gradient ({figlib.experiment(args.dataset, args.model)})",
+        f"Accuracy vs units without gradient ({args.label})",
         inputs=[args.summary],
     )
 

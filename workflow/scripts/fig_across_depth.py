@@ -11,7 +11,7 @@ One column per network depth (hidden layers, the `depth` column of results/summa
            line falling to the left.
   bottom:  fraction of all hidden units passing no gradient (no_gradient_fraction, layers weighted
            by their size) over training, mean across seeds.
-Curves are matched to their run's depth through the summary (dataset, model, activation, seed).
+Curves are matched to their run's depth through the summary (experiment, activation, seed).
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ from matplotlib.ticker import MaxNLocator
 
 from actlab.stats import t_interval
 
-KEY = ["dataset", "model", "activation", "seed"]
+KEY = ["experiment", "activation", "seed"]
 
 
 def with_depth(curves: pd.DataFrame, runs: pd.DataFrame, where: str) -> pd.DataFrame:
     """The curves with each run's `depth` (from the summary) as a column. Curves that carry their own
-    depth keep it; otherwise (dataset, model, activation, seed) must name one run."""
+    depth keep it; otherwise (experiment, activation, seed) must name one run."""
     if "depth" in curves.columns:
         return curves
     if runs.duplicated(KEY).any():
         figlib.fail(
             f"error: {where} has no depth column, and runs of several depths share "
-            f"(dataset, model, activation, seed): cannot tell their curves apart"
+            f"(experiment, activation, seed): cannot tell their curves apart"
         )
     return curves.merge(runs[[*KEY, "depth"]], on=KEY, how="inner")
 
@@ -71,19 +71,19 @@ def no_gradient_total(dead: pd.DataFrame) -> pd.DataFrame:
 
 
 def main(argv=None) -> None:
-    p = figlib.parser(__doc__.split("\n")[0], experiment=True)
+    p = figlib.parser(__doc__.split("\n")[0], group=True)
     p.add_argument("--summary", required=True)
     p.add_argument("--grad-flow", required=True, help="results/curves/grad_flow.parquet")
     p.add_argument("--dead-units", required=True, help="results/curves/dead_units.parquet")
-    args = p.parse_args(argv)
+    args = figlib.parse(p, argv)
     figlib.setup()
-    runs = figlib.subset(pd.read_parquet(args.summary), args.dataset, args.model, args.summary)
+    runs = figlib.subset_group(pd.read_parquet(args.summary), args.dataset, args.model, args.summary)
     if "depth" not in runs or runs["depth"].isna().all():
         figlib.fail(f"error: {args.summary} has no depth column for {args.dataset}/{args.model}")
     runs = runs[runs["depth"].notna()].astype({"depth": int})
-    grad = figlib.subset(pd.read_parquet(args.grad_flow), args.dataset, args.model, args.grad_flow)
+    grad = figlib.subset_group(pd.read_parquet(args.grad_flow), args.dataset, args.model, args.grad_flow)
     grad = with_depth(grad, runs, args.grad_flow)
-    dead = figlib.subset(pd.read_parquet(args.dead_units), args.dataset, args.model, args.dead_units)
+    dead = figlib.subset_group(pd.read_parquet(args.dead_units), args.dataset, args.model, args.dead_units)
     dead = with_depth(dead, runs, args.dead_units)
     acts = figlib.ordered(runs["activation"].unique(), args.activations)
     depths = sorted(runs["depth"].unique())

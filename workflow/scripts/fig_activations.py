@@ -47,7 +47,7 @@ def kinks(name: str) -> tuple[float, ...]:
 def main(argv=None) -> None:
     p = figlib.parser(__doc__.split("\n")[0])
     p.add_argument("--activations", nargs="+", required=True)
-    args = p.parse_args(argv)
+    args = figlib.parse(p, argv)
     figlib.setup()
     x = torch.linspace(-4, 4, 801, dtype=torch.float64)
     fig, axes = figlib.panel_grid(len(args.activations), ncols=4, width=2.2, height=1.8, sharex=True, sharey=True)

@@ -27,14 +27,14 @@ def layer_means(df: pd.DataFrame) -> pd.DataFrame:
 def main(argv=None) -> None:
     p = figlib.parser(__doc__.split("\n")[0], experiment=True)
     p.add_argument("--curves", required=True)
-    args = p.parse_args(argv)
+    args = figlib.parse(p, argv)
     figlib.setup()
-    df = figlib.subset(pd.read_parquet(args.curves), args.dataset, args.model, args.curves)
+    df = figlib.subset(pd.read_parquet(args.curves), args.experiment, args.curves)
     mean = layer_means(df)
     if mean.empty:
         figlib.fail(
             f"error: {args.curves} has no no_gradient_fraction or low_variance_fraction rows "
-            f"for {args.dataset}/{args.model} (runs from before these probes: rerun them)"
+            f"for experiment {args.experiment} (runs from before these probes: rerun them)"
         )
     acts = figlib.ordered(mean["activation"].unique(), args.activations)
     layers = sorted(mean["layer"].unique(), key=figlib.names.layer_order)
@@ -83,8 +83,7 @@ def main(argv=None) -> None:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.suptitle(
-        f"Units that pass no gradient (top) and carry no information (bottom), "
-        f"{figlib.experiment(args.dataset, args.model)}: mean across seeds",
+        f"Units that pass no gradient (top) and carry no information (bottom), {args.label}: mean across seeds",
         fontsize=9,
         x=0.01,
         ha="left",
@@ -94,7 +93,7 @@ def main(argv=None) -> None:
         fig,
         args.out,
         __file__,
-        f"Units without gradient ({figlib.experiment(args.dataset, args.model)})",
+        f"Units without gradient ({args.label})",
         inputs=[args.curves],
     )
 

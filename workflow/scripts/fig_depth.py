@@ -25,7 +25,7 @@ CONTROL = "0.3"  # the controls: a dark grey dotted line (Leaky ReLU's registry 
 def main(argv=None) -> None:
     p = figlib.parser(__doc__.split("\n")[0])
     p.add_argument("--born-dead", required=True)
-    args = p.parse_args(argv)
+    args = figlib.parse(p, argv)
     figlib.setup()
     df = pd.read_csv(args.born_dead)
     if df.empty:

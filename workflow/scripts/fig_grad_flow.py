@@ -33,14 +33,14 @@ def main(argv=None) -> None:
     p.add_argument("--curves", required=True)
     p.add_argument("--metric", default="grad_rms", help="grad_rms (default) or grad_norm")
     p.add_argument("--smooth", type=int, default=5, help="running median over this many recorded steps")
-    args = p.parse_args(argv)
+    args = figlib.parse(p, argv)
     if args.smooth < 1:
         figlib.fail(f"error: --smooth must be >= 1, got {args.smooth}")
     figlib.setup()
-    df = figlib.subset(pd.read_parquet(args.curves), args.dataset, args.model, args.curves)
+    df = figlib.subset(pd.read_parquet(args.curves), args.experiment, args.curves)
     mean = layer_curves(df, args.metric, args.smooth)
     if mean.empty:
-        figlib.fail(f"error: {args.curves} has no {args.metric} rows for {args.dataset}/{args.model}")
+        figlib.fail(f"error: {args.curves} has no {args.metric} rows for experiment {args.experiment}")
     acts = figlib.ordered(mean["activation"].unique(), args.activations)
     layers = sorted(mean["layer"].unique(), key=figlib.names.layer_order)
     n_steps = mean["step"].nunique()
@@ -73,16 +73,13 @@ def main(argv=None) -> None:
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     smooth = f"running median over {args.smooth} recorded steps" if args.smooth > 1 else "not smoothed"
     fig.suptitle(
-        f"Gradient size per layer over training, {figlib.experiment(args.dataset, args.model)}: "
-        f"geometric mean across seeds, {smooth}",
+        f"Gradient size per layer over training, {args.label}: geometric mean across seeds, {smooth}",
         fontsize=9,
         x=0.01,
         ha="left",
     )
     fig.tight_layout(rect=(0, 0, 1, 0.93))
-    figlib.save(
-        fig, args.out, __file__, f"Gradient flow ({figlib.experiment(args.dataset, args.model)})", inputs=[args.curves]
-    )
+    figlib.save(fig, args.out, __file__, f"Gradient flow ({args.label})", inputs=[args.curves])
 
 
 if __name__ == "__main__":

@@ -39,9 +39,9 @@ def main(argv=None) -> None:
     p = figlib.parser(__doc__.split("\n")[0], experiment=True)
     p.add_argument("--curves", required=True)
     p.add_argument("--baseline", default="relu")
-    args = p.parse_args(argv)
+    args = figlib.parse(p, argv)
     figlib.setup()
-    df = figlib.subset(pd.read_parquet(args.curves), args.dataset, args.model, args.curves)
+    df = figlib.subset(pd.read_parquet(args.curves), args.experiment, args.curves)
     acts = figlib.ordered(df["activation"].unique(), args.activations)
     has_acc = "val_acc" in df and df["val_acc"].notna().any()
     solid, dashed = ("val_acc", "train_acc") if has_acc else ("val_loss", "train_loss")
@@ -91,8 +91,7 @@ def main(argv=None) -> None:
     final_name = "final mean validation accuracy" if has_acc else "final mean validation loss"
     cut = f"; y axis cut at {100 * top:.0f}%: earlier epochs above it" if has_acc and top < 1 else ""
     fig.suptitle(
-        f"Learning curves, {figlib.experiment(args.dataset, args.model)}: mean and 95% t-band across seeds\n"
-        f"(titles: {final_name}; n = seeds{cut})",
+        f"Learning curves, {args.label}: mean and 95% t-band across seeds\n(titles: {final_name}; n = seeds{cut})",
         fontsize=9,
         x=0.01,
         ha="left",
@@ -102,7 +101,7 @@ def main(argv=None) -> None:
         fig,
         args.out,
         __file__,
-        f"Learning curves ({figlib.experiment(args.dataset, args.model)})",
+        f"Learning curves ({args.label})",
         inputs=[args.curves],
     )
 

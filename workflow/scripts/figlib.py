@@ -81,15 +81,28 @@ def setup() -> None:
     )
 
 
-def parser(description: str, experiment: bool = False) -> argparse.ArgumentParser:
-    """--out, and with `experiment` the (dataset, model) the figure is about and its activations."""
+def parser(description: str, experiment: bool = False, group: bool = False) -> argparse.ArgumentParser:
+    """--out; with `experiment` the experiment the figure is about (--experiment, the tables' key;
+    --label, the article's name for it) and its activations; with `group` instead every experiment of
+    one --dataset and --model (figures across experiments, e.g. across depth)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--out", nargs="+", required=True, type=Path, help="output files: .png and/or .svg")
     if experiment:
+        p.add_argument("--experiment", required=True, help="the experiment's name (the tables' `experiment`)")
+        p.add_argument("--label", help="the article's name for it (default: the name)")
+    if group:
         p.add_argument("--dataset", required=True)
         p.add_argument("--model", required=True)
+    if experiment or group:
         p.add_argument("--activations", nargs="+", required=True)
     return p
+
+
+def parse(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    args = p.parse_args(argv)
+    if getattr(args, "experiment", None) is not None and not args.label:
+        args.label = args.experiment
+    return args
 
 
 def panel_grid(n: int, ncols: int = 4, width: float = 2.3, height: float = 1.9, **kw):
@@ -198,8 +211,16 @@ def save(fig, outs, script: str, title: str, inputs=()) -> None:
     plt.close(fig)
 
 
-def subset(df, dataset: str, model: str, where: str):
+def subset(df, experiment: str, where: str):
     """Rows of one experiment; an empty result is an error naming what was asked for."""
+    out = df[df["experiment"] == experiment]
+    if out.empty:
+        fail(f"error: {where} has no rows for experiment {experiment}")
+    return out
+
+
+def subset_group(df, dataset: str, model: str, where: str):
+    """Rows of every experiment of one dataset and model; an empty result is an error."""
     out = df[(df["dataset"] == dataset) & (df["model"] == model)]
     if out.empty:
         fail(f"error: {where} has no rows for {dataset}/{model}")
