@@ -31,25 +31,40 @@ import json
 import math
 import os
 import platform
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+from wording import (  # noqa: F401  re-exported: the pages, claims.py and the tests use bd.pct, bd.Comparison, ...
+    CLOSE_MARGIN,
+    MINUS,
+    PRETTY,
+    Comparison,
+    ci,
+    clip01,
+    close,
+    join,
+    ms,
+    name,
+    paired_comparisons,
+    pct,
+    pp,
+    pvalue,
+    ratio,
+    seconds,
+    separation,
+)
 
-from actlab import activations, names
-from actlab.stats import ALPHA, EQUIVALENCE_MARGIN
+from actlab import names
+from actlab.stats import ALPHA  # noqa: F401  re-exported: the verdict rules' level (bd.ALPHA)
 
 PAPER = Path(__file__).resolve().parent
 REPO = PAPER.parent
 
-CLOSE_MARGIN = EQUIVALENCE_MARGIN  # 1 percentage point of accuracy; its reason beside it in actlab.stats
 NOTICEABLE = 1.10  # 10% more seconds per epoch
 OFTEN = 0.25  # a quarter of all initialisations
 BASELINE = "relu"
 
 # How the article names things: one table for the article and the figures (actlab.names).
-PRETTY = {n: activations.spec(n).display for n in activations.NAMES}
 DATASETS = names.DATASETS
 MODELS = names.MODELS
 INITS = names.INITS
@@ -57,10 +72,6 @@ INITS = names.INITS
 
 class MissingResult(FileNotFoundError):
     """A file the article needs is not in the results directory."""
-
-
-def name(activation: str) -> str:
-    return PRETTY.get(activation, activation)
 
 
 def dataset_name(dataset: str) -> str:
@@ -125,6 +136,12 @@ def summary() -> pd.DataFrame:
     return table("summary.parquet") if exists("summary.parquet") else table("summary.csv")
 
 
+def of_experiment(df: pd.DataFrame, exp: str) -> pd.DataFrame:
+    """The rows of experiment `exp` of any results table (summary, stats, curves): the one place that
+    says how the article selects an experiment's rows."""
+    return df[df["experiment"] == exp]
+
+
 def accuracy() -> pd.DataFrame:
     return table("stats/accuracy.csv")
 
@@ -140,8 +157,8 @@ def compute() -> pd.DataFrame:
 def power(exp: str, metric: str = "test_acc") -> pd.Series | None:
     """What one experiment can detect (stats/power.csv): n_pairs, family_size, sd_diff, mde,
     mde_holm, min_p, min_p_holm, can_separate, seeds_needed; None if the table has no such row."""
-    t = table("stats/power.csv")
-    r = t[(t["experiment"] == exp) & (t["metric"] == metric)]
+    t = of_experiment(table("stats/power.csv"), exp)
+    r = t[t["metric"] == metric]
     return None if r.empty else r.iloc[0]
 
 
@@ -179,11 +196,12 @@ def figure(name_: str, exp: str | None = None):
 def benchmarks() -> pd.DataFrame:
     """Every Snakemake benchmark TSV under results/benchmarks/: one row per job (repeat), with the
     rule (first path component, or the file stem at the top level) and the job's path. The book's
-    own (book.tsv) is left out: it is written after the build, so it would always be the last one's."""
+    own (book.tsv, and book_pdf.tsv of the PDF printed from it) are left out: they are written after
+    the build, so they would always be the last one's."""
     root = path("benchmarks")
     rows = []
     for f in sorted(root.rglob("*.tsv")):
-        if f.parent == root and f.stem == "book":
+        if f.parent == root and f.stem in ("book", "book_pdf"):
             continue
         df = pd.read_csv(f, sep="\t")
         rel = f.relative_to(root)
@@ -211,16 +229,29 @@ def run_summaries() -> list[dict]:
     return [json.loads((run_path(d) / "summary.json").read_text()) for d in summary()["run_dir"]]
 
 
-@functools.cache
-def run_config(exp: str) -> dict:
-    """The resolved config.yaml of one run of experiment `exp` (its first run in the table)."""
-    import yaml
-
-    s = summary()
-    dirs = s.loc[s["experiment"] == exp, "run_dir"]
+def run_dir(exp: str) -> Path:
+    """The directory of one run of experiment `exp` (its first run in the table)."""
+    dirs = of_experiment(summary(), exp)["run_dir"]
     if dirs.empty:
         raise MissingResult(f"no runs of experiment {exp!r} in {path('summary.csv', required=False)}")
-    return yaml.safe_load((run_path(dirs.iloc[0]) / "config.yaml").read_text())
+    return run_path(dirs.iloc[0])
+
+
+@functools.cache
+def run_config(exp: str) -> dict:
+    """The resolved config.yaml of one run of experiment `exp`."""
+    import yaml
+
+    return yaml.safe_load((run_dir(exp) / "config.yaml").read_text())
+
+
+def data_size(exp: str) -> int | None:
+    """Train + validation + test examples of one experiment's data, from a run's data_provenance
+    (summary.json); None when the loader does not record its split sizes."""
+    p = run_dir(exp) / "summary.json"
+    prov = json.loads(p.read_text()).get("data_provenance") or {} if p.exists() else {}
+    sizes = [prov.get(k) for k in ("n_train", "n_val", "n_test")]
+    return sum(sizes) if all(isinstance(n, int) for n in sizes) else None
 
 
 @functools.cache
@@ -240,8 +271,7 @@ def experiments() -> list[str]:
 
 def experiment_info(exp: str) -> dict:
     """dataset, model, depth, width of one experiment (from its runs)."""
-    s = summary()
-    r = s[s["experiment"] == exp]
+    r = of_experiment(summary(), exp)
     if r.empty:
         raise MissingResult(f"no runs of experiment {exp!r} in the summary table")
     r = r.iloc[0]
@@ -269,8 +299,7 @@ def activations(exp: str) -> list[str]:
     """Activations of one experiment in registry order (the order the article always uses)."""
     from actlab.activations import NAMES
 
-    s = summary()
-    present = set(s.loc[s["experiment"] == exp, "activation"])
+    present = set(of_experiment(summary(), exp)["activation"])
     return [a for a in NAMES if a in present] + sorted(present - set(NAMES))
 
 
@@ -308,142 +337,14 @@ def experiment_for(claim_dataset: str = "mnist", depth: str = "shallowest") -> t
 
 
 # -----------------------------------------------------------------------------
-# numbers as the article prints them
-
-
-MINUS = "\u2212"  # typographic minus sign
-
-
-def _num(v: float, nd: int, sign: bool) -> str:
-    if round(v, nd) == 0:
-        v = 0.0  # never "-0.0"
-    return (f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}").replace("-", MINUS)
-
-
-def pct(x: float, nd: int = 1, unit: bool = True) -> str:
-    """0.9641 -> '96.4%'."""
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    return _num(100 * x, nd, False) + ("%" if unit else "")
-
-
-def pp(x: float, nd: int = 1, sign: bool = True, unit: bool = True) -> str:
-    """A difference of fractions in percentage points: 0.0123 -> '+1.2 pp'."""
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    return _num(100 * x, nd, sign) + (" pp" if unit else "")
-
-
-def clip01(x: float) -> float:
-    """A t-interval bound of a fraction, clipped to [0, 1] for display."""
-    return x if not np.isfinite(x) else min(1.0, max(0.0, x))
-
-
-def ci(lo: float, hi: float, fmt=pct) -> str:
-    """'95% CI 95.8% to 97.0%' (or 'no CI (one seed)' when it cannot be computed)."""
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return "no CI: fewer than two seeds"
-    return f"95% CI {fmt(lo)} to {fmt(hi)}"
-
-
-def pvalue(p: float) -> str:
-    if p is None or not np.isfinite(p):
-        return "p n/a"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def seconds(s: float) -> str:
-    """A duration for prose: '0.8 s', '42 s', '3.2 min', '1.5 h'."""
-    if not np.isfinite(s):
-        return "n/a"
-    if s < 10:
-        return f"{s:.2g} s" if s < 1 else f"{s:.1f} s"
-    if s < 120:
-        return f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.1f} min"
-    return f"{s / 3600:.1f} h"
-
-
-def ms(s: float) -> str:
-    return "n/a" if not np.isfinite(s) else f"{1000 * s:.1f} ms"
-
-
-def join(items, last: str = "and") -> str:
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + f" {last} " + items[-1]
-
-
-# -----------------------------------------------------------------------------
 # the results table
 
 
 def stat(exp: str, activation: str, metric: str) -> pd.Series | None:
     """One row of stats/accuracy.csv (n, mean, std, ci_low, ci_high, ...), or None."""
-    a = accuracy()
-    r = a[(a["experiment"] == exp) & (a["activation"] == activation) & (a["metric"] == metric)]
+    a = of_experiment(accuracy(), exp)
+    r = a[(a["activation"] == activation) & (a["metric"] == metric)]
     return None if r.empty else r.iloc[0]
-
-
-def mean_ci(r, clip: bool = False) -> str:
-    """'94.3 [93.3, 95.4]' in percent; fractions' bounds clipped to [0, 100]; one value when there
-    is no interval (one seed) or no spread (every seed the same, e.g. no dead unit at all)."""
-    if r is None or not np.isfinite(r["mean"]):
-        return "–"
-    f = lambda x: pct(clip01(x) if clip else x, unit=False)  # noqa: E731
-    if not (np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"])) or r["std"] == 0:
-        return f(r["mean"])
-    return f"{f(r['mean'])} [{f(r['ci_low'])}, {f(r['ci_high'])}]"
-
-
-def results_table(exp: str) -> str:
-    """The article's results table of one experiment, as MyST markdown: per activation the test
-    accuracy, the paired difference to ReLU with its Holm p (bold when separated), the final dead,
-    dormant (and saturated) fractions, the cross-family fractions of units that pass no gradient and
-    that carry no information (actlab.probes), and milliseconds per epoch."""
-    s = summary()
-    runs = s[s["experiment"] == exp]
-    comp = compute()
-    comp = comp[comp["experiment"] == exp].set_index("activation")
-    has_sat = bool(runs["final_saturated_fraction"].notna().any())
-    head = ["activation", "test accuracy, %", "− ReLU, pp", "Holm p", "dead, %", "dormant, %"]
-    head += ["saturated, %"] if has_sat else []
-    # ms / epoch only where each run's time was measured alone: a vectorised job's time / k is not
-    per_model = bool(comp["measured_per_model"].all()) if "measured_per_model" in comp else True
-    head += ["no gradient, %", "no information, %"] + (["ms / epoch"] if per_model else [])
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for act in activations(exp):
-        if act == BASELINE:
-            diff, p = "(baseline)", ""
-        else:
-            c = vs_relu_comparison(exp, act)
-            f = lambda x: pp(x, unit=False)  # noqa: E731
-            diff = f"{f(c.diff)} [{f(c.ci_low)}, {f(c.ci_high)}]"
-            p = pvalue(c.p_holm).replace("p = ", "").replace("p ", "")
-            if c.outcome != "inseparable":
-                diff, p = f"**{diff}**", f"**{p}**"
-        n_div = int(runs.loc[runs["activation"] == act, "diverged"].astype(bool).sum())
-        cells = [
-            name(act) + (f" ({n_div} diverged)" if n_div else ""),
-            mean_ci(stat(exp, act, "test_acc")),
-            diff,
-            p,
-            mean_ci(stat(exp, act, "final_dead_fraction"), True),
-            mean_ci(stat(exp, act, "final_dormant_fraction"), True),
-        ]
-        cells += [mean_ci(stat(exp, act, "final_saturated_fraction"), True)] if has_sat else []
-        cells += [
-            mean_ci(stat(exp, act, m), True) for m in ("final_no_gradient_fraction", "final_low_variance_fraction")
-        ]
-        cells += [ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")] if per_model else []
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
-
-
-def ratio(x: float) -> str:
-    return "n/a" if not np.isfinite(x) else f"{x:.2f}×"
 
 
 def timing_setting(row) -> str:
@@ -468,100 +369,10 @@ def timing_machine(row) -> str:
     return f"{where}, {threads} thread{'s' if threads != 1 else ''}, torch {row['torch']}"
 
 
-def timing_table() -> str:
-    """The controlled timing as MyST markdown: per activation the median ms per epoch, its ratio to
-    ReLU, and the activation alone (µs per forward + backward call) and its ratio, with 95% CIs."""
-    from actlab.activations import NAMES
-
-    t = timing().set_index("activation")
-    order = [a for a in NAMES if a in t.index] + sorted(set(t.index) - set(NAMES))
-    rows = ["| activation | ms / epoch | × ReLU | activation alone, µs | × ReLU |", "|---|---:|---:|---:|---:|"]
-    f = lambda v, lo, hi, fmt: f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"  # noqa: E731
-    msf = lambda x: f"{1000 * x:.2f}"  # noqa: E731
-    usf = lambda x: f"{1e6 * x:.1f}"  # noqa: E731
-    rf = lambda x: f"{x:.2f}"  # noqa: E731
-    for act in order:
-        r = t.loc[act]
-        rows.append(
-            f"| {name(act)} | {f(r['s_per_epoch'], r['ci_low'], r['ci_high'], msf)} "
-            f"| {f(r['ratio'], r['ratio_ci_low'], r['ratio_ci_high'], rf)} "
-            f"| {f(r['act_s'], r['act_ci_low'], r['act_ci_high'], usf)} "
-            f"| {f(r['act_ratio'], r['act_ratio_ci_low'], r['act_ratio_ci_high'], rf)} |"
-        )
-    return "\n".join(rows)
-
-
-# -----------------------------------------------------------------------------
-# verdict rules
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """The paired difference a - b (a, b activation names) over seeds."""
-
-    a: str
-    b: str
-    n: int
-    diff: float
-    ci_low: float
-    ci_high: float
-    p_holm: float
-    p_tost: float = math.nan  # TOST equivalence p within +-CLOSE_MARGIN (not corrected)
-
-    @property
-    def outcome(self) -> str:
-        return separation(self.diff, self.p_holm)
-
-    def text(self, fmt=pp) -> str:
-        """'GELU - ReLU = +0.3 pp (95% CI -0.5 pp to +1.1 pp, Holm p = 0.412, 5 seeds)'."""
-        return (
-            f"{name(self.a)} − {name(self.b)} = {fmt(self.diff)} "
-            f"({ci(self.ci_low, self.ci_high, fmt)}, Holm {pvalue(self.p_holm)}, {self.n} seeds)"
-        )
-
-
-def separation(diff: float, p_holm: float, alpha: float = ALPHA) -> str:
-    """'higher' / 'lower' when the Holm-corrected p-value is below alpha, else 'inseparable'."""
-    if p_holm is None or not np.isfinite(p_holm) or not np.isfinite(diff) or p_holm >= alpha or diff == 0:
-        return "inseparable"
-    return "higher" if diff > 0 else "lower"
-
-
-def close(c: Comparison, margin: float = CLOSE_MARGIN, alpha: float = ALPHA) -> str:
-    """'close' when the TOST equivalence test within +-margin rejects (p_tost < alpha), whatever the
-    difference test says (a small, consistent difference inside the margin is still close);
-    'different' when the two are separated *and* the whole 95% CI of the difference lies outside
-    +-margin; otherwise 'unresolved' (neither equivalence nor a difference beyond the margin shown)."""
-    if np.isfinite(c.p_tost) and c.p_tost < alpha:
-        return "close"
-    outside = np.isfinite(c.ci_low) and np.isfinite(c.ci_high) and (c.ci_low > margin or c.ci_high < -margin)
-    if c.outcome != "inseparable" and outside:
-        return "different"
-    return "unresolved"
-
-
-def paired_comparisons(df: pd.DataFrame, ref: str, others, metric: str = "test_acc") -> list[Comparison]:
-    """Paired-by-seed differences (other - ref): actlab.stats' exact sign-flip test, Holm over
-    `others`, and TOST within CLOSE_MARGIN."""
-    from actlab import stats
-
-    base = df[df["activation"] == ref].set_index("seed")[metric]
-    rows = []
-    for o in others:
-        a = df[df["activation"] == o].set_index("seed")[metric]
-        paired = pd.concat({"a": a, "b": base}, axis=1, join="inner").dropna()
-        rows.append((o, stats.paired_test(paired["a"] - paired["b"])))
-    adj = stats.holm([r["p_value"] for _, r in rows]) if rows else []
-    return [
-        Comparison(o, ref, r["n_pairs"], r["mean_diff"], r["ci_low"], r["ci_high"], float(p), r["p_tost"])
-        for (o, r), p in zip(rows, adj)
-    ]
-
-
 def vs_relu_comparison(exp: str, activation: str, metric: str = "test_acc") -> Comparison:
     """The pipeline's paired comparison (results/stats/vs_relu.csv) of `activation` with ReLU."""
-    v = vs_relu()
-    row = v[(v["experiment"] == exp) & (v["activation"] == activation) & (v["metric"] == metric)]
+    v = of_experiment(vs_relu(), exp)
+    row = v[(v["activation"] == activation) & (v["metric"] == metric)]
     if row.empty:
         raise MissingResult(f"vs_relu.csv has no {exp}/{activation} {metric} row")
     r = row.iloc[0]
@@ -575,53 +386,6 @@ def vs_relu_comparison(exp: str, activation: str, metric: str = "test_acc") -> C
         float(r["p_holm"]),
         float(r["p_tost"]),
     )
-
-
-def welch_vs(df: pd.DataFrame, ref: str, others, metric: str) -> pd.DataFrame:
-    """Unpaired Welch t-tests (other vs ref) with Holm over `others`: for timings, which seeds do not
-    pair. Columns: activation, n, mean, ref_mean, ratio, ci_low/ci_high (of the difference), p, p_holm."""
-    from scipy import stats as sst
-
-    from actlab import stats
-
-    b = df.loc[df["activation"] == ref, metric].dropna().to_numpy(float)
-    rows = []
-    for o in others:
-        a = df.loc[df["activation"] == o, metric].dropna().to_numpy(float)
-        diff = a.mean() - b.mean() if len(a) and len(b) else math.nan
-        if len(a) >= 2 and len(b) >= 2:
-            res = sst.ttest_ind(a, b, equal_var=False)
-            lo, hi = res.confidence_interval(0.95)
-            p = float(res.pvalue)
-        else:
-            lo = hi = p = math.nan
-        rows.append(
-            {
-                "activation": o,
-                "n": len(a),
-                "mean": a.mean() if len(a) else math.nan,
-                "ref_mean": b.mean() if len(b) else math.nan,
-                "ratio": a.mean() / b.mean() if len(a) and len(b) else math.nan,
-                "diff": diff,
-                "ci_low": float(lo),
-                "ci_high": float(hi),
-                "p": p,
-            }
-        )
-    out = pd.DataFrame(rows)
-    if not out.empty:
-        out["p_holm"] = stats.holm(out["p"])
-    return out
-
-
-def cost_verdict(ratio: float, p_holm: float, diff: float, noticeable: float = NOTICEABLE) -> str:
-    """'noticeably slower', 'slower, but less than noticeable', 'faster', or 'inseparable'."""
-    s = separation(diff, p_holm)
-    if s == "inseparable":
-        return "inseparable"
-    if s == "lower":
-        return "faster"
-    return "noticeably slower" if ratio >= noticeable else "slightly slower"
 
 
 # -----------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The four claims of the introduction, each turned into a verdict by code from results/.
 
-Each ``claim_*`` function returns a `Verdict`: a short label ("supported", "not supported",
-"contradicted", "cannot be separated", ...), the markdown the article prints (every number in it
-formatted from the results tables), and which experiment it rests on. The rules themselves
+Each ``claim_*`` function returns a `Verdict`: its label, one of the small vocabulary methods.md
+defines ("supported", "contradicted", or "cannot be decided (<reason>)"; `VERDICTS`, `REASONS`,
+`label`), the markdown the article prints (every number in it formatted from the results tables),
+and the data and model it rests on. The rules themselves
 (separation by Holm-corrected p of the exact sign-flip test, closeness by TOST within a margin, ...)
 live in bookdata.py; the tests in actlab.stats.
 """
@@ -16,23 +17,78 @@ import numpy as np
 import pandas as pd
 from bookdata import join, name, pct, pp
 
+# The verdict vocabulary, defined in methods.md (section "Verdicts": one definition per label);
+# tests/test_book.py checks that the labels defined there are exactly `labels()`.
+SUPPORTED, CONTRADICTED, UNDECIDED = "supported", "contradicted", "cannot be decided"
+VERDICTS = (SUPPORTED, CONTRADICTED, UNDECIDED)
+REASONS = (  # why a claim cannot be decided
+    "not tested",  # the sweep lacks an activation, a measurement or a study the claim needs
+    "not separated",  # the difference the claim needs is not shown at the 5% level
+    "underpowered",  # with these seeds no comparison can be separated at all (smallest Holm p >= alpha)
+    "neither shown",  # closeness: neither equivalence within the margin nor a difference beyond it
+    "straddles the threshold",  # a 95% interval reaches across the rule's threshold
+    "a part undecided",  # a claim of several parts: none contradicted, one at least undecided
+)
+
+
+def label(verdict: str, reason: str = "") -> str:
+    """The printed label: 'supported', 'contradicted', or 'cannot be decided (<reason>)'."""
+    if verdict not in VERDICTS or (verdict == UNDECIDED) != (reason in REASONS):
+        raise ValueError(f"not a verdict of the article's vocabulary: {verdict!r} ({reason!r})")
+    return f"{verdict} ({reason})" if verdict == UNDECIDED else verdict
+
+
+def labels() -> list[str]:
+    """Every label a verdict can have."""
+    return [SUPPORTED, CONTRADICTED, *(label(UNDECIDED, r) for r in REASONS)]
+
+
+def verdict_of(lab: str) -> str:
+    """'cannot be decided (not tested)' -> 'cannot be decided'."""
+    return lab.split(" (")[0]
+
 
 @dataclass
 class Verdict:
     claim: str
-    label: str
+    label: str  # one of labels()
     text: str
-    basis: str
+    basis: str  # a sentence: which data the verdict rests on
     parts: list = field(default_factory=list)  # (sub-claim, label) pairs, for the summary table
+    rests_on: str = ""  # the data and model, short, for the summary table
+
+    def __post_init__(self):
+        for lab in [self.label, *(lab for _, lab in self.parts)]:
+            if lab not in labels():
+                raise ValueError(f"claim ({self.claim}): {lab!r} is not a label of the article's vocabulary")
+
+
+def rests_on(exp: str) -> str:
+    """'MNIST-1D of 5,000 examples, 2×100 MLP': the data (with its size where the run recorded it and
+    the name does not say it) and the model of one experiment (bookdata.experiment_name, the name the article uses)."""
+    name_, n = bd.experiment_name(exp), bd.data_size(exp)
+    data, _, arch = name_.partition(", ")
+    if not n or not arch or f"{n:,}" in data:  # no size recorded, or the name says it already
+        return name_
+    return f"{data} of {n:,} examples, {arch}"
+
+
+def combine(labs: list[str]) -> str:
+    """A claim of several parts: supported if every part is, contradicted if any part is, else
+    cannot be decided, for the reason its undecided parts share (else 'a part undecided')."""
+    if all(lab == SUPPORTED for lab in labs):
+        return SUPPORTED
+    if CONTRADICTED in labs:
+        return CONTRADICTED
+    open_ = {lab for lab in labs if verdict_of(lab) == UNDECIDED}
+    return open_.pop() if len(open_) == 1 else label(UNDECIDED, "a part undecided")
 
 
 def _experiment_runs(exp: str) -> pd.DataFrame:
-    s = bd.summary()
-    return s[s["experiment"] == exp]
+    return bd.of_experiment(bd.summary(), exp)
 
 
-def _stat(exp: str, activation: str, metric: str) -> pd.Series | None:
-    return bd.stat(exp, activation, metric)
+_stat = bd.stat
 
 
 def _missing(acts_needed, present) -> list[str]:
@@ -68,9 +124,10 @@ def claim_a() -> Verdict:
     parts, sentences = [], []
 
     # a1: GELU gives the highest accuracy
+    untested = label(UNDECIDED, "not tested")
     if "gelu" not in acts:
-        parts.append(("GELU highest", "not tested"))
-        sentences.append("*GELU highest:* not tested, the sweep has no GELU runs.")
+        parts.append(("GELU highest", untested))
+        sentences.append(f"*GELU highest:* **{untested}**: the sweep has no GELU runs.")
     else:
         others = [a for a in acts if a != "gelu"]
         comps = bd.paired_comparisons(runs, "gelu", others)
@@ -80,17 +137,16 @@ def claim_a() -> Verdict:
         g = means["gelu"]
         gtxt = f"GELU's mean test accuracy is {pct(g['mean'])} ({bd.ci(g['ci_low'], g['ci_high'])})"
         if above:
-            label = "contradicted"
+            lab = CONTRADICTED
             detail = (
                 f"{join(name(c.a) for c in above)} {'is' if len(above) == 1 else 'are'} higher than GELU: "
                 + "; ".join(c.text() for c in above)
                 + "."
             )
         elif not tied:
-            label = "supported"
+            lab = SUPPORTED
             detail = f"GELU is higher than each of the other {len(others)} activations (Holm p < {bd.ALPHA} in every paired comparison)."
         else:
-            label = "cannot be separated"
             rank = (
                 "the highest mean"
                 if best == "gelu"
@@ -103,25 +159,27 @@ def claim_a() -> Verdict:
             by_name = {c.a: c for c in tied}
             closest = by_name.get(best) or min(tied, key=lambda c: abs(c.diff))
             detail += f"; e.g. {closest.text()}."
-            detail += design_limit(min(c.n for c in comps), len(others))
-        parts.append(("GELU highest", label))
+            limit = design_limit(min(c.n for c in comps), len(others))
+            detail += limit
+            lab = label(UNDECIDED, "underpowered" if limit else "not separated")
+        parts.append(("GELU highest", lab))
         sentences.append(
-            f"*GELU highest:* **{label}**. {gtxt}; {detail}"
-            if label == "cannot be separated"
-            else f"*GELU highest:* **{label}**. {gtxt}. {detail}"
+            f"*GELU highest:* **{lab}**. {gtxt}; {detail}"
+            if verdict_of(lab) == UNDECIDED
+            else f"*GELU highest:* **{lab}**. {gtxt}. {detail}"
         )
 
     # a2: ReLU and Leaky ReLU are close
     miss = _missing(["relu", "leaky_relu"], acts)
     if miss:
-        parts.append(("ReLU ≈ Leaky ReLU", "not tested"))
+        parts.append(("ReLU ≈ Leaky ReLU", untested))
         sentences.append(
-            f"*ReLU and Leaky ReLU close:* not tested, the sweep has no {join(name(a) for a in miss)} runs."
+            f"*ReLU and Leaky ReLU close:* **{untested}**: the sweep has no {join(name(a) for a in miss)} runs."
         )
     else:
         c = bd.vs_relu_comparison(exp, "leaky_relu")
         verdict = bd.close(c)
-        label = {"close": "supported", "different": "contradicted", "unresolved": "cannot be decided"}[verdict]
+        lab = {"close": SUPPORTED, "different": CONTRADICTED, "unresolved": label(UNDECIDED, "neither shown")}[verdict]
         m = pp(bd.CLOSE_MARGIN, sign=False)
         tost = f"TOST equivalence test within ±{m}: {bd.pvalue(c.p_tost)}"
         why = {
@@ -129,39 +187,36 @@ def claim_a() -> Verdict:
             "different": f"the two are separated and the whole 95% CI of the difference lies beyond ±{m}",
             "unresolved": (f"the {tost}, so equivalence is not shown, and no difference beyond ±{m} is shown either"),
         }[verdict]
-        parts.append(("ReLU ≈ Leaky ReLU", label))
-        sentences.append(f"*ReLU and Leaky ReLU close:* **{label}**: {c.text()}; {why}.")
+        parts.append(("ReLU ≈ Leaky ReLU", lab))
+        sentences.append(f"*ReLU and Leaky ReLU close:* **{lab}**: {c.text()}; {why}.")
 
     # a3: PReLU is slightly lower (than ReLU)
     miss = _missing(["relu", "prelu"], acts)
     if miss:
-        parts.append(("PReLU slightly lower", "not tested"))
-        sentences.append(f"*PReLU slightly lower:* not tested, the sweep has no {join(name(a) for a in miss)} runs.")
+        parts.append(("PReLU slightly lower", untested))
+        sentences.append(
+            f"*PReLU slightly lower:* **{untested}**: the sweep has no {join(name(a) for a in miss)} runs."
+        )
     else:
         c = bd.vs_relu_comparison(exp, "prelu")
-        label = {"lower": "supported", "higher": "contradicted", "inseparable": "cannot be separated"}[c.outcome]
         why = {
             "lower": "PReLU is lower than ReLU",
             "higher": "PReLU is higher than ReLU, not lower",
             "inseparable": "PReLU cannot be separated from ReLU",
         }[c.outcome]
-        parts.append(("PReLU slightly lower", label))
         limit = ""
         if c.outcome == "inseparable":
             pw = bd.power(exp)
             limit = design_limit(c.n, int(pw["family_size"])) if pw is not None else ""
-        sentences.append(f"*PReLU slightly lower:* **{label}**: {why}; {c.text()}.{limit}")
+        lab = {"lower": SUPPORTED, "higher": CONTRADICTED}.get(
+            c.outcome, label(UNDECIDED, "underpowered" if limit else "not separated")
+        )
+        parts.append(("PReLU slightly lower", lab))
+        sentences.append(f"*PReLU slightly lower:* **{lab}**: {why}; {c.text()}.{limit}")
 
-    labels = [lab for _, lab in parts]
-    overall = (
-        "supported"
-        if all(lab == "supported" for lab in labels)
-        else "contradicted in part"
-        if "contradicted" in labels
-        else "not supported by these data"
-    )
     text = "\n\n".join(f"- {s}" for s in sentences)
-    return Verdict("a", overall, text, basis, parts)
+    overall = combine([lab for _, lab in parts])
+    return Verdict("a", overall, text, basis, parts, rests_on(exp))
 
 
 # -----------------------------------------------------------------------------
@@ -171,7 +226,8 @@ def claim_a() -> Verdict:
 def _dead_at_init(exp: str) -> pd.Series:
     """Mean over seeds of the hidden-layer mean dead fraction at initialisation, per activation."""
     d = bd.curves("dead_units")
-    d = d[(d["experiment"] == exp) & (d["metric"] == "dead_fraction") & (d["epoch"] == 0)]
+    d = bd.of_experiment(d, exp)
+    d = d[(d["metric"] == "dead_fraction") & (d["epoch"] == 0)]
     return d.groupby(["activation", "seed"])["value"].mean().groupby("activation").mean()
 
 
@@ -192,7 +248,8 @@ NO_GRADIENT = "final_no_gradient_fraction"  # the headline measure of claim (b):
 def _probe_tol(exp: str) -> float:
     """The dead-unit tolerance the probes used (dead_units' `tol` rows)."""
     d = bd.curves("dead_units")
-    return float(d.loc[(d["experiment"] == exp) & (d["metric"] == "tol"), "value"].iloc[0])
+    d = bd.of_experiment(d, exp)
+    return float(d.loc[d["metric"] == "tol", "value"].iloc[0])
 
 
 def claim_b() -> Verdict:
@@ -207,13 +264,15 @@ def claim_b() -> Verdict:
     runs = _experiment_runs(exp)
     acts = bd.activations(exp)
     r = _stat(exp, "relu", NO_GRADIENT)
+    untested = label(UNDECIDED, "not tested")
     if "relu" not in acts or r is None:
         return Verdict(
             "b",
-            "not tested",
+            untested,
             "The sweep has no ReLU runs with the dead-unit probe.",
             basis,
-            [("dead units", "not tested")],
+            [("dead units", untested)],
+            rests_on(exp),
         )
     others = [a for a in ("leaky_relu", "prelu", "elu") if a in acts]
     missing = [a for a in ("leaky_relu", "prelu", "elu") if a not in acts]
@@ -268,24 +327,25 @@ def claim_b() -> Verdict:
             f"The sweep has no {join(name(a) for a in missing)} runs, so the claim is tested "
             f"only for {join([name(a) for a in others]) or 'ReLU'}."
         )
-    if not others:
-        label = "half tested"
-    elif state == "clear" and not nonzero:
-        label = "supported"
-    elif state == "clear":
-        label = "partly supported"
-    elif state == "some":
-        label = "not resolved"
+    if nonzero:  # a variant the claim names has such units: it does not avoid them
+        lab = CONTRADICTED
+    elif state == "none":
+        lab = CONTRADICTED
         sentences.append(
-            "The contrast the claim draws is not resolved here: ReLU's fraction cannot be "
+            "The contrast the claim draws does not appear in this setting: ReLU avoided such units too "
+            "(deep narrow networks: claim c)."
+        )
+    elif state == "some":
+        lab = label(UNDECIDED, "not separated")
+        sentences.append(
+            "The contrast the claim draws cannot be decided here: ReLU's fraction cannot be "
             "separated from zero (deep narrow networks: claim c)."
         )
+    elif missing:  # what was tested agrees, but not every variant the claim names was tested
+        lab = untested
     else:
-        label = "not supported here"
-        sentences.append(
-            "The contrast the claim draws does not appear in this setting (deep narrow networks: claim c)."
-        )
-    return Verdict("b", label, " ".join(sentences), basis, [("dead units", label)])
+        lab = SUPPORTED
+    return Verdict("b", lab, " ".join(sentences), basis, [("dead units", lab)], rests_on(exp))
 
 
 # -----------------------------------------------------------------------------
@@ -306,6 +366,12 @@ def often_born_dead(ci_low: float) -> bool:
     return bool(ci_low >= bd.OFTEN)
 
 
+def rarely_born_dead(ci_high: float) -> bool:
+    """The converse rule: networks are *not* often born dead when the upper end of the 95% CI of their
+    born-dead probability is below ``bd.OFTEN``; between the two rules the verdict cannot be decided."""
+    return bool(ci_high < bd.OFTEN)
+
+
 def claim_c() -> Verdict:
     return born_dead_verdict(born_dead_relu(), bd.born_dead())
 
@@ -314,12 +380,14 @@ def born_dead_verdict(b: pd.DataFrame, table: pd.DataFrame) -> Verdict:
     """Claim (c) from `b` (ReLU, He init rows of born_dead.csv) and the whole `table` (for RAI)."""
     basis = "This verdict rests on the depth study (freshly initialised networks, no training)."
     if b.empty:
+        untested = label(UNDECIDED, "not tested")
         return Verdict(
             "c",
-            "not tested",
+            untested,
             "The depth study has no ReLU networks with He initialisation.",
             basis,
-            [("born dead", "not tested")],
+            [("born dead", untested)],
+            "the depth study (no ReLU networks with He initialisation)",
         )
     widths = sorted(b["width"].unique())
     # "narrow" = the narrowest width of at least 2 (a width-1 chain is the exact case of the appendix, not a
@@ -361,14 +429,30 @@ def born_dead_verdict(b: pd.DataFrame, table: pd.DataFrame) -> Verdict:
             f"With the randomized asymmetric initialisation (RAI) of Lu et al., the same "
             f"width-{w0}, depth-{int(deep['depth'])} networks are born dead in {p(rai.iloc[0])}."
         )
-    label = "supported" if (often and rises) else "not supported here"
-    if label != "supported":
+    if often and rises:
+        lab = SUPPORTED
+    elif rarely_born_dead(deep["ci_high"]):
+        lab = CONTRADICTED
         sentences.append(
-            f"The deepest narrow networks tested (depth {int(d_max)}) are not born dead in at least "
-            f"{pct(bd.OFTEN, 0)} of initialisations with 95% confidence (the lower end of the interval, "
-            f'the rule of this article\'s "often"), or do not rise with depth.'
+            f"The deepest narrow networks tested (depth {int(d_max)}) are born dead in fewer than "
+            f"{pct(bd.OFTEN, 0)} of initialisations with 95% confidence (the upper end of the interval is below it)."
         )
-    return Verdict("c", label, " ".join(sentences), basis, [("born dead", label)])
+    elif often:
+        lab = label(UNDECIDED, "not separated")
+        sentences.append(
+            f"The deepest narrow networks tested (depth {int(d_max)}) are born dead in at least {pct(bd.OFTEN, 0)} "
+            "of initialisations with 95% confidence, but the rise with depth is not separated."
+        )
+    else:
+        lab = label(UNDECIDED, "straddles the threshold")
+        sentences.append(
+            f"The 95% interval at the deepest narrow networks tested (depth {int(d_max)}) reaches across "
+            f"{pct(bd.OFTEN, 0)}: these trials cannot say whether they are born dead in at least "
+            f'{pct(bd.OFTEN, 0)} of initialisations (with 95% confidence, the rule of this article\'s "often").'
+        )
+    shape = f"widths {int(widths[0])}–{int(w1)}, depths {int(b['depth'].min())}–{int(d_max)}"
+    where = f"the depth study: untrained ReLU networks, He initialisation, {shape}"
+    return Verdict("c", lab, " ".join(sentences), basis, [("born dead", lab)], where)
 
 
 # -----------------------------------------------------------------------------
@@ -401,27 +485,29 @@ def cost_outcome(ci_low: float, ci_high: float, threshold: float = bd.NOTICEABLE
 
 def compute_verdict(timing: pd.DataFrame, threshold: float = bd.NOTICEABLE) -> tuple[str, dict[str, str]]:
     """Claim (d)'s label from the controlled timing table (one row per activation, ratios to ReLU),
-    and each smooth activation's `cost_outcome`: 'supported' when every smooth activation is
-    noticeably slower than ReLU, 'not supported' when every one is within the threshold, 'cannot be
-    decided' when any CI straddles it, 'partly supported' when all are resolved but not alike, and
-    'not tested' without ReLU or a smooth activation."""
+    and each smooth activation's `cost_outcome`: supported when every smooth activation is
+    noticeably slower than ReLU; contradicted when one at least is within the threshold and none
+    straddles it; cannot be decided (straddles the threshold) when a CI straddles it, and (not
+    tested) without ReLU or a smooth activation."""
     t = timing.drop_duplicates("activation").set_index("activation")
     smooth = smooth_activations(t.index)
     if bd.BASELINE not in t.index or not smooth or not (t["baseline"] == bd.BASELINE).all():
-        return "not tested", {}
+        return label(UNDECIDED, "not tested"), {}
     outcomes = {
         a: cost_outcome(float(t.at[a, "ratio_ci_low"]), float(t.at[a, "ratio_ci_high"]), threshold) for a in smooth
     }
     found = set(outcomes.values())
     if found == {"noticeably slower"}:
-        label = "supported"
-    elif found == {"within"}:
-        label = "not supported"
-    elif "unresolved" in found:
-        label = "cannot be decided"
-    else:
-        label = "partly supported"
-    return label, outcomes
+        return SUPPORTED, outcomes
+    if "unresolved" in found:
+        return label(UNDECIDED, "straddles the threshold"), outcomes
+    return CONTRADICTED, outcomes
+
+
+def timing_rests_on(row) -> str:
+    """'scikit-learn digits (8x8), 2×128 MLP (a dedicated timing, ...)': what claim (d)'s timing trained."""
+    arch = bd.names.experiment(row["dataset"], row["model"], depth=int(row["depth"]), width=int(row["width"]))
+    return f"{arch} (a dedicated timing, random inputs of its shape)"
 
 
 def claim_d() -> Verdict:
@@ -433,57 +519,58 @@ def claim_d() -> Verdict:
         f"every activation in one process, in {int(row['repeats'])} interleaved rounds after "
         f"{int(row['warmup'])} warm-up rounds, on {bd.timing_machine(row)}."
     )
-    label, outcomes = compute_verdict(tm)
-    if label == "not tested":
-        return Verdict("d", label, "The timing lacks ReLU or any smooth activation.", basis, [("compute", label)])
+    lab, outcomes = compute_verdict(tm)
+    if not outcomes:
+        text = "The timing lacks ReLU or any smooth activation."
+        return Verdict("d", lab, text, basis, [("compute", lab)], timing_rests_on(row))
     t = tm.set_index("activation")
     base = t.loc[bd.BASELINE]
-    word = {
-        "noticeably slower": "noticeably slower",
-        "within": f"within {pct(bd.NOTICEABLE - 1, 0)}",
-        "unresolved": "undecided",
-    }
-    rci = lambda a, p="": bd.ci(t.at[a, f"{p}ratio_ci_low"], t.at[a, f"{p}ratio_ci_high"], bd.ratio)  # noqa: E731
-    items = [f"{name(a)} {bd.ratio(t.at[a, 'ratio'])} ({rci(a)}, {word[o]})" for a, o in outcomes.items()]
-    sentences = [
-        f"ReLU takes {bd.ms(base['s_per_epoch'])} per epoch ({bd.ci(base['ci_low'], base['ci_high'], bd.ms)}, "
-        f"median over the rounds). Relative to ReLU (median of the per-round ratios), the smooth activations "
-        f"take: " + "; ".join(items) + ".",
-        f"“Noticeably” means more than {pct(bd.NOTICEABLE - 1, 0)} slower with the whole 95% CI above "
-        f"{bd.ratio(bd.NOTICEABLE)}; an activation whose whole CI lies below it is within {pct(bd.NOTICEABLE - 1, 0)}.",
+    noticeable = pct(bd.NOTICEABLE - 1, 0)
+    word = {"noticeably slower": "noticeably slower", "within": f"within {noticeable}", "unresolved": "undecided"}
+    rci = lambda a, p="": f"[{bd.ratio(t.at[a, f'{p}ratio_ci_low'])}, {bd.ratio(t.at[a, f'{p}ratio_ci_high'])}]"  # noqa: E731
+    rows = [
+        "| activation | one epoch, × ReLU [95% CI] | by the rule | the activation alone, × ReLU [95% CI] |",
+        "|---|---:|---|---:|",
     ]
+    rows += [
+        f"| {name(a)} | {bd.ratio(t.at[a, 'ratio'])} {rci(a)} | {word[o]} "
+        f"| {bd.ratio(t.at[a, 'act_ratio'])} {rci(a, 'act_')} |"
+        for a, o in outcomes.items()
+    ]
+    head = (
+        f"ReLU takes {bd.ms(base['s_per_epoch'])} per epoch ({bd.ci(base['ci_low'], base['ci_high'], bd.ms)}, "
+        f"median over the rounds), and {1e6 * base['act_s']:.1f} µs for the activation alone (forward and backward "
+        f"on one {int(row['batch_size'])} × {int(row['width'])} mini-batch of hidden units). The smooth "
+        f"activations, relative to ReLU (median of the per-round ratios):"
+    )
     slow = [a for a, o in outcomes.items() if o == "noticeably slower"]
     within = [a for a, o in outcomes.items() if o == "within"]
     open_ = [a for a, o in outcomes.items() if o == "unresolved"]
-    sentences.append(
-        {
-            "supported": "Every smooth activation is noticeably slower than ReLU.",
-            "not supported": "None of the smooth activations is noticeably slower than ReLU.",
-            "partly supported": (
-                f"Only {join(name(a) for a in slow)} {'is' if len(slow) == 1 else 'are'} noticeably "
-                f"slower; {join(name(a) for a in within)} {'stays' if len(within) == 1 else 'stay'} "
-                f"within {pct(bd.NOTICEABLE - 1, 0)} of ReLU."
-            ),
-            "cannot be decided": (
-                f"For {join(name(a) for a in open_)} the CI straddles the threshold, so these "
-                f"timings cannot decide the claim."
-            ),
-        }[label]
-    )
-    alone = [f"{name(a)} {bd.ratio(t.at[a, 'act_ratio'])} ({rci(a, 'act_')})" for a in outcomes]
-    sentences.append(
-        f"The activation alone (forward and backward on one {int(row['batch_size'])} × "
-        f"{int(row['width'])} mini-batch of hidden units) takes {1e6 * base['act_s']:.1f} µs "
-        f"for ReLU and, relative to it, " + "; ".join(alone) + "."
-    )
+    sentences = [
+        f"“Noticeably” means more than {noticeable} slower with the whole 95% CI above "
+        f"{bd.ratio(bd.NOTICEABLE)}; an activation whose whole CI lies below it is within {noticeable}."
+    ]
+    if lab == SUPPORTED:
+        sentences.append("Every smooth activation is noticeably slower than ReLU.")
+    elif verdict_of(lab) == UNDECIDED:
+        sentences.append(
+            f"For {join(name(a) for a in open_)} the CI straddles the threshold, so these timings cannot decide the claim."
+        )
+    elif slow:
+        sentences.append(
+            f"Only {join(name(a) for a in slow)} {'is' if len(slow) == 1 else 'are'} noticeably slower; "
+            f"{join(name(a) for a in within)} {'stays' if len(within) == 1 else 'stay'} within {noticeable} of ReLU."
+        )
+    else:
+        sentences.append("None of the smooth activations is noticeably slower than ReLU.")
     if all(t.at[a, "ratio"] - 1 < t.at[a, "act_ratio"] - 1 for a in outcomes if t.at[a, "act_ratio"] > 1):
         sentences.append(
             "Within a training epoch these differences shrink: the rest of a step (matrix "
             "products, loss, optimiser) is the same for every activation."
         )
     # the training runs' own clocks, for context only
-    c = bd.compute()
-    c = c[(c["experiment"] == bd.experiments()[0]) & c["activation"].isin(list(outcomes))]
+    c = bd.of_experiment(bd.compute(), bd.experiments()[0])
+    c = c[c["activation"].isin(list(outcomes))]
     if not c.empty and "measured_per_model" in c and not c["measured_per_model"].all():
         sentences.append(
             f"The training runs' own clocks are not used either: their models were trained {int(c['shared_by'].max())} "
@@ -496,7 +583,8 @@ def claim_d() -> Verdict:
             f"them; their ratios to ReLU for these activations range from {bd.ratio(c['ratio_to_relu'].min())} to "
             f"{bd.ratio(c['ratio_to_relu'].max())}."
         )
-    return Verdict("d", label, " ".join(sentences), basis, [("compute", label)])
+    text = "\n\n".join([head, "\n".join(rows), " ".join(sentences)])
+    return Verdict("d", lab, text, basis, [("compute", lab)], timing_rests_on(row))
 
 
 def all_claims() -> dict[str, Verdict]:

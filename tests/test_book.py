@@ -81,13 +81,6 @@ def test_close_is_decided_by_tost_and_different_needs_the_ci_outside_the_margin(
     assert bd.close(comparison(0.0, nan, nan, nan, n=1)) == "unresolved"
 
 
-def test_cost_verdict():
-    assert bd.cost_verdict(1.5, 0.001, 0.01) == "noticeably slower"
-    assert bd.cost_verdict(1.05, 0.001, 0.001) == "slightly slower"
-    assert bd.cost_verdict(1.5, 0.3, 0.01) == "inseparable"
-    assert bd.cost_verdict(0.8, 0.001, -0.01) == "faster"
-
-
 def test_comparison_text_says_what_was_measured():
     text = comparison(0.0123, -0.004, 0.0286, 0.4123).text()
     assert text == "GELU − ReLU = +1.2 pp (95% CI −0.4 pp to +2.9 pp, Holm p = 0.412, 5 seeds)"
@@ -123,6 +116,110 @@ def test_paired_comparisons_pair_by_seed_and_holm_correct():
     # 5 seeds: every seed higher is still p = 0.0625 (0.125 after Holm), not separated
     gelu5, _ = bd.paired_comparisons(table(5), "relu", ["gelu", "tanh"])
     assert gelu5.p_holm == pytest.approx(0.125) and gelu5.outcome == "inseparable"
+
+
+def _claims():
+    import claims
+
+    return claims
+
+
+def _defined_labels(methods: str) -> list[str]:
+    """The terms of the definition lists in methods.md's "## Verdicts" section, in order."""
+    section = methods[methods.index("\n## Verdicts\n") :]
+    section = section[: section.index("\n## ", 1)]
+    lines = section.splitlines()
+    return [a.strip() for a, b in zip(lines, lines[1:]) if b.startswith(": ") and a.strip()]
+
+
+def test_the_verdict_vocabulary_is_the_one_methods_defines():
+    claims = _claims()
+    assert _defined_labels((PAPER / "methods.md").read_text()) == claims.labels()
+    assert claims.VERDICTS == ("supported", "contradicted", "cannot be decided")
+    assert claims.label("cannot be decided", "not tested") == "cannot be decided (not tested)"
+    for bad in [
+        ("not supported", ""),
+        ("cannot be decided", ""),
+        ("supported", "not tested"),
+        ("cannot be decided", "x"),
+    ]:
+        with pytest.raises(ValueError):
+            claims.label(*bad)
+    with pytest.raises(ValueError, match="vocabulary"):  # a verdict cannot carry a label methods.md does not define
+        claims.Verdict("b", "not resolved", "", "")
+    with pytest.raises(ValueError, match="vocabulary"):
+        claims.Verdict("a", "supported", "", "", [("GELU highest", "partly supported")])
+    # a claim of parts: supported if all are, contradicted if one is, else the reason they share
+    u = claims.label("cannot be decided", "not separated")
+    assert claims.combine(["supported", "supported"]) == "supported"
+    assert claims.combine(["supported", u, "contradicted"]) == "contradicted"
+    assert claims.combine(["supported", u, u]) == u
+    assert (
+        claims.combine([u, claims.label("cannot be decided", "not tested")]) == "cannot be decided (a part undecided)"
+    )
+
+
+def test_a_verdict_names_its_data_with_its_size_and_its_model(tmp_path, monkeypatch):
+    import json
+
+    import pandas as pd
+
+    prov = {"split_seed": 0, "n_train": 3000, "n_val": 1000, "n_test": 1000}
+    rows = []
+    for exp, dataset in (("m1d", "mnist1d"), ("subset", "mnist_subset")):
+        run = tmp_path / "runs" / exp / "relu" / "seed0"
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text("model: {name: mlp, depth: 2, width: 128}\n")
+        (run / "summary.json").write_text(json.dumps({"data_provenance": prov}))
+        rows.append(
+            {"experiment": exp, "dataset": dataset, "model": "mlp", "depth": 2, "width": 128, "run_dir": str(run)}
+        )
+    pd.DataFrame(rows).to_csv(tmp_path / "summary.csv", index=False)
+    monkeypatch.setattr(bd, "RESULTS", tmp_path)
+    bd.table.cache_clear()
+    bd.run_config.cache_clear()
+    try:
+        claims = _claims()
+        assert claims.rests_on("m1d") == "MNIST-1D of 5,000 examples, 2×128 MLP"
+        assert claims.rests_on("subset") == "MNIST subset (5,000 real digits), 2×128 MLP"  # the name says it
+        run = tmp_path / "runs" / "m1d" / "relu" / "seed0"
+        (run / "summary.json").write_text(json.dumps({"data_provenance": {}}))  # a loader that records no sizes
+        assert claims.rests_on("m1d") == bd.experiment_name("m1d") == "MNIST-1D, 2×128 MLP"
+    finally:
+        bd.table.cache_clear()
+        bd.run_config.cache_clear()
+
+
+def test_methods_states_each_rule_with_the_constants_the_code_applies():
+    """The thresholds of the rules reach the methods' text only through glue from the constants
+    claims.py and bookdata.py decide with, so the text cannot say another number than the code uses."""
+    from actlab import stats
+
+    # every constant the pages and claims.py read from bookdata is there (bookdata re-exports some)
+    assert (bd.ALPHA, bd.CLOSE_MARGIN) == (stats.ALPHA, stats.EQUIVALENCE_MARGIN)
+    for const in ("BASELINE", "NOTICEABLE", "OFTEN", "MINUS", "PRETTY", "DATASETS", "MODELS", "INITS", "RESULTS"):
+        assert hasattr(bd, const), const
+    methods = (PAPER / "methods.md").read_text()
+    for glued in (
+        'glue("alpha", f"{bd.ALPHA:g}"',
+        'glue("close_margin", bd.pp(bd.CLOSE_MARGIN, sign=False)',
+        'glue("noticeable", f"{(bd.NOTICEABLE - 1) * 100:.0f}%"',
+        'glue("often", bd.pct(bd.OFTEN, 0)',
+    ):
+        assert glued in methods, glued
+    rules = methods[methods.index("The verdicts follow fixed rules") : methods.index("## Depth study")]
+    for key in ("alpha", "close_margin", "noticeable", "often"):
+        assert f"{{glue:text}}`{key}`" in rules, key
+    # the rules of (c) in words match the functions: "often" by the lower end, its converse by the upper end
+    claims = _claims()
+    o = bd.OFTEN
+    assert claims.often_born_dead(o) and not claims.often_born_dead(o - 1e-9)
+    assert claims.rarely_born_dead(o - 1e-9) and not claims.rarely_born_dead(o)
+    assert "lower end of the 95% CI" in " ".join(rules.split()) and "`claims.rarely_born_dead`" in rules
+    # (d): "noticeably" is the whole CI above NOTICEABLE, "within" the whole CI below it
+    assert claims.cost_outcome(bd.NOTICEABLE + 1e-9, 2.0) == "noticeably slower"
+    assert claims.cost_outcome(0.5, bd.NOTICEABLE - 1e-9) == "within"
+    assert claims.cost_outcome(bd.NOTICEABLE - 1e-9, bd.NOTICEABLE + 1e-9) == "unresolved"
 
 
 def test_results_dir_is_configurable(monkeypatch):
@@ -342,6 +439,10 @@ def test_the_numbers_are_the_results_numbers(built_book):
         assert f"({claim})" in index
     if not {"leaky_relu", "prelu", "elu"} <= set(summary["activation"]):
         assert "not tested" in index
+    for page in PAGES:  # the old labels are gone from every page
+        text = _text(root / f"{page}.html")
+        for word in ("not supported", "not resolved", "partly supported", "half tested"):
+            assert word not in text, f"{page}: {word!r}"
     born = pd.read_csv(res / "depth" / "born_dead.csv")
     assert f"{int(born['trials'].max())} networks per cell" in _text(root / "methods.html")
     for page in PAGES:  # no unresolved glue, no Python error output
@@ -477,7 +578,7 @@ def test_every_page_renders_in_chromium(built_book, served_book, browser):
         for entry in browser.get_log("browser"):
             if entry["level"] == "SEVERE":
                 problems.append(f"{page}: console: {entry['message']}")
-        if page in ("results", "index", "definitions"):
+        if page in ("results", "index", "definitions", "methods"):
             _screenshot(browser, shots / f"{page}.png")
     extra = os.environ.get("ACTLAB_SCREENSHOTS")
     if extra:
@@ -502,3 +603,142 @@ def test_figures_are_the_pipelines_figures(built_book, served_book, browser):
     # glue copies the PNG bytes; check the sizes of the served images match the pipeline's files
     served = sorted((built_book["html"] / src.split("?")[0]).stat().st_size for src in figures)
     assert served == sorted(p.stat().st_size for p in made)
+
+
+# -----------------------------------------------------------------------------
+# the PDF (rule book_pdf, `snakemake --cores all pdf`): printed from the built HTML by headless Chromium
+
+
+@pytest.fixture(scope="module")
+def book_pdf(built_book, tmp_path_factory):
+    chromium, _ = _browser_paths()
+    if not chromium:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium; or `make system`)")
+    if built_book["work"] is None:  # a book built elsewhere: print it with the rule's script
+        pdf = tmp_path_factory.mktemp("pdf") / "actlab.pdf"
+        cmd = [sys.executable, str(ROOT / "workflow" / "scripts" / "print_book.py"), str(built_book["html"]), str(pdf)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    else:  # the pipeline's own target, in the tiny sweep's directory: only the PDF is left to make
+        work = built_book["work"]
+        pdf = built_book["html"].parent / "pdf" / "actlab.pdf"  # beside the sweep's HTML
+        sweep = ["--directory", str(work), "--configfile", str(ROOT / "conf" / "sweep" / "test.yaml")]
+        cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), *sweep, "--cores", "2", "pdf"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=work)
+        out = proc.stderr + proc.stdout
+        assert "book_pdf" in out and "rule book:" not in out, out[-3000:]  # the book is not built again
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return pdf
+
+
+def _page_title(page: Path) -> str:
+    """'Methods' from '<title>Methods &#8212; ReLU and its variants, measured</title>'."""
+    m = re.search(r"<title>(.*?)</title>", page.read_text(encoding="utf-8"), flags=re.S)
+    return " ".join(html.unescape(m.group(1)).split(" \u2014 ")[0].split())
+
+
+@pytest.mark.slow
+def test_the_pdf_has_every_page_in_reading_order_with_typeset_math(built_book, book_pdf):
+    import unicodedata
+
+    import pandas as pd
+    from pypdf import PdfReader
+
+    reader = PdfReader(book_pdf)
+    norm = lambda s: " ".join(unicodedata.normalize("NFKC", s).split())  # noqa: E731  ("ﬁ" -> "fi")
+    text = [norm(p.extract_text()) for p in reader.pages]
+    # one bookmark per page of the book, in the order of _toc.yml, each on the page its chapter starts
+    titles = [_page_title(built_book["html"] / f"{page}.html") for page in PAGES]
+    marks = [(m["/Title"], reader.get_destination_page_number(m)) for m in reader.outline]
+    assert [t for t, _ in marks] == titles
+    starts = [n for _, n in marks]
+    assert starts == sorted(starts) and len(set(starts)) == len(PAGES) and len(reader.pages) > len(PAGES)
+    for title, n in marks:
+        assert title in text[n], f"page {n + 1} of the PDF should open {title!r}: {text[n][:200]!r}"
+    # the numbers are there, and MathJax typeset every formula: no TeX source left in the text
+    index = " ".join(text[starts[0] : starts[1]])
+    assert f"We train {len(pd.read_csv(built_book['results'] / 'summary.csv'))} networks" in index
+    whole = " ".join(text)
+    for raw in ("\\(", "\\)", "\\[", "\\]", "$$", "\\frac", "\\max", "\\lVert"):
+        assert raw not in whole, f"raw TeX {raw!r} in the PDF"
+    # every figure the pipeline made is printed (results page), and nothing else is missing an image
+    made = list((built_book["results"] / "figures").rglob("*.png"))
+    assert sum(len(p.images) for p in reader.pages) >= len(made)
+    print(f"PDF: {len(reader.pages)} pages, {book_pdf.stat().st_size / 1e6:.1f} MB")
+
+
+@pytest.mark.slow
+def test_each_verdict_names_its_data_and_model_and_follows_its_rule(built_book, monkeypatch):
+    """The verdict table of the first page: one row per claim, its label from the vocabulary, and
+    the data and model it rests on; the labels are the ones the rules give on these results."""
+    import pandas as pd
+
+    monkeypatch.setenv("ACTLAB_RESULTS", str(built_book["results"]))
+    try:
+        importlib.reload(bd)
+        claims = importlib.reload(_claims())
+        verdicts = claims.all_claims()
+        index = (built_book["html"] / "index.html").read_text(encoding="utf-8")
+        table = index[index.index("<table") : index.index("</table>")]
+        rows = re.findall(r"<tr.*?</tr>", table, flags=re.S)[1:]  # the header row first
+        assert len(rows) == len(verdicts) == 4
+        for row, (key, v) in zip(rows, verdicts.items()):
+            cells = [
+                " ".join(html.unescape(re.sub(r"<[^>]+>", " ", c)).split())
+                for c in re.findall(r"<td.*?</td>", row, flags=re.S)
+            ]
+            assert cells[0] == f"({key})" and cells[2] == v.rests_on and cells[3].startswith(v.label), cells
+            assert v.label in claims.labels() and all(lab in claims.labels() for _, lab in v.parts)
+        exp = bd.experiments()[0]
+        assert verdicts["b"].rests_on.startswith(bd.dataset_name(bd.experiment_info(exp)["dataset"]))
+        assert "×" in verdicts["b"].rests_on
+        # claim (c) by its rule, from the table itself
+        he = claims.born_dead_relu()
+        w0 = min(w for w in he["width"].unique() if w >= 2)
+        narrow = he[he["width"] == w0].sort_values("depth")
+        deep, shallow = narrow.iloc[-1], narrow.iloc[0]
+        if deep["ci_low"] >= bd.OFTEN and deep["ci_low"] > shallow["ci_high"]:
+            assert verdicts["c"].label == "supported"
+        elif deep["ci_high"] < bd.OFTEN:
+            assert verdicts["c"].label == "contradicted"
+        else:
+            assert verdicts["c"].label.startswith("cannot be decided")
+        # claim (d) by its rule, from the timing table
+        t = pd.read_csv(built_book["results"] / "stats" / "timing.csv").set_index("activation")
+        smooth = claims.smooth_activations(t.index)
+        lows, highs = t.loc[smooth, "ratio_ci_low"], t.loc[smooth, "ratio_ci_high"]
+        if (lows > bd.NOTICEABLE).all():
+            assert verdicts["d"].label == "supported"
+        elif ((lows <= bd.NOTICEABLE) & (highs >= bd.NOTICEABLE)).any():
+            assert verdicts["d"].label == "cannot be decided (straddles the threshold)"
+        else:
+            assert verdicts["d"].label == "contradicted"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(bd)
+        importlib.reload(_claims())
+
+
+TABLES_OVERFLOWING = """
+return [...document.querySelectorAll('.pst-scrollable-table-container, table')]
+  .filter(e => e.scrollWidth > e.clientWidth + 1)
+  .map(e => (e.querySelector('th') || e).innerText.slice(0, 40));
+"""
+
+
+@pytest.mark.slow
+def test_tables_fit_the_printed_page(built_book, served_book, browser):
+    """Paper cannot scroll: printed (the PDF), a wide table must shrink to the page, not be cut off
+    (paper/_static/actlab.css, @media print). Checked at the width of a Letter page's text."""
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        browser.set_window_size(760, 1000)  # 8.5 in minus Chromium's default print margins, at 96 px/in
+        cut = {}
+        for f in html_files(built_book["html"]):
+            browser.get(f"{served_book}/{f.name}")
+            browser.execute_async_script(WAIT_FOR_MATHJAX)
+            if over := browser.execute_script(TABLES_OVERFLOWING):
+                cut[f.stem] = over
+        assert not cut, f"tables wider than the printed page: {cut}"
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+        browser.set_window_size(1280, 900)

@@ -294,7 +294,11 @@ def test_often_born_dead_needs_the_lower_end_of_the_interval():
     below = _table(often - 0.005)  # ci (0.245, 0.265) contains 0.25: reaches it, but its lower end is below
     assert below["ci_high"].max() >= often
     v = claims.born_dead_verdict(below, below)
-    assert v.label == "not supported here" and "with 95% confidence" in v.text
+    assert v.label == "cannot be decided (straddles the threshold)" and "with 95% confidence" in v.text
+    # an interval wholly below the threshold contradicts the claim
+    rare = _table(often - 0.05)
+    assert rare["ci_high"].max() < often and claims.rarely_born_dead(rare["ci_high"].max())
+    assert claims.born_dead_verdict(rare, rare).label == "contradicted"
     assert claims.born_dead_verdict(_table(often + 0.005), _table(often + 0.005)).label == "supported"
 
 

@@ -186,14 +186,16 @@ def test_cost_outcome():
 def test_compute_verdict_gives_each_verdict():
     slow, within, straddle = (1.20, 1.30), (1.00, 1.05), (1.05, 1.20)
     assert claims.compute_verdict(table({a: slow for a in SMOOTH}))[0] == "supported"
-    assert claims.compute_verdict(table({a: within for a in SMOOTH}))[0] == "not supported"
+    assert claims.compute_verdict(table({a: within for a in SMOOTH}))[0] == "contradicted"
     label, outcomes = claims.compute_verdict(table({**{a: within for a in SMOOTH}, "gelu": straddle}))
-    assert label == "cannot be decided" and outcomes["gelu"] == "unresolved" and outcomes["elu"] == "within"
+    assert label == "cannot be decided (straddles the threshold)"
+    assert outcomes["gelu"] == "unresolved" and outcomes["elu"] == "within"
     label, outcomes = claims.compute_verdict(table({**{a: within for a in SMOOTH}, "mish": slow}))
-    assert label == "partly supported" and outcomes["mish"] == "noticeably slower"
+    assert label == "contradicted" and outcomes["mish"] == "noticeably slower"  # the others are not
     # non-smooth activations do not count, however slow
-    assert claims.compute_verdict(table({"gelu": within, "prelu": slow, "tanh": (1.5, 1.6)}))[0] == "not supported"
-    assert claims.compute_verdict(table({"tanh": slow}))[0] == "not tested"
-    assert claims.compute_verdict(table({"gelu": slow}).query("activation != 'relu'"))[0] == "not tested"
+    assert claims.compute_verdict(table({"gelu": within, "prelu": slow, "tanh": (1.5, 1.6)}))[0] == "contradicted"
+    untested = "cannot be decided (not tested)"
+    assert claims.compute_verdict(table({"tanh": slow}))[0] == untested
+    assert claims.compute_verdict(table({"gelu": slow}).query("activation != 'relu'"))[0] == untested
     # the threshold is the article's, and can be moved
     assert claims.compute_verdict(table({"gelu": (1.06, 1.08)}), threshold=1.05)[0] == "supported"

@@ -7,11 +7,15 @@
 import json
 
 BOOK_SRC = REPO / "paper"
+# beside the HTML: paper/_build/pdf/ for the default sweep, results/sweeps/<name>/book/pdf/ for another
+BOOK_PDF = Path(BOOK_INDEX).parent.parent / "pdf" / "actlab.pdf"
 
 
 localrules:
     sweep_config,
     book,
+    book_pdf,
+    pdf,
 
 
 rule sweep_config:
@@ -56,6 +60,35 @@ rule book:
     shell:
         "ACTLAB_RESULTS={params.results:q} python {input.script:q} {params.src:q} {params.html:q}"
         " --all -W -n --keep-going > {log:q} 2>&1"
+
+
+rule book_pdf:
+    """The whole article as one PDF, printed from the built HTML by headless Chromium (the browser
+    the tests use; no LaTeX, no network) page by page in reading order, after MathJax has typeset,
+    and joined with pypdf, one bookmark per page (workflow/scripts/print_book.py). Written aside and
+    renamed into place. Not part of `all` (it needs Chromium): `snakemake --cores all pdf`."""
+    input:
+        html=BOOK_INDEX,
+        script=SCRIPTS / "print_book.py",
+    output:
+        BOOK_PDF,
+    log:
+        LOGS / "book_pdf.log",
+    benchmark:
+        BENCH / "book_pdf.tsv"
+    conda:
+        ENV
+    params:
+        html=Path(BOOK_INDEX).parent,
+    shell:
+        "python {input.script:q} {params.html:q} {output:q} > {log:q} 2>&1"
+
+
+rule pdf:
+    """`snakemake --cores all pdf`: the book, then its PDF (paper/_build/pdf/actlab.pdf for the
+    default sweep)."""
+    input:
+        BOOK_PDF,
 
 
 onerror:
