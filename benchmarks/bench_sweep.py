@@ -6,7 +6,7 @@
     python benchmarks/bench_sweep.py --quick                # smoke test: 2,000 samples, 1 epoch, 2 acts
 
 The runs are the pipeline's own: configs composed from conf/ by Hydra (data=mnist, the paper's
-8 x 128 MLP, batch 128, Adam, probes as configured) and trained by `actlab.vectorized.fit_many`
+8 x 128 MLP, batch 128, Adam, probes as configured) and trained by `actlab.fit.fit_many`
 exactly as `python -m actlab.train activations=[...] seeds=[...]` does, chunked by
 `vectorize_max_k`. Only the data are stand-ins: MNIST-shaped standardised random floats (55,000
 train / 5,000 val / 10,000 test x 1 x 28 x 28, 10 classes), because nothing can be downloaded
@@ -29,7 +29,7 @@ import warnings
 
 import torch
 
-from actlab import timing, train, vectorized
+from actlab import fit, timing, train
 from actlab.activations import NAMES
 from actlab.data import Splits
 
@@ -111,7 +111,7 @@ def main() -> None:
         for job in jobs:
             for part in train.vectorized_parts(job, train.job_configs(job)):
                 with contextlib.redirect_stdout(io.StringIO()):
-                    s = vectorized.fit_many(part, splits=splits)
+                    s = fit.fit_many(part, splits=splits)
                 job_seconds.append((len(part), s[0]["vectorized"]["job_train_seconds"]))
         wall = time.perf_counter() - t0
         models = len(args.activations) * args.seeds

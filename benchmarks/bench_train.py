@@ -1,4 +1,5 @@
-"""Training throughput: plain PyTorch loop vs one Lightning run vs the vectorised trainer.
+"""Training throughput: plain PyTorch loop vs the engine (a single run is K=1), MLP and CNN, in-process
+and through the command line.
 
     python benchmarks/bench_train.py                 # full: 54,000 x 784, K = 1 5 10 16 25, batch 32 and 128
     python benchmarks/bench_train.py --quick         # 10,000 samples, K = 1 5, one epoch timed
@@ -9,8 +10,16 @@ floats, 10 classes) and the study's 784-128-10 MLP (ReLU, He init, Adam 1e-3):
   plain       a hand-written PyTorch loop (index gather, forward, backward, Adam), one model;
               "plain fusedAdam": the same with torch's fused Adam kernel; "DataLoader loop": the
               textbook loop (DataLoader over a TensorDataset), slower, shown for context
-  lightning   actlab's LitModel + TensorData in a pl.Trainer configured as actlab.train configures it
-  vec K=k     actlab.vectorized: k models (seeds 0..k-1) in one Lightning run
+  engine K=k  actlab.engine: k models (seeds 0..k-1) in one Lightning run; K=1 is what a single run
+              trains (`python -m actlab.train seed=0`)
+  -<fastpath> engine K=10 with one private fast path of actlab.fastpaths switched off (its public
+              fallback): the fast path's gain per step, in the same process
+  cnn ...     the CNN (conf/model/cnn.yaml) on 28x28 images and on 1-D length-40 signals: plain loop
+              vs engine K=10 (vmap: grouped convolutions), per model
+  cli K=k     `python -m actlab.train` as a user runs it (k=1: seed=0; k=10: seeds=[0..9]) on
+              mnist_subset (3,000 training images) with the same MLP, black-box:
+              (wall(4 epochs) - wall(1 epoch)) / 3 / k per model and epoch, validation included;
+              "vs plain" against plain's per-sample rate times 3,000
 Per-model epoch time = (training-epoch wall time) / k, validation and probes off, median over the
 timed epochs of all repeats (the first epoch of each arm is a warm-up and is not timed); "vs
 plain" = plain's per-model time / this arm's (throughput ratio). The FLOP limit is the epoch's
@@ -28,6 +37,9 @@ import io
 import math
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -37,15 +49,15 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from actlab import models, timing, vectorized
+from actlab import batches, engine, fastpaths, fit, models, timing
 from actlab.data import Splits
-from actlab.module import LitModel, TensorData
-from actlab.train import setup_runtime
+from actlab.runtime import setup_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 
 IN, WIDTH, OUT = 784, 128, 10
 MODEL_CFG = OmegaConf.create({"name": "mlp", "depth": 1, "width": WIDTH, "fc_width": None, "init": None})
+CNN_CFG = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "model" / "cnn.yaml")
 OPTIM_CFG = OmegaConf.create({"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": None, "schedule": "none"})
 
 
@@ -72,17 +84,17 @@ def matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def make_splits(n: int, seed: int = 0) -> Splits:
+def make_splits(n: int, seed: int = 0, shape=(1, 28, 28)) -> Splits:
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 1, 28, 28, generator=g)
+    x = torch.randn(n, *shape, generator=g)
     y = torch.randint(0, OUT, (n,), generator=g)
     xv, yv = x[:256].clone(), y[:256].clone()
     return Splits(x, y, xv, yv, xv, yv, "classification", OUT).to(DEVICE)
 
 
-def build(seed: int):
+def build(seed: int, cfg=MODEL_CFG, in_shape=(1, 28, 28)):
     pl.seed_everything(seed, verbose=False)
-    return models.build(MODEL_CFG, (1, 28, 28), OUT, "relu", {}).to(DEVICE)
+    return models.build(cfg, in_shape, OUT, "relu", {}).to(DEVICE)
 
 
 def n_params() -> int:
@@ -96,14 +108,16 @@ def matmul_flops_per_sample() -> int:
     return sum(2 * m.in_features * m.out_features * (2 if i == 0 else 3) for i, m in enumerate(layers))
 
 
-def plain_epochs(splits: Splits, batch: int, epochs: int, fused: bool = False, dataloader: bool = False) -> list[float]:
+def plain_epochs(
+    splits: Splits, batch: int, epochs: int, fused: bool = False, dataloader: bool = False, cfg=MODEL_CFG
+) -> list[float]:
     """A plain PyTorch loop: per-epoch seconds. Adam as LitModel makes it (torch's default
     implementation on CPU), or fused (one kernel for all parameters). dataloader=True: the textbook
     loop, batches from DataLoader(TensorDataset, shuffle=True); context only, the ratios are taken
     against the index-gather loop, the faster one."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    model = build(0)
+    model = build(0, cfg, splits.in_shape)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, **({"fused": True} if fused else {}))
     x, y = splits.x_train, splits.y_train
     gen = torch.Generator().manual_seed(0)
@@ -164,23 +178,39 @@ def _trainer(epochs: int, timer: EpochTimer) -> pl.Trainer:
     )
 
 
-def lightning_epochs(splits: Splits, batch: int, epochs: int) -> list[float]:
-    """actlab's single-model LitModel, as actlab.train runs it (probes and validation off)."""
+def engine_epochs(
+    splits: Splits, batch: int, epochs: int, k: int, steps_per_call: int, cfg=MODEL_CFG, off: str | None = None
+) -> list[float]:
+    """k models in one engine run: per-epoch seconds for all k together. ``off``: a fast path of
+    actlab.fastpaths switched off for this run."""
     timer = EpochTimer()
-    lit = LitModel(build(0), "classification", OPTIM_CFG, epochs)
-    _trainer(epochs, timer).fit(lit, datamodule=TensorData(splits, batch, 0))
+    net = fit.stack(cfg.name, [build(s, cfg, splits.in_shape) for s in range(k)], [(0, k)])
+    lit = engine.VecLitModel(net, "classification", OPTIM_CFG, epochs)
+    dm = batches.VecData(splits, batch, list(range(k)), steps_per_call)
+    saved = dict(fastpaths.USE)
+    if off:
+        fastpaths.USE[off] = False
+    try:
+        _trainer(epochs, timer).fit(lit, datamodule=dm)
+    finally:
+        fastpaths.USE.update(saved)
     return timer.times
 
 
-def vectorized_epochs(splits: Splits, batch: int, epochs: int, k: int, steps_per_call: int) -> list[float]:
-    """k models in one vectorised Lightning run: per-epoch seconds for all k together."""
-    timer = EpochTimer()
-    nets = [build(s) for s in range(k)]
-    net = vectorized.StackedMLP(nets, [(0, k)])
-    lit = vectorized.VecLitModel(net, "classification", OPTIM_CFG, epochs)
-    dm = vectorized.VecData(splits, batch, list(range(k)), steps_per_call)
-    _trainer(epochs, timer).fit(lit, datamodule=dm)
-    return timer.times
+def cli_seconds(k: int, batch: int, epochs: int, threads: int | None) -> float:
+    """Wall seconds of `python -m actlab.train` training k seeds of the MLP on mnist_subset for `epochs`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        seeds = ["seed=0"] if k == 1 else [f"seeds=[{','.join(map(str, range(k)))}]"]
+        cmd = [
+            sys.executable, "-m", "actlab.train", *seeds, "data=mnist_subset", "model.depth=1",
+            f"model.width={WIDTH}", f"data.batch_size={batch}", f"trainer.max_epochs={epochs}",
+            "probes.dead_units.enabled=false", "probes.grad_flow.enabled=false", "trainer.progress=quiet",
+            "trainer.checkpoint_every_n_epochs=0", f"run_dir={tmp}/seed${{seed}}",
+            *([f"trainer.threads={threads}"] if threads else []),
+        ]  # fmt: skip
+        t = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+        return time.perf_counter() - t
 
 
 def main() -> None:
@@ -194,9 +224,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="rounds over all arms (interleaved); medians over all")
     ap.add_argument("--quick", action="store_true", help="10,000 samples, K = 1 5, one timed epoch")
     ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    ap.add_argument("--cnn-samples", type=int, default=5_000, help="samples of the CNN arms")
+    ap.add_argument("--no-cli", dest="cli", action="store_false", help="skip the command-line arms")
     args = ap.parse_args()
     if args.quick:
-        args.samples, args.ks, args.epochs = 10_000, [1, 5], 1
+        args.samples, args.ks, args.epochs, args.cnn_samples = 10_000, [1, 5], 1, 1_000
     global DEVICE
     DEVICE = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     # The process-wide settings actlab.train makes for a run (threads, deterministic-mode details,
@@ -222,6 +254,7 @@ def main() -> None:
         f"matmul FLOPs {flops / 1e9:.1f} GFLOP/epoch -> limit {flops / peak / 1e9:.3f} s/epoch"
     )
     limit = flops / peak / 1e9
+    cnn_splits = {shape: make_splits(args.cnn_samples, shape=shape) for shape in ((1, 28, 28), (40,))}
     print(
         f"{'arm':<16}{'batch':>6}{'s/epoch/model':>15}{'vs plain':>10}{'of peak':>9}   timed epochs (s, all k models)"
     )
@@ -230,12 +263,30 @@ def main() -> None:
             ("plain", 1, lambda n, b=batch: plain_epochs(splits, b, n)),
             ("plain fusedAdam", 1, lambda n, b=batch: plain_epochs(splits, b, n, fused=True)),
             ("DataLoader loop", 1, lambda n, b=batch: plain_epochs(splits, b, n, dataloader=True)),
-            ("lightning", 1, lambda n, b=batch: lightning_epochs(splits, b, n)),
+        ]
+        # the fast paths off first: glibc's malloc settings, once made, stay for the process
+        arms += [
+            (
+                f"K=10 -{key}",
+                10,
+                (lambda n, key=key, b=batch: engine_epochs(splits, b, n, 10, args.steps_per_call, off=key)),
+            )
+            for key in ("mallopt", "act_backward", "fused_adam")
         ]
         arms += [
-            (f"vec K={k}", k, (lambda n, k=k, b=batch: vectorized_epochs(splits, b, n, k, args.steps_per_call)))
+            (f"engine K={k}", k, (lambda n, k=k, b=batch: engine_epochs(splits, b, n, k, args.steps_per_call)))
             for k in args.ks
         ]
+        for name, shape in (("cnn 28x28", (1, 28, 28)), ("cnn 1-D 40", (40,))):
+            cs = cnn_splits[shape]
+            arms += [
+                (f"{name} plain", 1, (lambda n, b=batch, cs=cs: plain_epochs(cs, b, n, cfg=CNN_CFG))),
+                (
+                    f"{name} K=10",
+                    10,
+                    (lambda n, b=batch, cs=cs: engine_epochs(cs, b, n, 10, args.steps_per_call, cfg=CNN_CFG)),
+                ),
+            ]
         times: dict[str, list[float]] = {name: [] for name, _, _ in arms}
         for _ in range(args.repeats):  # arms interleaved: drift in machine load hits them alike
             for name, _k, fn in arms:
@@ -244,11 +295,23 @@ def main() -> None:
         plain = statistics.median(times["plain"])
         for name, k, _ in arms:
             per_model = statistics.median(times[name]) / k
+            ref = statistics.median(times[name.rsplit(" ", 1)[0] + " plain"]) if name.startswith("cnn") else plain
+            peak = f"{limit / per_model:>9.3f}" if not name.startswith("cnn") else f"{'':>9}"
             print(
-                f"{name:<16}{batch:>6}{per_model:>15.3f}{plain / per_model:>9.2f}x{limit / per_model:>9.3f}   "
+                f"{name:<16}{batch:>6}{per_model:>15.3f}{ref / per_model:>9.2f}x{peak}   "
                 + " ".join(f"{t:.2f}" for t in times[name]),
                 flush=True,
             )
+        if args.cli:
+            per_sample = plain / args.samples
+            for k in (1, 10):
+                walls = [cli_seconds(k, batch, e, args.threads) for e in (1, 4)]
+                per_model = (walls[1] - walls[0]) / 3 / k
+                print(
+                    f"{f'cli K={k}':<16}{batch:>6}{per_model:>15.3f}{per_sample * 3000 / per_model:>9.2f}x{'':>9}   "
+                    f"wall 1 epoch {walls[0]:.1f} s, 4 epochs {walls[1]:.1f} s (mnist_subset, 3,000 images)",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

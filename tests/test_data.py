@@ -247,10 +247,17 @@ def test_train_mnist_subset_writes_provenance(data_dir, tmp_path):
     assert s["data_provenance"]["sha256"] == data_cfg("mnist_subset").sha256
 
 
-def test_cnn_on_mnist1d_is_refused_in_one_line(data_dir, m1d, tmp_path):
-    p = _train(tmp_path / "run", str(data_dir), "data=mnist1d", "model=cnn", check=False)
+def test_cnn_trains_on_mnist1d_as_1d_convolutions(data_dir, m1d, tmp_path):
+    """MNIST-1D's (40,) signals go through the CNN as one-channel sequences (Conv1d, MaxPool1d)."""
+    _train(tmp_path / "run", str(data_dir), "data=mnist1d", "model=cnn", "model.width=8", "model.fc_width=32")
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (s["model"], s["dataset"]) == ("cnn", "mnist1d") and 0.1 < s["test_acc"] <= 1
+
+
+def test_cnn_on_too_small_an_input_is_refused_in_one_line(tmp_path):
+    p = run_cli("data=synthetic", "model=cnn", f"run_dir={tmp_path / 'run'}", *QUICK)
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [
-        "error: model=cnn cannot train on data=mnist1d: cnn needs image input (C, H, W), got shape (40,)"
+        "error: model=cnn cannot train on data=synthetic: cnn depth 3 pools a 2 input below size 1"
     ]
     assert not (tmp_path / "run" / "config.yaml").exists() and not (tmp_path / "run" / "summary.json").exists()
 

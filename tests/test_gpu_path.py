@@ -18,7 +18,7 @@ from test_vectorized import ATOL64, F64, METRICS, RTOL64
 from test_vectorized import _cfgs as _runs_cfgs
 from torch.overrides import TorchFunctionMode
 
-from actlab import vectorized
+from actlab import engine, fit
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -50,7 +50,7 @@ def _metrics(tmp, sub, seeds=(0, 1, 2)):
 
 def _guard_training_step(monkeypatch, make_guard):
     """Run every VecLitModel.training_step inside the context `make_guard()`; returns a call log."""
-    step = vectorized.VecLitModel.training_step
+    step = engine.VecLitModel.training_step
     log = []
 
     def guarded(self, batch, batch_idx):
@@ -59,7 +59,7 @@ def _guard_training_step(monkeypatch, make_guard):
         log.append(g)
         return out
 
-    monkeypatch.setattr(vectorized.VecLitModel, "training_step", guarded)
+    monkeypatch.setattr(engine.VecLitModel, "training_step", guarded)
     return log
 
 
@@ -68,15 +68,15 @@ def test_training_step_has_no_host_sync(compose, tmp_path, monkeypatch, precisio
     """Probes on (the grad-flow statistics are recorded inside the step): still nothing reaches the
     host before the epoch ends."""
     log = _guard_training_step(monkeypatch, NoHostSync)
-    summaries = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", extra=[f"trainer.precision={precision}"]))
+    summaries = fit.fit_many(_cfgs(compose, tmp_path, "vec", extra=[f"trainer.precision={precision}"]))
     assert log and all(g.calls > 50 for g in log)  # the mode did see the step's tensor operations
     assert all(math.isfinite(s["test_acc"]) for s in summaries)
 
 
 def test_bf16_mixed_trains_the_same_models(compose, tmp_path):
     """bf16 autocast (the GPU setting; CPU autocast here): the same runs to bf16 accuracy."""
-    vectorized.fit_many(_cfgs(compose, tmp_path, "fp32"))
-    s = vectorized.fit_many(_cfgs(compose, tmp_path, "bf16", extra=["trainer.precision=bf16-mixed"]))
+    fit.fit_many(_cfgs(compose, tmp_path, "fp32"))
+    s = fit.fit_many(_cfgs(compose, tmp_path, "bf16", extra=["trainer.precision=bf16-mixed"]))
     a, b = _metrics(tmp_path, "fp32"), _metrics(tmp_path, "bf16")
     np.testing.assert_allclose(b[..., [0, 2]], a[..., [0, 2]], rtol=0.1)  # losses
     np.testing.assert_allclose(b[..., [1, 3]], a[..., [1, 3]], atol=0.05)  # accuracies
@@ -88,8 +88,8 @@ def test_compile_matches_eager(compose, tmp_path):
     """trainer.compile=true compiles the batched forward+loss (and its backward); same runs. In float64:
     the generated kernels fuse and order the sums their own way, which in float32 can move a ReLU
     pre-activation across the kink (test_vectorized.RTOL32); in float64 they agree to RTOL64."""
-    vectorized.fit_many(_cfgs(compose, tmp_path, "eager", seeds=(0, 1), extra=[F64]))
-    vectorized.fit_many(_cfgs(compose, tmp_path, "compiled", seeds=(0, 1), extra=["trainer.compile=true", F64]))
+    fit.fit_many(_cfgs(compose, tmp_path, "eager", seeds=(0, 1), extra=[F64]))
+    fit.fit_many(_cfgs(compose, tmp_path, "compiled", seeds=(0, 1), extra=["trainer.compile=true", F64]))
     np.testing.assert_allclose(
         _metrics(tmp_path, "compiled", (0, 1)), _metrics(tmp_path, "eager", (0, 1)), rtol=RTOL64, atol=ATOL64
     )
@@ -107,9 +107,9 @@ def test_cuda_step_has_no_host_sync_and_matches_cpu(compose, tmp_path, monkeypat
 
     # float64 on both: cuBLAS and the CPU sum in different orders, which float32 ReLU runs do not survive
     # to a fixed tolerance (test_vectorized.RTOL32); float64 agrees to RTOL64
-    vectorized.fit_many(_cfgs(compose, tmp_path, "cpu", extra=["device=cpu", F64]))
+    fit.fit_many(_cfgs(compose, tmp_path, "cpu", extra=["device=cpu", F64]))
     log = _guard_training_step(monkeypatch, SyncError)
-    summaries = vectorized.fit_many(_cfgs(compose, tmp_path, "cuda", extra=["device=cuda", F64]))
+    summaries = fit.fit_many(_cfgs(compose, tmp_path, "cuda", extra=["device=cuda", F64]))
     assert log and all(s["device"].startswith("cuda") for s in summaries)
     np.testing.assert_allclose(_metrics(tmp_path, "cuda"), _metrics(tmp_path, "cpu"), rtol=RTOL64, atol=ATOL64)
 
@@ -117,6 +117,6 @@ def test_cuda_step_has_no_host_sync_and_matches_cpu(compose, tmp_path, monkeypat
 @cuda
 def test_cuda_bf16_tf32_compile_trains(compose, tmp_path):
     extra = ["device=cuda", "trainer.precision=bf16-mixed", "trainer.tf32=true", "trainer.compile=true"]
-    summaries = vectorized.fit_many(_cfgs(compose, tmp_path, "fast", extra=extra))
+    summaries = fit.fit_many(_cfgs(compose, tmp_path, "fast", extra=extra))
     assert all(s["test_acc"] > 0.8 for s in summaries)
     assert torch.backends.cuda.matmul.allow_tf32

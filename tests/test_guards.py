@@ -24,8 +24,8 @@ from test_pipeline import copy_repo, snakemake
 from test_reliability import QUICK, one_line_error
 
 from actlab import atomic, download, train
-from actlab.callbacks import DIVERGENCE_FACTOR, chance_loss, diverged
 from actlab.data import DataError
+from actlab.losses import DIVERGENCE_FACTOR, chance_loss, diverged
 
 # -----------------------------------------------------------------------------
 # item 4: a sweep value the training CLI refuses fails the sweep check, before any job

@@ -1,18 +1,14 @@
 """Probes on networks whose answers are known exactly: dead/dormant/saturated units, gradient flow."""
 
-import copy
-
 import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
-from actlab import probes
-from actlab.data import Splits
+from actlab import fit, models, probes
+from actlab.data import IndexBatches, Splits
 from actlab.models import CNN, MLP
-from actlab.module import LitModel, TensorData
 from actlab.train import ConfigError, run
 
 # A torch-internal deprecation raised inside Lightning itself (actlab.train filters it the same way).
@@ -246,38 +242,38 @@ def test_measurement_is_in_eval_mode_and_restores_train_mode():
 # gradient flow, against a separate autograd computation
 
 
-def tiny_fit(tmp_path, steps_per_epoch: int, epochs: int, every: int, lr=0.1):
-    """Full-batch SGD (no momentum) on a 3-4-4-2 ReLU MLP with GradFlow; returns (rows, initial net, data)."""
+def tiny_fit(compose, tmp_path, steps_per_epoch: int, epochs: int, every: int, lr=0.1):
+    """SGD (no momentum), batches of 8, on a 3-4-4-2 ReLU MLP trained by the engine (K=1, as a run) with
+    grad flow on; returns (rows, initial net, batch order seed)."""
     torch.manual_seed(0)
     x = torch.randn(8 * steps_per_epoch, 3)
     y = torch.randint(0, 2, (8 * steps_per_epoch,))
     splits = Splits(x, y, x[:4], y[:4], x[:4], y[:4], task="classification", num_outputs=2)
-    net = MLP(3, 2, depth=2, width=4, activation="relu", act_params={})
-    net0 = copy.deepcopy(net)
-    optim = OmegaConf.create({"name": "sgd", "lr": lr, "momentum": 0.0, "weight_decay": 0.0, "schedule": "none"})
-    cb = probes.GradFlow(tmp_path / "grad_flow.csv", every_n_steps=every)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[cb],
+    cfg = compose(
+        "activation=relu",
+        "model.depth=2",
+        "model.width=4",
+        "optimizer=sgd",
+        f"optimizer.lr={lr}",
+        "optimizer.momentum=0",
+        "data.batch_size=8",
+        f"trainer.max_epochs={epochs}",
+        f"probes.grad_flow.every_n_steps={every}",
+        "probes.dead_units.enabled=false",
+        "trainer.progress=quiet",
+        f"run_dir={tmp_path}",
     )
-    trainer.fit(LitModel(net, "classification", optim, epochs), datamodule=TensorData(splits, 8, seed=0))
-    return pd.read_csv(tmp_path / "grad_flow.csv"), net0, trainer
+    pl.seed_everything(cfg.seed, verbose=False)  # the initialisation the engine draws for this seed
+    net0 = models.build(cfg.model, (3,), 2, "relu", {})
+    fit.fit_many([cfg], splits=splits, job=False)
+    return pd.read_csv(tmp_path / "grad_flow.csv"), net0, (splits, 8, cfg.seed)
 
 
-def manual_steps(net, trainer, lr, n_steps):
+def manual_steps(net, order, lr, n_steps):
     """Replay the same batches by hand: per step {layer: (grad_norm, grad_abs_mean, weight_norm, update_ratio,
     grad_rms)}."""
-    dm = trainer.datamodule
-    from actlab.data import IndexBatches
-
-    s = dm.splits
-    batches = IndexBatches(s.x_train, s.y_train, dm.batch_size, shuffle=True, seed=dm.seed)
+    s, batch_size, seed = order
+    batches = IndexBatches(s.x_train, s.y_train, batch_size, shuffle=True, seed=seed)
     out, step = [], 0
     while step < n_steps:
         for xb, yb in batches:
@@ -326,8 +322,8 @@ def test_grad_rms_is_norm_over_sqrt_numel_so_the_layer_ratio_is_free_of_matrix_s
     sqrt(8192 / 1280) = 2.53, the RMS ratio 1."""
     grads = [torch.full((128, 64), 0.003), torch.full((10, 128), -0.003)]
     w = [torch.ones(128, 64), torch.ones(10, 128)]
-    vals = probes.grad_flow_stats(grads, w, w)  # (5, L)
-    assert vals.shape == (len(probes.GRAD_METRICS), 2)
+    vals = probes.grad_flow_stats([g[None] for g in grads], [v[None] for v in w], [v[None] for v in w])[..., 0]
+    assert vals.shape == (len(probes.GRAD_METRICS), 2)  # (5, L) of the one model
     rms = vals[probes.GRAD_METRICS.index("grad_rms")]
     assert rms.tolist() == pytest.approx([g.norm().item() / g.numel() ** 0.5 for g in grads])
     assert rms.tolist() == pytest.approx([0.003, 0.003])
@@ -338,21 +334,21 @@ def test_grad_rms_is_norm_over_sqrt_numel_so_the_layer_ratio_is_free_of_matrix_s
     assert got["grad_rms_first_over_last"] == pytest.approx(1.0)
 
 
-def test_grad_norms_and_update_ratio_equal_a_manual_computation(tmp_path):
-    rows, net0, trainer = tiny_fit(tmp_path, steps_per_epoch=3, epochs=2, every=1)
-    manual = manual_steps(net0, trainer, lr=0.1, n_steps=6)
+def test_grad_norms_and_update_ratio_equal_a_manual_computation(compose, tmp_path):
+    rows, net0, order = tiny_fit(compose, tmp_path, steps_per_epoch=3, epochs=2, every=1)
+    manual = manual_steps(net0, order, lr=0.1, n_steps=6)
     assert sorted(rows.step.unique()) == [1, 2, 3, 4, 5, 6]
     assert rows[rows.step == 4].epoch.unique().tolist() == [2]
     for step in range(1, 7):
         check(rows, manual, step)
 
 
-def test_first_interval_and_last_step_are_recorded(tmp_path):
-    rows, net0, trainer = tiny_fit(tmp_path, steps_per_epoch=3, epochs=3, every=4)
+def test_first_interval_and_last_step_are_recorded(compose, tmp_path):
+    rows, net0, order = tiny_fit(compose, tmp_path, steps_per_epoch=3, epochs=3, every=4)
     assert sorted(rows.step.unique()) == [1, 4, 8, 9]  # 9 = the last step, not a multiple of 4
     assert list(rows.columns) == ["step", "epoch", "layer", "metric", "value"]
-    manual = manual_steps(net0, trainer, lr=0.1, n_steps=9)
-    check(rows, manual, 9)  # the last step comes from the buffers: .grad was cleared by then
+    manual = manual_steps(net0, order, lr=0.1, n_steps=9)
+    check(rows, manual, 9)  # the last step of the run, recorded although 9 is no multiple of 4
     check(rows, manual, 1)
 
 

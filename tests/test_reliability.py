@@ -74,7 +74,7 @@ BAD_MULTI = [
     (["activations=[relu,gelu]", "model=resnet"], "unknown model 'resnet'; valid: cnn, mlp"),
     (["seeds=[0,1]", "optimizer=lbfgs"], "unknown optimizer 'lbfgs'; valid: adam, sgd"),
     (["seeds=[0,1]", "vectorize=maybe"], "vectorize must be auto, true or false"),
-    (["seeds=[0,1]", "model=cnn", "vectorize=true"], "vectorize=true but cannot vectorise: model 'cnn'"),
+    (["seeds=[0,1]", "trainer.precision=16-mixed", "vectorize=true"], "vectorize=true but cannot vectorise: fp16"),
     (["seeds=[0,1]", "probes.dead_units.every_n_epochs=0"], "probes.dead_units.every_n_epochs must be an integer >= 1"),
     (
         ["activations=[relu,gelu]", "activation=leaky_relu", "activation.negative_slope=0.2"],

@@ -23,7 +23,7 @@ import torch
 import yaml
 from conftest import TEST_RESULTS
 
-from actlab import callbacks, train, vectorized
+from actlab import fit, recorder, train
 
 # tiny and schedule-sensitive: SGD with momentum and a cosine schedule (the lr and the momentum
 # buffers must both be restored exactly), PReLU (a learned activation parameter), both probes on
@@ -86,7 +86,7 @@ def test_interrupted_run_resumes_bit_identical(compose, monkeypatch, tmp_path):
     train.run(compose(*overrides, f"run_dir={tmp_path / 'a'}"))
     assert not (tmp_path / "a" / "last.ckpt").exists()  # deleted once the run is complete
 
-    interrupt_after(monkeypatch, callbacks.EpochRecorder, 5)
+    interrupt_after(monkeypatch, recorder.VecRecorder, 5)
     with pytest.raises(Interrupted):
         train.run(compose(*overrides, f"run_dir={tmp_path / 'b'}"))
     monkeypatch.undo()
@@ -116,7 +116,7 @@ def test_interrupted_vectorised_job_resumes_bit_identical(compose, monkeypatch, 
     job = lambda name: compose(*overrides, f"run_dir={tmp_path / name}/${{activation.name}}/seed${{seed}}")  # noqa: E731
     ref = train.run_seeds(job("a"))
 
-    interrupt_after(monkeypatch, vectorized.VecRecorder, 5, only=lambda rec: rec.k == 1)  # the second part
+    interrupt_after(monkeypatch, recorder.VecRecorder, 5, only=lambda rec: rec.k == 1)  # the second part
     with pytest.raises(Interrupted):
         train.run_seeds(job("b"))
     monkeypatch.undo()
@@ -140,7 +140,7 @@ def test_diverged_run_resumes_from_its_final_checkpoint(compose, monkeypatch, tm
     def fail(*args, **kwargs):
         raise Interrupted
 
-    monkeypatch.setattr(train, "make_summary", fail)
+    monkeypatch.setattr(fit, "make_summary", fail)
     with pytest.raises(Interrupted):
         train.run(compose(*overrides, f"run_dir={tmp_path / 'b'}"))
     monkeypatch.undo()
@@ -151,13 +151,13 @@ def test_diverged_run_resumes_from_its_final_checkpoint(compose, monkeypatch, tm
 
 def test_checkpoint_of_another_config_is_not_resumed(compose, monkeypatch, tmp_path, capsys):
     overrides = (*FAST, "trainer.max_epochs=4", "trainer.checkpoint_every_n_epochs=1", f"run_dir={tmp_path}")
-    interrupt_after(monkeypatch, callbacks.EpochRecorder, 3)
+    interrupt_after(monkeypatch, recorder.VecRecorder, 3)
     with pytest.raises(Interrupted):
         train.run(compose(*overrides))
     monkeypatch.undo()
     capsys.readouterr()
     # settings outside the hash (checkpoint interval, progress display) keep the checkpoint valid ...
-    interrupt_after(monkeypatch, callbacks.EpochRecorder, 4)
+    interrupt_after(monkeypatch, recorder.VecRecorder, 4)
     with pytest.raises(Interrupted):
         train.run(compose(*overrides, "trainer.checkpoint_every_n_epochs=3", "trainer.progress=bar"))
     monkeypatch.undo()
@@ -200,7 +200,7 @@ def test_unreadable_or_unsafe_checkpoint_is_not_loaded(compose, tmp_path, capsys
 
 
 def test_no_checkpoints_when_switched_off(compose, monkeypatch, tmp_path):
-    interrupt_after(monkeypatch, callbacks.EpochRecorder, 2)
+    interrupt_after(monkeypatch, recorder.VecRecorder, 2)
     with pytest.raises(Interrupted):
         train.run(compose(*FAST, "trainer.max_epochs=3", "trainer.checkpoint_every_n_epochs=0", f"run_dir={tmp_path}"))
     assert not list(tmp_path.glob("*.ckpt"))

@@ -93,18 +93,21 @@ def test_synthetic_regression_and_classification(compose, tmp_path):
     assert c["task"] == "classification" and 0 <= c["test_acc"] <= 1
 
 
-def test_prelu_slopes_get_no_weight_decay(compose):
-    from actlab import data, models
-    from actlab.module import LitModel
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_prelu_slopes_get_no_weight_decay(compose, model):
+    """The engine's optimizer decays the Linear/Conv weights only: never biases, never PReLU's slope."""
+    from actlab import data, engine, fit, models
     from actlab.train import act_params
 
-    cfg = compose("activation=prelu", "optimizer.weight_decay=0.1")
+    cfg = compose("activation=prelu", "optimizer.weight_decay=0.1", f"model={model}")
     splits = data.load(cfg.data)
-    model = models.build(cfg.model, splits.in_shape, 10, "prelu", act_params(cfg))
-    groups = LitModel(model, "classification", cfg.optimizer, 1).configure_optimizers().param_groups
+    nets = [models.build(cfg.model, splits.in_shape, 10, "prelu", act_params(cfg)) for _ in range(2)]
+    net = fit.stack(model, nets, [(0, 2)])
+    groups = engine.VecLitModel(net, "classification", cfg.optimizer, 1).configure_optimizers().param_groups
     decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
-    assert all(id(p) not in decayed for p in model.act1.parameters())
-    assert id(model.fc1.weight) in decayed and id(model.fc1.bias) not in decayed
+    assert decayed == {id(w) for w in net.weights} and len(net.weights) == len(models.weight_layers(nets[0]))
+    n_slopes = sum(1 for _ in models.activation_layers(nets[0]))
+    assert sum(1 for g in groups for p in g["params"] if id(p) not in decayed) == len(net.weights) + n_slopes
 
 
 def test_diverged_run_is_a_result_not_a_crash(tmp_path):
@@ -154,14 +157,14 @@ def test_bad_input_is_one_line_error(tmp_path, override, message):
 def test_unwritable_run_dir_unprivileged(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir(mode=0o500)
-    p = run_cli(f"run_dir={ro / 'run'}", "hydra.run.dir=" + str(tmp_path / "h"))
+    p = run_cli(f"run_dir={ro / 'run'}")
     assert p.returncode != 0 and "not writable" in p.stderr
 
 
 def test_unwritable_run_dir(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the run dir's parent should be")
-    p = run_cli(f"run_dir={blocker / 'run'}", f"hydra.run.dir={tmp_path / 'h'}")
+    p = run_cli(f"run_dir={blocker / 'run'}")
     assert p.returncode != 0 and "Traceback" not in p.stderr
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "is not writable" in lines[0], p.stderr
@@ -184,6 +187,19 @@ def test_a_finished_run_is_not_trained_again_nor_silently_replaced(tmp_path):
     assert len(other.stderr.strip().splitlines()) == 1 and (out / "summary.json").stat().st_mtime_ns == mtime
     replaced = run_cli(*args, "optimizer.lr=0.01", "overwrite=true")
     assert replaced.returncode == 0 and json.loads((out / "summary.json").read_text())["lr"] == 0.01
+
+
+def test_hydra_run_dir_is_the_run_dir(tmp_path):
+    """A run's dir is Hydra's output dir: `hydra.run.dir=X` puts every file of the run into X."""
+    out = tmp_path / "x"
+    p = run_cli("activation=gelu", "seed=0", f"hydra.run.dir={out}", *SHORT, "trainer.progress=quiet")
+    assert p.returncode == 0, p.stderr
+    names = {f.name for f in out.iterdir()}
+    assert {"summary.json", "config.yaml", "metrics.csv", "SHA256SUMS", "train.log", ".hydra", "logs"} <= names
+    assert json.loads((out / "summary.json").read_text())["run_dir"] == str(out)
+    assert list(tmp_path.iterdir()) == [out] and "run_dir: " + str(out) in (out / "config.yaml").read_text()
+    p = run_cli("seed=0", f"hydra.run.dir={tmp_path / 'y'}", f"run_dir={tmp_path / 'z'}", *SHORT)
+    assert p.returncode == 2 and "differ" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
 def test_sweep_on_the_command_line_is_one_line():

@@ -21,7 +21,8 @@ import pytest
 import torch
 from conftest import run_cli
 
-from actlab import data, models, train, vectorized
+from actlab import batches, data, fastpaths, fit, models, stacked_mlp, train
+from actlab import losses as loss_fns
 
 # threads=1: tiny models; two OpenMP threads on a shared 2-core machine mostly wait on each other
 FAST = ["trainer.max_epochs=2", "trainer.progress=quiet", "trainer.threads=1", "probes.grad_flow.every_n_steps=5"]
@@ -76,7 +77,7 @@ def _assert_float64(run_dir):
 @pytest.mark.numerics
 def test_k3_matches_three_separate_runs(compose, tmp_path):
     runs = [(0, "relu"), (1, "relu"), (2, "relu")]
-    vec = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", runs, [F64]))
+    vec = fit.fit_many(_cfgs(compose, tmp_path, "vec", runs, [F64]))
     one = _separate(_cfgs(compose, tmp_path, "one", runs, [F64]))
     for (s, a), v, o in zip(runs, vec, one):
         assert v["vectorized"]["k"] == 3
@@ -114,7 +115,7 @@ def test_float32_agrees_to_float32_rounding(compose, tmp_path):
     """The default precision: three smooth-activation models vectorised vs three separate float32 runs,
     to RTOL32 (derived above). The probe tables are compared in the float64 tests."""
     runs = [(0, "tanh"), (1, "gelu"), (2, "silu")]
-    vec = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", runs))
+    vec = fit.fit_many(_cfgs(compose, tmp_path, "vec", runs))
     one = _separate(_cfgs(compose, tmp_path, "one", runs))
     for (s, a), v, o in zip(runs, vec, one):
         x, y = (pd.read_csv(tmp_path / d / f"{a}-{s}" / "metrics.csv") for d in ("vec", "one"))
@@ -128,7 +129,7 @@ def test_float32_agrees_to_float32_rounding(compose, tmp_path):
 def test_sgd_cosine_weight_decay(compose, tmp_path):
     runs = [(0, "leaky_relu"), (1, "leaky_relu")]
     extra = ("optimizer=sgd", "optimizer.schedule=cosine", "optimizer.weight_decay=1e-3", F64)
-    vec = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", runs, extra))
+    vec = fit.fit_many(_cfgs(compose, tmp_path, "vec", runs, extra))
     one = _separate(_cfgs(compose, tmp_path, "one", runs, extra))
     for (s, a), v, o in zip(runs, vec, one):
         _assert_same_run(tmp_path / "vec" / f"{a}-{s}", tmp_path / "one" / f"{a}-{s}", v, o)
@@ -140,7 +141,7 @@ def test_mixed_activations_prelu_and_weight_decay(compose, tmp_path):
     weight decay on weights only; summaries come back in the order asked."""
     runs = [(3, "prelu"), (0, "tanh"), (1, "prelu")]
     extra = ("optimizer.weight_decay=1e-2", F64)
-    vec = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", runs, extra))
+    vec = fit.fit_many(_cfgs(compose, tmp_path, "vec", runs, extra))
     one = _separate(_cfgs(compose, tmp_path, "one", runs, extra))
     assert [(v["seed"], v["activation"]) for v in vec] == runs
     for (s, a), v, o in zip(runs, vec, one):
@@ -150,7 +151,7 @@ def test_mixed_activations_prelu_and_weight_decay(compose, tmp_path):
 def test_regression_task(compose, tmp_path):
     runs = [(0, "relu"), (1, "relu")]
     extra = ("data=synthetic_abs", "model.width=16", F64)
-    vec = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", runs, extra))
+    vec = fit.fit_many(_cfgs(compose, tmp_path, "vec", runs, extra))
     one = _separate(_cfgs(compose, tmp_path, "one", runs, extra))
     for (s, a), v, o in zip(runs, vec, one):
         assert math.isnan(v["test_acc"])
@@ -171,7 +172,7 @@ def test_one_diverged_model_does_not_stop_the_others(compose, tmp_path, monkeypa
 
     monkeypatch.setattr(models, "build", poisoned)
     runs = [(0, "relu"), (1, "relu"), (2, "relu")]
-    vec = vectorized.fit_many(_cfgs(compose, tmp_path, "vec", runs, [F64]))
+    vec = fit.fit_many(_cfgs(compose, tmp_path, "vec", runs, [F64]))
     one = _separate(_cfgs(compose, tmp_path, "one", runs, [F64]))
     assert [v["diverged"] for v in vec] == [False, True, False] == [o["diverged"] for o in one]
     assert vec[1]["epochs"] == 1 and math.isnan(vec[1]["test_acc"]) and vec[0]["epochs"] == 2
@@ -185,7 +186,7 @@ def test_deterministic(compose, tmp_path):
     """Same path twice (default float32): bit-identical, on any CPU."""
     runs = [(0, "relu"), (1, "silu")]
     for sub in ("a", "b"):
-        vectorized.fit_many(_cfgs(compose, tmp_path, sub, runs))
+        fit.fit_many(_cfgs(compose, tmp_path, sub, runs))
     for s, a in runs:
         for name in ("metrics.csv", "dead_units.csv", "grad_flow.csv"):
             x, y = (pd.read_csv(tmp_path / sub / f"{a}-{s}" / name) for sub in ("a", "b"))
@@ -196,11 +197,11 @@ def test_deterministic(compose, tmp_path):
 
 def test_data_order_is_the_single_runs():
     x, y = torch.arange(103.0)[:, None], torch.arange(103)
-    batches = vectorized.StackedBatches(103, 10, [0, 5], chunk=4, device="cpu")
+    stacked = batches.StackedBatches(103, 10, [0, 5], chunk=4, device="cpu")
     refs = [data.IndexBatches(x, y, 10, shuffle=True, seed=s) for s in (0, 5)]
-    assert len(batches) == 3
+    assert len(stacked) == 3
     for _ in range(2):  # two epochs: the generators advance as IndexBatches' do
-        got = [idx for chunk in batches for idx in chunk]  # (K, b) each
+        got = [idx for chunk in stacked for idx in chunk]  # (K, b) each
         for k, ref in enumerate(refs):
             assert [g[k].tolist() for g in got] == [yb.tolist() for _, yb in ref]
 
@@ -217,7 +218,7 @@ def _stack(names, depth=2, out=4, seed=0, params=None):
         for m in net.modules():
             if isinstance(m, torch.nn.PReLU):
                 m.weight.data.uniform_(0.05, 0.5)
-    return vectorized.StackedMLP(nets, vectorized.consecutive_groups(names)).double()
+    return stacked_mlp.StackedMLP(nets, fit.consecutive_groups(names)).double()
 
 
 HAND = ["relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "silu", "mish", "softplus", "tanh", "sigmoid"]
@@ -247,7 +248,7 @@ def _check_hand_backward(net, task):
     )
     losses, correct, grads = net.losses_and_grads(x, y, task)
     params = [p for ps in net.decay_groups() for p in ps]
-    ref_losses, ref_correct = vectorized.per_model_losses(net(x), y, task, False)
+    ref_losses, ref_correct = loss_fns.per_model_losses(net(x), y, task, False)
     ref_grads = torch.autograd.grad(ref_losses.sum(), params)
     assert losses.dtype == torch.float64 and all(gr.dtype == torch.float64 for gr in grads)
     torch.testing.assert_close(losses, ref_losses.detach(), rtol=1e-12, atol=1e-14)
@@ -279,17 +280,17 @@ def test_hand_backward_is_used_where_it_applies(compose, tmp_path, monkeypatch):
     """fp32 and fp64 runs use it; bf16 autocast, and a stack with an activation missing from
     ACT_BACKWARD, go through autograd."""
     calls = []
-    orig = vectorized.StackedMLP.losses_and_grads
-    monkeypatch.setattr(vectorized.StackedMLP, "losses_and_grads", lambda self, *a: calls.append(1) or orig(self, *a))
-    vectorized.fit_many(_cfgs(compose, tmp_path, "fp32", [(0, "relu"), (1, "gelu")]))
+    orig = stacked_mlp.StackedMLP.losses_and_grads
+    monkeypatch.setattr(stacked_mlp.StackedMLP, "losses_and_grads", lambda self, *a: calls.append(1) or orig(self, *a))
+    fit.fit_many(_cfgs(compose, tmp_path, "fp32", [(0, "relu"), (1, "gelu")]))
     assert len(calls) > 0
     n = len(calls)
-    vectorized.fit_many(_cfgs(compose, tmp_path, "fp64", [(0, "relu"), (1, "gelu")], [F64]))
+    fit.fit_many(_cfgs(compose, tmp_path, "fp64", [(0, "relu"), (1, "gelu")], [F64]))
     assert len(calls) == 2 * n
     n = len(calls)
-    vectorized.fit_many(_cfgs(compose, tmp_path, "bf16", [(0, "relu"), (1, "relu")], ["trainer.precision=bf16-mixed"]))
-    monkeypatch.delitem(vectorized.ACT_BACKWARD, torch.nn.ReLU)  # as an activation registered without one
-    vectorized.fit_many(_cfgs(compose, tmp_path, "unlisted", [(0, "relu"), (1, "prelu")]))
+    fit.fit_many(_cfgs(compose, tmp_path, "bf16", [(0, "relu"), (1, "relu")], ["trainer.precision=bf16-mixed"]))
+    monkeypatch.delitem(fastpaths.ACT_BACKWARD, torch.nn.ReLU)  # as an activation registered without one
+    fit.fit_many(_cfgs(compose, tmp_path, "unlisted", [(0, "relu"), (1, "prelu")]))
     assert len(calls) == n
 
 
@@ -316,7 +317,7 @@ def test_direct_step_is_opt_step(name):
     ref = [torch.nn.Parameter(torch.randn(*shape, generator=g, dtype=dtype)) for shape in ((3, 4), (4,), (2,))]
     mine = [torch.nn.Parameter(p.detach().clone()) for p in ref]
     opt_ref, opt = make(ref), make(mine)
-    step = vectorized.DirectStep(opt, mine)
+    step = fastpaths.DirectStep(opt, mine)
     for i in range(6):
         grads = [torch.randn(p.shape, generator=g, dtype=dtype) for p in ref]
         for p, gr in zip(ref, grads):
@@ -335,13 +336,71 @@ def test_direct_step_is_opt_step(name):
             assert torch.equal(torch.as_tensor(a[key]), torch.as_tensor(b[key])), (name, key)
 
 
+@pytest.mark.numerics
+def test_public_fallbacks_train_the_same_models(compose, tmp_path, monkeypatch):
+    """Every private fast path off (actlab.fastpaths.USE: autograd instead of aten's backward kernels,
+    Adam.step instead of the fused kernels, no mallopt): the same runs, to float64 rounding."""
+    runs = [(0, "gelu"), (1, "prelu")]
+    fast = fit.fit_many(_cfgs(compose, tmp_path, "fast", runs, [F64]))
+    for key in fastpaths.USE:
+        monkeypatch.setitem(fastpaths.USE, key, False)
+    calls, step = [], torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: calls.append(1) or step(self, *a, **k))
+    public = fit.fit_many(_cfgs(compose, tmp_path, "public", runs, [F64]))
+    assert len(calls) == 2 * 17  # every step through the public Adam.step (digits: 17 batches an epoch)
+    for (s, a), f, p in zip(runs, fast, public):
+        _assert_same_run(tmp_path / "fast" / f"{a}-{s}", tmp_path / "public" / f"{a}-{s}", f, p)
+
+
 def test_unsupported_and_incompatible(compose, tmp_path):
-    ok, why = vectorized.supported(compose("model=cnn"))
-    assert not ok and "cnn" in why
+    assert fit.supported(compose("model=cnn")) == (True, "")
+    ok, why = fit.supported(compose("trainer.precision=16-mixed"))
+    assert not ok and "fp16" in why
     with pytest.raises(train.ConfigError, match="differ only"):
-        vectorized.fit_many(
+        fit.fit_many(
             [compose("seed=0", f"run_dir={tmp_path}/a"), compose("seed=1", "model.width=8", f"run_dir={tmp_path}/b")]
         )
+
+
+CNN_SMALL = ("model=cnn", "model.width=4", "model.fc_width=16", "trainer.max_epochs=2", "data.batch_size=128")
+
+
+@pytest.mark.numerics
+def test_cnn_k3_matches_three_separate_runs_2d(compose, tmp_path):
+    """The CNN on 8x8 images (digits), vectorised through vmap (grouped convolutions): K=3 in one engine
+    = three K=1 runs, in float64, metrics, summaries and both probe tables."""
+    runs = [(0, "relu"), (1, "prelu"), (2, "relu")]
+    vec = fit.fit_many(_cfgs(compose, tmp_path, "vec", runs, [F64, *CNN_SMALL]))
+    one = _separate(_cfgs(compose, tmp_path, "one", runs, [F64, *CNN_SMALL]))
+    for (s, a), v, o in zip(runs, vec, one):
+        _assert_float64(tmp_path / "vec" / f"{a}-{s}")
+        _assert_same_run(tmp_path / "vec" / f"{a}-{s}", tmp_path / "one" / f"{a}-{s}", v, o)
+    assert set(pd.read_csv(tmp_path / "vec" / "relu-0" / "grad_flow.csv").layer) >= {"conv1", "out"}
+    assert len({v["test_loss"] for v in vec}) == 3
+
+
+def _signals(n: int = 600, length: int = 40, classes: int = 10, seed: int = 0) -> data.Splits:
+    """Random 1-D signals (N, 40), MNIST-1D's shape, with labels a function of the signal."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, length, generator=g)
+    y = (x[:, :classes].argmax(1) + (x[:, -1] > 0).long()) % classes
+    cut = [int(n * 0.6), int(n * 0.8)]
+    return data.Splits(
+        x[: cut[0]], y[: cut[0]], x[cut[0] : cut[1]], y[cut[0] : cut[1]], x[cut[1] :], y[cut[1] :], "classification", 10
+    )
+
+
+@pytest.mark.numerics
+def test_cnn_k3_matches_three_separate_runs_1d(compose, tmp_path):
+    """The CNN on length-40 sequences (MNIST-1D's shape, (L,) read as one channel: Conv1d): K=3 = 3 x K=1."""
+    runs = [(0, "gelu"), (1, "gelu"), (2, "tanh")]
+    splits = _signals()
+    vec = fit.fit_many(_cfgs(compose, tmp_path, "vec", runs, [F64, *CNN_SMALL]), splits=splits)
+    one = [train.run(c, splits=splits) for c in _cfgs(compose, tmp_path, "one", runs, [F64, *CNN_SMALL])]
+    for (s, a), v, o in zip(runs, vec, one):
+        _assert_same_run(tmp_path / "vec" / f"{a}-{s}", tmp_path / "one" / f"{a}-{s}", v, o)
+    net = models.build(compose(*CNN_SMALL).model, (40,), 10, "relu", {})
+    assert isinstance(net.conv1, torch.nn.Conv1d) and net(torch.randn(5, 40)).shape == (5, 10)
 
 
 def test_cli_seeds_vectorised_by_default(tmp_path):
@@ -364,7 +423,9 @@ def test_cli_seeds_vectorised_by_default(tmp_path):
         assert summary["seed"] == s and summary["epochs"] == 2
         ks.append(summary["vectorized"]["k"])
     assert ks == [2, 2, 1]  # vectorize_max_k=2: seeds [0, 1], then [2]
-    p = run_cli("seeds=[0,1]", f"run_dir={tmp_path}/cnn/seed${{seed}}", "model=cnn", "vectorize=true", *FAST)
+    p = run_cli(
+        "seeds=[0,1]", f"run_dir={tmp_path}/h/seed${{seed}}", "trainer.precision=16-mixed", "vectorize=true", *FAST
+    )
     assert p.returncode == 2 and "cannot vectorise" in p.stderr
 
 

@@ -19,7 +19,7 @@ test of a bias-free net is valid only then; tests/test_activations.py verifies t
 
 Adding an activation = one `register(...)` call below + one YAML file in ``conf/activation/``; the
 tests parametrise over the registry and need no edit (docs/extending.md).
-Optional, for speed only: its backward kernel in `actlab.vectorized.ACT_BACKWARD` (without one, the
+Optional, for speed only: its backward kernel in `actlab.fastpaths.ACT_BACKWARD` (without one, the
 vectorised trainer takes that activation's gradients from autograd, ~7 % slower per step).
 """
 
@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from actlab.config import INITS  # noqa: F401  (the valid model.init values; checked there)
 
 # SELU's fixed-point constants (Klambauer et al. 2017, eq. 14), to the precision the paper gives.
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -277,8 +279,7 @@ register(
 NAMES: tuple[str, ...] = tuple(REGISTRY)
 
 
-class UnknownActivation(ValueError):
-    pass
+from actlab.errors import UnknownActivation  # noqa: E402  (re-exported: callers catch it from here)
 
 
 def spec(name: str) -> Spec:
@@ -322,6 +323,3 @@ def init_weights(layer: nn.Module, scheme: str, negative_slope: float = 0.0) -> 
         raise ValueError(f"unknown init {scheme!r}; valid: kaiming, lecun, xavier, torch_default")
     if layer.bias is not None:
         nn.init.zeros_(layer.bias)
-
-
-INITS = ("kaiming", "lecun", "xavier", "torch_default")

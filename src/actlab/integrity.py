@@ -33,6 +33,8 @@ import json
 import re
 from pathlib import Path
 
+from actlab import atomic
+
 RECORD = "SHA256SUMS"
 SUMMARY = "summary.json"
 DATA_FILES = ("config.yaml", "metrics.csv", "dead_units.csv", "grad_flow.csv")  # the run's data, if written
@@ -61,8 +63,6 @@ def write_summary(run_dir, summary: dict) -> None:
     """Finish a run: SHA256SUMS of its data files and of summary.json's text, then summary.json.
 
     Call it last, once every data file of the run is final: a file changed afterwards fails verify()."""
-    from actlab import atomic
-
     run_dir = Path(run_dir)
     text = summary_text(summary)
     sums = {name: sha256(run_dir / name) for name in DATA_FILES if (run_dir / name).is_file()}

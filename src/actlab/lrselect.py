@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from actlab import atomic
+
 COLUMNS = ["experiment", "activation", "lr", "n_seeds", "n_diverged", "metric", "mean", "std", "chosen"]
 
 
@@ -84,8 +86,6 @@ def main(argv=None) -> int:
     p.add_argument("inputs", nargs="+", type=Path, help="selection runs' summary.json (or tables, with --combine)")
     p.add_argument("--combine", action="store_true", help="concatenate selection tables instead")
     args = p.parse_args(argv)
-    from actlab import atomic
-
     try:
         if args.combine:
             table = pd.concat([pd.read_csv(f) for f in args.inputs], ignore_index=True)[COLUMNS]

@@ -32,12 +32,13 @@ class MLP(nn.Sequential):
 
 
 class CNN(nn.Sequential):
-    """[Conv3x3(c) -> act -> MaxPool2] x depth, channels width, 2*width, 4*width, ...;
-    then Linear(fc_width) -> act -> Linear(out). Works for 8x8 (digits), 28x28 and 32x32 inputs."""
+    """[Conv(c, kernel 3) -> act -> MaxPool(2)] x depth, channels width, 2*width, 4*width, ...;
+    then Linear(fc_width) -> act -> Linear(out). 2-D on images (C, H, W) (8x8 digits, 28x28, 32x32);
+    1-D on sequences (C, L), or (L,) read as one channel (MNIST-1D's length-40 signals)."""
 
     def __init__(
         self,
-        in_shape: tuple[int, int, int],
+        in_shape: tuple[int, ...],
         out_features: int,
         depth: int,
         width: int,
@@ -45,21 +46,28 @@ class CNN(nn.Sequential):
         activation: str,
         act_params: dict,
     ):
-        c, h, w = in_shape
-        if min(h, w) >> depth < 1:
-            raise ValueError(f"cnn depth {depth} pools a {h}x{w} input below 1x1")
         layers: list[tuple[str, nn.Module]] = []
+        if len(in_shape) == 1:  # (L,) -> (1, L): a one-channel sequence
+            in_shape = (1, in_shape[0])
+            layers.append(("unflatten", nn.Unflatten(1, in_shape)))
+        c, *spatial = in_shape
+        conv, pool = (nn.Conv1d, nn.MaxPool1d) if len(spatial) == 1 else (nn.Conv2d, nn.MaxPool2d)
+        if min(spatial) >> depth < 1:
+            raise ValueError(f"cnn depth {depth} pools a {'x'.join(map(str, spatial))} input below size 1")
         for i in range(1, depth + 1):
             out_c = width * 2 ** (i - 1)
             layers += [
-                (f"conv{i}", nn.Conv2d(c, out_c, 3, padding=1)),
+                (f"conv{i}", conv(c, out_c, 3, padding=1)),
                 (f"act{i}", _act(activation, act_params, out_c)),
-                (f"pool{i}", nn.MaxPool2d(2)),
+                (f"pool{i}", pool(2)),
             ]
-            c, h, w = out_c, h // 2, w // 2
+            c, spatial = out_c, [s // 2 for s in spatial]
+        n_flat = c
+        for s in spatial:
+            n_flat *= s
         layers += [
             ("flatten", nn.Flatten()),
-            (f"fc{depth + 1}", nn.Linear(c * h * w, fc_width)),
+            (f"fc{depth + 1}", nn.Linear(n_flat, fc_width)),
             (f"act{depth + 1}", _act(activation, act_params, fc_width)),
             ("out", nn.Linear(fc_width, out_features)),
         ]
@@ -73,7 +81,7 @@ def activation_layers(model: nn.Module) -> OrderedDict[str, nn.Module]:
 
 def weight_layers(model: nn.Module) -> OrderedDict[str, nn.Module]:
     """The Linear/Conv layers, in forward order (fc1.. / conv1.., then out)."""
-    return OrderedDict((n, m) for n, m in model.named_children() if isinstance(m, (nn.Linear, nn.Conv2d)))
+    return OrderedDict((n, m) for n, m in model.named_children() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)))
 
 
 def build(cfg, in_shape: tuple[int, ...], out_features: int, activation: str, act_params: dict) -> nn.Module:
@@ -84,8 +92,8 @@ def build(cfg, in_shape: tuple[int, ...], out_features: int, activation: str, ac
             n_in *= d
         model = MLP(n_in, out_features, cfg.depth, cfg.width, activation, act_params)
     elif cfg.name == "cnn":
-        if len(in_shape) != 3:
-            raise ValueError(f"cnn needs image input (C, H, W), got shape {tuple(in_shape)}")
+        if len(in_shape) not in (1, 2, 3):
+            raise ValueError(f"cnn needs images (C, H, W) or sequences (C, L) / (L,), got shape {tuple(in_shape)}")
         model = CNN(tuple(in_shape), out_features, cfg.depth, cfg.width, cfg.fc_width, activation, act_params)
     else:
         raise ValueError(f"unknown model {cfg.name!r}; valid: cnn, mlp")

@@ -89,7 +89,8 @@ import torch
 from torch import nn
 
 from actlab import activations, atomic
-from actlab.models import activation_layers, weight_layers
+from actlab.errors import ConfigError
+from actlab.models import activation_layers
 
 DEAD_COLUMNS = ["epoch", "layer", "metric", "value"]
 NO_GRADIENT_EPS = 0.01  # passes no gradient: |f'(z)| <= 1% of the activation's peak slope, every input
@@ -98,7 +99,7 @@ GRAD_COLUMNS = ["step", "epoch", "layer", "metric", "value"]
 
 
 def _net(pl_module: nn.Module) -> nn.Module:
-    """The plain nn.Sequential a LitModel wraps (or the module itself)."""
+    """The plain nn.Sequential a module wraps as `.model` (the recorder's per-model view), or the module itself."""
     return getattr(pl_module, "model", pl_module)
 
 
@@ -296,7 +297,7 @@ class DeadUnits(_ProbeTable, pl.Callback):
         self._measured.add(epoch)
         self.flush(force=False)
 
-    # Rows so far travel in a resume checkpoint (actlab.callbacks.ResumeCheckpoint).
+    # Rows so far travel in a resume checkpoint (actlab.checkpoint.ResumeCheckpoint).
     def state_dict(self) -> dict:
         return {
             "rows": [dict(r) for r in self.rows],
@@ -329,74 +330,32 @@ class DeadUnits(_ProbeTable, pl.Callback):
 
 
 def grad_flow_stats(grads: list[torch.Tensor], before: list[torch.Tensor], after: list[torch.Tensor]) -> torch.Tensor:
-    """(5, L) tensor on the weights' device: grad_norm, grad_abs_mean, weight_norm, update_ratio,
-    grad_rms for L weight tensors, given each one's step gradient and its value before and after the step."""
-    g2 = torch.stack(torch._foreach_norm(grads))  # (L,)
-    # mean |g| = ||g||_1 / numel; scalar list, so no host-to-device copy
-    g1 = torch.stack(torch._foreach_div(torch._foreach_norm(grads, 1), [float(g.numel()) for g in grads]))
-    w2 = torch.stack(torch._foreach_norm(before))
-    dw = torch.stack(torch._foreach_norm(torch._foreach_sub(after, before)))
-    rms = torch.stack(torch._foreach_div(torch._foreach_norm(grads), [g.numel() ** 0.5 for g in grads]))
+    """(5, L, K) on the weights' device: grad_norm, grad_abs_mean, weight_norm, update_ratio, grad_rms of
+    L weight tensors of K stacked models, each (K, *the layer's shape), given the step's gradients and
+    each weight before and after the step (one model: add a leading K=1 dim)."""
+    g2 = torch.stack([g.flatten(1).norm(dim=1) for g in grads])  # (L, K)
+    g1 = torch.stack([g.flatten(1).abs().sum(1) / g[0].numel() for g in grads])  # mean |g| = ||g||_1 / numel
+    w2 = torch.stack([w.flatten(1).norm(dim=1) for w in before])
+    dw = torch.stack([(w - w0).flatten(1).norm(dim=1) for w, w0 in zip(after, before)])
+    rms = torch.stack([n / g[0].numel() ** 0.5 for n, g in zip(g2, grads)])
     return torch.stack([g2, g1, w2, dw / w2, rms])
 
 
 GRAD_METRICS = ("grad_norm", "grad_abs_mean", "weight_norm", "update_ratio", "grad_rms")
 
 
-class GradFlow(_ProbeTable, pl.Callback):
-    """Per-weight-layer gradient norms and update-to-weight ratios -> grad_flow.csv."""
+class GradFlow(_ProbeTable):
+    """Per-weight-layer gradient norms and update-to-weight ratios -> grad_flow.csv. The engine
+    (actlab.engine) computes the statistics of every model on the stacked step; this holds one
+    model's rows and writes its table (actlab.recorder)."""
 
     columns = GRAD_COLUMNS
 
     def __init__(self, path: Path, every_n_steps: int = 25, flush_seconds: float = 30.0):
         self.path, self.every, self.flush_seconds = Path(path), every_n_steps, flush_seconds
         self.rows: list[dict] = []
-        self._step = 0  # optimizer steps seen
         self.recorded = 0  # last step written to rows
-        self._epoch = 1
         self._last_write = -float("inf")
-
-    def state_dict(self) -> dict:
-        return {
-            "rows": [dict(r) for r in self.rows],
-            "step": self._step,
-            "recorded": self.recorded,
-            "epoch": self._epoch,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rows = [dict(r) for r in state["rows"]]
-        self._step, self.recorded, self._epoch = int(state["step"]), int(state["recorded"]), int(state["epoch"])
-
-    def on_train_start(self, trainer, pl_module):
-        layers = weight_layers(_net(pl_module))
-        self.names = [n for n, m in layers.items() if m.weight.requires_grad]
-        self.weights = [layers[n].weight for n in self.names]
-        self._src = [w.detach() for w in self.weights]  # aliases: the optimizer updates in place
-        # Reused buffers: each weight before the step, then each weight's gradient of the step.
-        self.buf = [torch.empty_like(w) for w in self.weights + self.weights]
-        self._last_write = time.monotonic()  # first write after flush_seconds, or at the end
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        # One fused copy per step, no host sync. Lightning zeroes .grad later (before on_train_end), and
-        # the last step is only known once training ends, so every step keeps what the last one needs.
-        grads = [w.grad for w in self.weights]
-        if any(g is None for g in grads):  # a layer the loss did not reach: zero gradient
-            grads = [torch.zeros_like(w) if g is None else g for w, g in zip(self.weights, grads)]
-        torch._foreach_copy_(self.buf, self._src + grads)
-        self._step += 1
-        self._epoch = trainer.current_epoch + 1
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        s = self._step
-        if s > self.recorded and (s == 1 or s % self.every == 0):
-            self.record()
-
-    def record(self) -> None:
-        """Append the rows of the most recent optimizer step (weights now hold its result)."""
-        n = len(self.weights)
-        stats = grad_flow_stats(self.buf[n:], self.buf[:n], self._src)
-        self.add_rows(self._step, self._epoch, self.names, stats.double().cpu())  # the one host sync
 
     def add_rows(self, step: int, epoch: int, names: list[str], vals: torch.Tensor) -> None:
         """The rows of one step from its statistics on the host, vals (len(GRAD_METRICS), layers)."""
@@ -421,14 +380,6 @@ class GradFlow(_ProbeTable, pl.Callback):
             )
         self.recorded = step
 
-    def on_train_epoch_end(self, trainer, pl_module):
-        self.flush(force=False)
-
-    def on_train_end(self, trainer, pl_module):
-        if self._step > self.recorded:  # the last step, from the buffers
-            self.record()
-        self.flush(force=True)
-
 
 # ------------------------------------------------------------------------------------------------
 # config
@@ -436,8 +387,6 @@ class GradFlow(_ProbeTable, pl.Callback):
 
 def _check(ok: bool, message: str) -> None:
     if not ok:
-        from actlab.train import ConfigError  # one-line error + exit 2 in actlab.train
-
         raise ConfigError(message)
 
 
@@ -449,10 +398,10 @@ def _nonneg(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and not math.isnan(v)
 
 
-def callbacks(cfg_probes, run_dir: Path, activation: str) -> list[pl.Callback]:
+def callbacks(cfg_probes, run_dir: Path, activation: str) -> list:
     """The probe callbacks switched on in ``cfg_probes`` (the ``probes`` config group)."""
     run_dir = Path(run_dir)
-    out: list[pl.Callback] = []
+    out: list = []
     du = cfg_probes.get("dead_units") if cfg_probes is not None else None
     if du is not None and du.get("enabled", False):
         every, size = du.get("every_n_epochs", 1), du.get("probe_size", 512)

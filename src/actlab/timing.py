@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import gc
 import math
-import os
 import platform
 import sys
 import time
@@ -51,13 +50,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
+from omegaconf import OmegaConf
 
-from actlab import activations, atomic
+from actlab import activations, atomic, config, data, fit, models, optim
+from actlab.errors import ConfigError
+from actlab.losses import per_model_losses
 
 CONFIDENCE = 0.95
 CI_METHOD = "order-statistic interval of the median (distribution-free, binomial)"
-CONF_DIR = Path(os.environ.get("ACTLAB_CONF", Path(__file__).resolve().parents[2] / "conf"))
 COLUMNS = [
     "activation",
     "family",
@@ -174,23 +174,15 @@ def machine(device: torch.device) -> dict:
 
 def compose(overrides: list[str]):
     """The project's Hydra config with `overrides` (model, data and optimiser are all this reads)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return hydra_compose(config_name="config", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as e:
-        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        raise UsageError(f"--config {' '.join(overrides)}: {first}") from None
+        return config.compose(overrides)
+    except ConfigError as e:
+        raise UsageError(f"--config {' '.join(overrides)}: {e}") from None
 
 
 def setting(a: argparse.Namespace) -> dict:
     """Model config, input shape, classes, task, batch size, samples and optimiser: the flags where
     given, else the composed config (the dataset is loaded only when its shape or size is needed)."""
-    from omegaconf import OmegaConf
 
     cfg = compose(a.config)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
@@ -201,8 +193,6 @@ def setting(a: argparse.Namespace) -> dict:
     in_shape = (a.in_features,) if a.in_features is not None else None
     classes, samples = a.classes, a.samples
     if in_shape is None or classes is None or samples is None:
-        from actlab import data
-
         try:
             sp = data.load(cfg.data)
         except (OSError, data.DataError) as e:
@@ -213,8 +203,8 @@ def setting(a: argparse.Namespace) -> dict:
         in_shape = in_shape or sp.in_shape
         classes = classes if classes is not None else sp.num_outputs
         samples = samples if samples is not None else len(sp.y_train)
-    if model_cfg["name"] == "cnn" and len(in_shape) != 3:
-        raise UsageError(f"model cnn needs image input (C, H, W); --in-features gives {in_shape}")
+    if model_cfg["name"] == "cnn" and len(in_shape) not in (1, 2, 3):
+        raise UsageError(f"model cnn needs images (C, H, W) or sequences (C, L) / (L,); got shape {in_shape}")
     opt = OmegaConf.to_container(cfg.optimizer, resolve=True)
     return {
         "dataset": str(cfg.data.name),
@@ -238,37 +228,26 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _optimizer(params, opt: dict) -> torch.optim.Optimizer:
-    if opt["name"] == "adam":
-        return torch.optim.Adam(params, lr=opt["lr"])
-    if opt["name"] == "sgd":
-        return torch.optim.SGD(params, lr=opt["lr"], momentum=opt.get("momentum") or 0.0)
-    raise UsageError(f"unknown optimizer {opt['name']!r}; valid: adam, sgd")
-
-
 def measure(
     acts: list[str], s: dict, repeats: int, warmup: int, inner: int, device: torch.device, seed: int = 0, log=print
 ) -> tuple[dict, dict]:
     """Seconds per epoch and per activation call, {activation: [one value per repeat]} each."""
-    from omegaconf import OmegaConf
-
-    from actlab import models
-
     torch.manual_seed(seed)
     n, b = s["samples"], s["batch_size"]
     x = torch.randn(n, *s["in_shape"], device=device)
     if s["task"] == "classification":
         y = torch.randint(0, s["classes"], (n,), device=device)
-        loss_fn = F.cross_entropy
     else:
         y = torch.randn(n, s["classes"], device=device)
-        loss_fn = F.mse_loss
     steps = math.ceil(n / b)
     mcfg = OmegaConf.create(s["model"])
     nets, opts, units = {}, {}, {}
     for act in acts:
-        nets[act] = models.build(mcfg, s["in_shape"], s["classes"], act, {}).to(device)
-        opts[act] = _optimizer(nets[act].parameters(), s["optimizer"])
+        # the engine's model (K=1), optimizer (weight-decay groups, fused) and loss, as a run trains
+        net = models.build(mcfg, s["in_shape"], s["classes"], act, {})
+        nets[act] = fit.stack(mcfg.name, [net], [(0, 1)]).to(device)
+        opt = optim.configure(nets[act], OmegaConf.create(s["optimizer"]), max_epochs=1)
+        opts[act] = opt["optimizer"] if isinstance(opt, dict) else opt
         units[act] = activations.build(act, num_features=s["model"]["width"]).to(device)
     z = torch.randn(b, s["model"]["width"], device=device, requires_grad=True)
     g = torch.randn(b, s["model"]["width"], device=device)
@@ -280,7 +259,7 @@ def measure(
         t0 = time.perf_counter()
         for i in range(steps):
             idx = order[i * b : (i + 1) * b]
-            loss = loss_fn(net(x[idx]), y[idx])
+            loss = per_model_losses(net(x[idx][None]), y[idx][None], s["task"], False)[0].sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,91 +1,22 @@
-"""Small Lightning callbacks the training run always uses: per-epoch metrics (EpochRecorder) and the
-resume checkpoint (ResumeCheckpoint; design in docs/reliability.md)."""
+"""The resume checkpoint of a training run (design in docs/reliability.md)."""
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Checkpoint
 
 from actlab import atomic
+from actlab.config import config_hash
 
 log = logging.getLogger(__name__)
-
-# A run diverged when an epoch's mean training loss is not finite or above this many times the chance
-# loss (README "Divergence"). One rule for the single and the vectorised trainer.
-DIVERGENCE_FACTOR = 100
-
-
-def chance_loss(task: str, y_train: torch.Tensor, num_outputs: int) -> float:
-    """The training loss of the best constant prediction, what a run starts near and what it must stay
-    far below: the entropy of the training labels' frequencies for cross-entropy (ln C when balanced),
-    the targets' variance for MSE. Depends on the data only, not on the activation being studied."""
-    if task == "regression":
-        return float(y_train.double().var(dim=0, unbiased=False).mean())  # y (N, T); MSE averages over T
-    p = torch.bincount(y_train.flatten().cpu(), minlength=num_outputs).double()
-    p = p[p > 0] / p.sum()
-    return float(-(p * p.log()).sum())
-
-
-def diverged(loss: float, chance: float) -> bool:
-    """Non-finite, or exploded far above the start (a constant guess would do 100x better). With a
-    zero chance loss (one class, constant targets) only a non-finite loss counts."""
-    return not math.isfinite(loss) or (chance > 0 and loss > DIVERGENCE_FACTOR * chance)
-
-
-class EpochRecorder(pl.Callback):
-    """Per-epoch tidy metrics (metrics.csv), a quiet line per epoch, and divergence detection.
-
-    Reads the epoch-averaged metrics Lightning accumulated on the device: one host sync per epoch.
-    A diverging training loss (`diverged`: non-finite, or above 100x the chance loss ``chance``) stops
-    the run and marks it diverged (a result, not a crash).
-    """
-
-    KEYS = ("train_loss", "train_acc", "val_loss", "val_acc")
-
-    def __init__(self, path, quiet: bool, chance: float):
-        self.path, self.quiet, self.rows, self.chance = path, quiet, [], chance
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        self._t0 = time.perf_counter()
-
-    # The rows so far travel in the checkpoint: a resumed run rewrites metrics.csv from them (the rows
-    # of epochs after the checkpoint, written before an interruption, are dropped and redone).
-    def state_dict(self) -> dict:
-        return {"rows": [dict(r) for r in self.rows]}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rows = [dict(r) for r in state["rows"]]
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        m = trainer.callback_metrics
-        row = {"epoch": trainer.current_epoch + 1}
-        row.update({k: float(m[k]) if k in m else math.nan for k in self.KEYS})
-        row["seconds"] = time.perf_counter() - self._t0
-        self.rows.append(row)
-        atomic.write_csv(self.path, pd.DataFrame(self.rows))
-        if diverged(row["train_loss"], self.chance):
-            pl_module.diverged = True
-            trainer.should_stop = True
-        if self.quiet:
-            print(
-                f"epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}"
-                f"  val_acc {row['val_acc']:.4f}  {row['seconds']:.2f}s",
-                flush=True,
-            )
-
-
-# ------------------------------------------------------------------------------------------------
-# checkpoint and resume
 
 
 def rng_state() -> dict:
@@ -206,3 +137,18 @@ class ResumeCheckpoint(Checkpoint):
         with atomic.atomic_path(self.path) as tmp:
             trainer.save_checkpoint(tmp)
         log.info("checkpoint: %s: saved after epoch %d -> %s", self.label, epochs_done, self.path)
+
+
+def resume_checkpoint(cfgs: list[DictConfig], path: Path, label: str):
+    """(ResumeCheckpoint callback or None, ckpt_path to resume from or None) for the runs ``cfgs``
+    trained together, checkpointed at ``path``."""
+    every = cfgs[0].trainer.get("checkpoint_every_n_epochs", 0)
+    if not every:
+        return None, None
+    digest = config_hash(cfgs)
+    ckpt, epoch = resume_point(path, digest)
+    if ckpt is not None:
+        log.info("resume: %s: resuming from %s (after epoch %d)", label, ckpt, epoch)
+    else:
+        log.info("resume: %s: training from scratch", label)
+    return ResumeCheckpoint(path, every, digest, label=label), ckpt

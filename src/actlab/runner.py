@@ -1,0 +1,181 @@
+"""A training job: one run, or every seed x activation of `seeds=[...]` / `activations=[...]`, each
+with its own run dir and summary.json, trained as engine runs of up to ``vectorize_max_k`` models
+(actlab.fit), or one after the other with ``vectorize=false``.
+
+Where things go: one run writes everything into its run dir (= Hydra's output dir, `hydra.run.dir`).
+A job of several runs writes each run's files into that run's dir (``run_dir`` resolved per seed and
+activation: its config.yaml, metrics, probes, train.log, .hydra/config.yaml and overrides.yaml, as
+its run alone would); Hydra's files of the whole job (.hydra/hydra.yaml, the job's train.log) and the
+job's stacked resume checkpoint go to Hydra's output dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from actlab import atomic, data, fit
+from actlab.config import _int, data_key, job_configs, job_dir, validate
+from actlab.errors import ConfigError
+from actlab.rundir import check_writable
+from actlab.summary import finished_summary, report_line
+
+CHECKPOINT = "last.ckpt"
+
+
+def run(cfg: DictConfig, keep_checkpoint: bool = False, splits=None) -> dict:
+    """Train and test one model; return the summary (also written to summary.json). One run is K=1
+    of the batched engine (actlab.fit.fit_many): the same module, recorder, checkpoint and
+    summary as a job of several runs.
+
+    Resumes from ``<run_dir>/last.ckpt`` when it holds a checkpoint of this config; deletes it once
+    summary.json is written, unless ``keep_checkpoint`` (run_seeds deletes it when the whole job ends).
+    ``splits``: the data of ``cfg.data``, already loaded (else loaded here)."""
+    validate(cfg)
+    run_dir = Path(cfg.run_dir)
+    check_writable(run_dir)
+    if splits is None:
+        splits = data.load(cfg.data)  # verified before anything is written: bad data leaves no run behind
+    (summary,) = fit.fit_many([cfg], checkpoint=run_dir / CHECKPOINT, splits=splits, job=False)
+    if not keep_checkpoint:
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    return summary
+
+
+def run_seeds(cfg: DictConfig) -> list[dict]:
+    """Train every seed of ``cfg.seeds`` (or the one ``cfg.seed``) for every activation of
+    ``cfg.activations`` (or the one ``cfg.activation``); one run dir and summary each. A job whose
+    runs have all finished with this config is not trained again (finished_summary); a job with some
+    unfinished runs trains as a whole, as first planned (the same vectorised parts, so a resumed part
+    is bit-identical; finished parts resume from their final checkpoint). One line per run on stderr."""
+    multi = cfg.get("seeds") is not None or cfg.get("activations") is not None
+    cfgs = job_configs(cfg) if multi else [cfg]
+    if not cfg.get("overwrite"):
+        done = [s for c in cfgs if (s := finished_summary(c)) is not None]
+        if len(done) == len(cfgs):
+            for s in done:
+                print(report_line(s, before=True), file=sys.stderr, flush=True)
+            return done
+    if not multi:
+        summary = run(cfg)
+        print(report_line(summary), file=sys.stderr, flush=True)
+        return [summary]
+    return _train_many(cfg, cfgs)
+
+
+def _train_many(cfg: DictConfig, cfgs: list[DictConfig]) -> list[dict]:
+    """The runs `cfgs` of the multi-run job `cfg`: vectorised parts, or one after the other."""
+    vectorize = use_vectorized(cfg, len(cfgs))
+    for c in cfgs:  # fail before training anything
+        validate(c)
+    # Loaded (downloaded, verified) once per distinct data config, before any run dir is made: bad data
+    # leaves nothing behind. Runs differ in data only when the split follows the seed (data.split_seed: ${seed}).
+    splits_of = {}
+    for c in cfgs:
+        if data_key(c) not in splits_of:
+            splits_of[data_key(c)] = data.load(c.data)
+    for c in cfgs:
+        check_writable(Path(c.run_dir))
+    for c in cfgs:
+        _hydra_files(c)
+    summaries, checkpoints = [], []
+    if vectorize:
+        parts = vectorized_parts(cfg, cfgs)
+        for i, part in enumerate(parts):
+            # The stacked checkpoint of a vectorised run covers several run dirs: it lives in the
+            # job's own dir (hydra.run.dir), one file per vectorised part.
+            name = CHECKPOINT if len(parts) == 1 else f"last-part{i + 1}of{len(parts)}.ckpt"
+            checkpoints.append(_job_output_dir(cfg) / name)
+            with _seed_logs(part):
+                summaries += fit.fit_many(part, checkpoint=checkpoints[-1], splits=splits_of[data_key(part[0])])
+    else:
+        for c in cfgs:
+            checkpoints.append(Path(c.run_dir) / CHECKPOINT)
+            with _seed_logs([c]):
+                summaries.append(run(c, keep_checkpoint=True, splits=splits_of[data_key(c)]))
+    # Only now: a job interrupted in a later part (or run) resumes the finished ones from their final
+    # checkpoint instead of training them again (Snakemake deletes an interrupted job's summaries).
+    for path in checkpoints:
+        path.unlink(missing_ok=True)
+    for s in summaries:
+        print(report_line(s), file=sys.stderr, flush=True)
+    return summaries
+
+
+def vectorized_parts(cfg: DictConfig, cfgs: list[DictConfig]) -> list[list[DictConfig]]:
+    """The job's runs `cfgs` in vectorised runs of at most ``vectorize_max_k`` models, in order; a part
+    holds runs of one data config (they share one copy of the data) and one optimiser config only."""
+    max_k = cfg.get("vectorize_max_k") or len(cfgs)
+    groups: dict[str, list[DictConfig]] = {}
+    for c in cfgs:  # one optimiser config per part too (a learning-rate table may give each activation its own)
+        groups.setdefault(data_key(c) + json.dumps(OmegaConf.to_container(c.optimizer, resolve=True)), []).append(c)
+    return [g[i : i + max_k] for g in groups.values() for i in range(0, len(g), max_k)]
+
+
+def _job_output_dir(cfg: DictConfig) -> Path:
+    """Hydra's output dir of this job (hydra.run.dir), or the one it would use by default."""
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations")))
+
+
+def use_vectorized(cfg: DictConfig, k: int) -> bool:
+    """`vectorize`: true = one vectorised run (error if the model cannot be), false = the seeds one
+    after the other, auto = vectorised when supported and k >= 2."""
+    mode = cfg.get("vectorize", "auto")
+    mode = {"true": True, "false": False}.get(mode, mode) if isinstance(mode, str) else mode
+    if mode not in ("auto", True, False):
+        raise ConfigError(f"vectorize must be auto, true or false, got {cfg.get('vectorize')!r}")
+    max_k = cfg.get("vectorize_max_k")
+    if max_k is not None and not (_int(max_k) and max_k >= 1):
+        raise ConfigError(f"vectorize_max_k must be an integer >= 1 or null, got {max_k!r}")
+    steps = cfg.trainer.get("steps_per_call", 1)
+    if not (_int(steps) and steps >= 1):
+        raise ConfigError(f"trainer.steps_per_call must be an integer >= 1, got {steps!r}")
+    if mode is False:
+        return False
+    ok, why = fit.supported(cfg)
+    if mode is True and not ok:
+        raise ConfigError(f"vectorize=true but cannot vectorise: {why}")
+    return ok and (mode is True or k >= 2)
+
+
+@contextlib.contextmanager
+def _seed_logs(cfgs: list[DictConfig]):
+    """Each run dir's train.log receives the log records while its seed trains."""
+    handlers = []
+    for c in cfgs:
+        h = logging.FileHandler(Path(c.run_dir) / "train.log")
+        h.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+        logging.getLogger().addHandler(h)
+        handlers.append(h)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            logging.getLogger().removeHandler(h)
+            h.close()
+
+
+def _hydra_files(cfg: DictConfig) -> None:
+    """Per-seed .hydra/config.yaml and overrides.yaml, as a single run `seed=S` would write them
+    (hydra.yaml describes the whole job and stays in the job's hydra.run.dir)."""
+    if not HydraConfig.initialized():
+        return
+    task = [
+        o
+        for o in OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
+        if o.lstrip("+~").partition("=")[0] not in ("seed", "seeds", "activation", "activations")
+    ]
+    hdir = Path(cfg.run_dir) / ".hydra"
+    hdir.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(hdir / "config.yaml", OmegaConf.to_yaml(cfg), durable=False)
+    own = [f"activation={cfg.activation.name}", f"seed={cfg.seed}"]
+    atomic.write_text(hdir / "overrides.yaml", yaml.safe_dump([*own, *task], default_flow_style=False), durable=False)
