@@ -40,7 +40,6 @@ RUN = RUNS / "{experiment}" / "{key}" / "{activation}" / "seed{seed}"
 LR_RUNS = RUNS / "{experiment}" / "{key}" / "lr_selection"
 LR_RUN = LR_RUNS / "lr{lr}" / "{activation}" / "seed{seed}"
 LR_TABLE = LR_RUNS / "lr_selection.csv"
-LR_RUN_FILES = ("config.yaml", "metrics.csv", "SHA256SUMS", "summary.json")  # selection runs: no probes
 DATA_MARKS = RESULTS_ROOT / "data"
 
 
@@ -305,42 +304,45 @@ def experiment_label(name):
 
 @functools.cache
 def run_files():
-    """The files of one finished run, all declared outputs of `train`, inputs of `aggregate` and
-    targets of `all`, so that a missing one retrains its run: config.yaml, metrics.csv, the probe
-    tables (dead_units.csv, grad_flow.csv) when the probe is enabled in every experiment of the sweep
-    (a rule's outputs are one pattern for all its jobs; a probe disabled in some experiment is left
-    out of the outputs, its file still covered by the run's SHA256SUMS), SHA256SUMS (the integrity
-    record, actlab.integrity) and summary.json, the last written."""
-    probes = {"dead_units": True, "grad_flow": True}
-    for cfg in experiment_configs().values():
-        for name in probes:
-            probes[name] = probes[name] and bool(cfg.probes[name].enabled)
-    return (
-        "config.yaml",
-        "metrics.csv",
-        *(f"{name}.csv" for name, on in probes.items() if on),
-        "SHA256SUMS",
-        "summary.json",
-    )
+    """The files of one finished run the rules declare (train's outputs, aggregate's inputs, all's
+    targets): its summary.json alone, written last. Every other file of the run (config.yaml,
+    metrics.csv, the probe tables, SHA256SUMS) is kept by its integrity record instead: before the DAG,
+    reject_damaged_runs() sets aside the summary.json of a run with any of them missing or edited, so
+    that run retrains. (Declaring each file too printed every run path three times per training job.)"""
+    return ("summary.json",)
 
 
 def all_run_files(wildcards=None):
-    """Every file of every run of the sweep (run_files() of each run dir)."""
+    """The declared file of every run of the sweep (run_files() of each run dir)."""
     return [str(d / name) for d in run_dirs() for name in run_files()]
 
 
+def lr_run_dirs():
+    """Every learning-rate selection run of the sweep (config lr_selection)."""
+    sel = config.get("lr_selection")
+    if not sel:
+        return []
+    return [
+        Path(str(LR_RUN).format(experiment=e["name"], key=experiment_key(e), lr=lr_label(lr), activation=a, seed=s))
+        for e in config["experiments"]
+        for lr in sel["grid"]
+        for a in config["activations"]
+        for s in sel["seeds"]
+    ]
+
+
 def reject_damaged_runs():
-    """Called before the DAG is built (workflow/rules/train.smk): every finished run of the sweep (its
-    summary.json exists) whose files are not exactly what its trainer wrote (actlab.integrity: a file
-    missing, edited or damaged, or no SHA256SUMS) is named in one line and its summary.json renamed to
-    summary.json.rejected (kept for inspection), so that Snakemake sees the run unfinished and retrains
+    """Called before the DAG is built (workflow/rules/train.smk): every finished run of the sweep and
+    of its learning-rate selection (its summary.json exists) whose files are not exactly what its
+    trainer wrote (actlab.integrity: a file missing, edited or damaged, or no SHA256SUMS) is named in
+    one line and its summary.json renamed to summary.json.rejected (kept for inspection), so that Snakemake sees the run unfinished and retrains
     it instead of aggregating it. Also under --dry-run, so that it shows the retraining. Only in the
     main snakemake process: a cluster job's own snakemake would race the runs being written."""
     from actlab import integrity
 
     if not workflow.is_main_process:
         return
-    for run_dir in run_dirs():
+    for run_dir in [*run_dirs(), *lr_run_dirs()]:
         summary = run_dir / "summary.json"
         if not summary.is_file():
             continue
@@ -354,15 +356,6 @@ def reject_damaged_runs():
                 f"it will be retrained",
                 file=sys.stderr,
             )
-
-
-def experiment_figures(names, suffixes=("png", "svg")):
-    return [
-        str(FIGURES / e["name"] / f"{name}.{suffix}")
-        for e in config["experiments"]
-        for name in names
-        for suffix in suffixes
-    ]
 
 
 # -----------------------------------------------------------------------------
@@ -569,24 +562,18 @@ def train_overrides(wildcards):
 # -----------------------------------------------------------------------------
 # what `snakemake` (rule all) builds
 
-RUN_FIGURES = ("learning_curves", "accuracy", "dead_units", "grad_flow", "accuracy_vs_dead")  # per experiment
-GROUP_FIGURES = ("across_depth",)  # per (dataset, model): across that pair's experiments (depths)
-GLOBAL_FIGURES = ("activations", "depth")
 # the default sweep's book where the README says; another sweep's beside its results
 BOOK_INDEX = (Path("paper") / "_build" if SWEEP == "default" else RESULTS / "book") / "html" / "index.html"
 
 
 def all_figures(wildcards=None):
-    return [
-        *(str(FIGURES / f"{name}.{suffix}") for name in GLOBAL_FIGURES for suffix in ("png", "svg")),
-        *experiment_figures(RUN_FIGURES),
-        *(
-            str(FIGURES / f"{d}-{m}" / f"{name}.{suffix}")
-            for d, m in dict.fromkeys((e["dataset"], e["model"]) for e in config["experiments"])
-            for name in GROUP_FIGURES
-            for suffix in ("png", "svg")
-        ),
-    ]
+    """Every figure of every workflow/scripts/fig_*.py (figures.smk figure_scripts), PNG and SVG, for each
+    experiment, (dataset, model) group or once, as its FIGURE's scope says."""
+    out = []
+    for name, meta in figure_scripts().items():
+        for where in figure_places(meta["scope"]):
+            out += [str(Path(str(FIGURE_DIR[meta["scope"]]).format(**where)) / f"{name}.{s}") for s in ("png", "svg")]
+    return out
 
 
 def all_tables(wildcards=None):
@@ -621,8 +608,8 @@ def book_sources(wildcards=None):
 
 
 def all_targets(wildcards=None):
-    # every run's files too: Snakemake does not rerun a job whose outputs are missing when the jobs
-    # that consume them are up to date, so a vanished run would otherwise be "Nothing to be done"
+    # every run's summary.json too: Snakemake does not rerun a job whose outputs are missing when the
+    # jobs that consume them are up to date, so a vanished run would otherwise be "Nothing to be done"
     return [*all_run_files(), *all_tables(), *all_figures(), str(BOOK_INDEX)]
 
 
@@ -712,28 +699,3 @@ def timing_cores():
     timing job measures (seconds on the default sweep); torch itself uses TIMING_TORCH_THREADS."""
     cores = workflow.resource_settings.cores
     return cores if isinstance(cores, int) and cores >= 1 else 1
-
-
-# -----------------------------------------------------------------------------
-# figures (workflow/rules/figures.smk)
-
-EXP_FIG = FIGURES / "{experiment}"
-EXP_LOG = LOGS / "figures" / "{experiment}"
-EXP_LABELS = {"experiment": "{experiment}"}
-GROUP_FIG = FIGURES / "{dataset}-{model}"  # figures across the experiments of one dataset and model
-
-
-def fig_report(path, name, figure):
-    return report(
-        path, caption=f"../report/{name}.rst", category="Figures", subcategory=figure, labels={"figure": figure}
-    )
-
-
-def exp_report(path, name, figure):
-    return report(
-        path,
-        caption=f"../report/{name}.rst",
-        category="Figures",
-        subcategory="{experiment}",
-        labels={"figure": figure, **EXP_LABELS},
-    )
