@@ -161,24 +161,30 @@ def figure_shell(name, meta):
     return " ".join([*parts, "--out {output.png:q} {output.svg:q} > {log:q} 2>&1"])
 
 
-for _name, _figure in figure_scripts().items():
+def figure_rule(name, figure):
+    """Rule fig_<name>. A function, not the loop's body: the shell command is evaluated when the job
+    runs, and a loop variable would then be the last script's."""
 
     rule:
         name:
-            f"fig_{_name}"
+            f"fig_{name}"
         input:
-            **{key: RESULTS / table for key, table in _figure["inputs"].items()},
-            script=SCRIPTS / f"fig_{_name}.py",
+            **{key: RESULTS / table for key, table in figure["inputs"].items()},
+            script=SCRIPTS / f"fig_{name}.py",
             lib=SCRIPTS / "figlib.py",
         output:
-            png=figure_output(_name, _figure),
-            svg=FIGURE_DIR[_figure["scope"]] / f"{_name}.svg",
+            png=figure_output(name, figure),
+            svg=FIGURE_DIR[figure["scope"]] / f"{name}.svg",
         log:
-            FIGURE_LOG[_figure["scope"]] / f"{_name}.log",
+            FIGURE_LOG[figure["scope"]] / f"{name}.log",
         localrule: True  # plotting is light: drawn by Snakemake itself, never a cluster job (profiles/slurm)
         conda:
             ENV
         params:
-            **figure_params(_figure),
+            **figure_params(figure),
         shell:
-            figure_shell(_name, _figure)
+            figure_shell(name, figure)
+
+
+for _name, _figure in figure_scripts().items():
+    figure_rule(_name, _figure)
