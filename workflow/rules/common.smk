@@ -699,3 +699,173 @@ def timing_cores():
     timing job measures (seconds on the default sweep); torch itself uses TIMING_TORCH_THREADS."""
     cores = workflow.resource_settings.cores
     return cores if isinstance(cores, int) and cores >= 1 else 1
+
+
+# -----------------------------------------------------------------------------
+# figures (workflow/rules/figures.smk): one rule per workflow/scripts/fig_*.py
+
+FIGURE_SCOPES = {  # where a figure's files go, per experiment / (dataset, model) group / once
+    "global": "once, from the whole sweep: results/figures/<name>.png",
+    "experiment": "per experiment: results/figures/<experiment>/<name>.png",
+    "group": "per dataset and model, across its experiments (depths): results/figures/<dataset>-<model>/<name>.png",
+}
+FIGURE_DIR = {"global": FIGURES, "experiment": FIGURES / "{experiment}", "group": FIGURES / "{dataset}-{model}"}
+FIGURE_LOG = {
+    "global": LOGS / "figures",
+    "experiment": LOGS / "figures" / "{experiment}",
+    "group": LOGS / "figures" / "{dataset}-{model}",
+}
+FIGURE_ARGS = ("activations", "baseline")  # sweep settings a script may ask for: --activations, --baseline
+_FIGURE_KEYS = {"number", "title", "scope", "inputs", "args", "caption"}
+
+
+def _figure_meta(path):
+    """The module-level `FIGURE = {...}` of one figure script, checked (ast.literal_eval: the Snakefile
+    neither imports the script nor loads matplotlib)."""
+    import ast
+
+    where = os.path.relpath(path)
+    fail = lambda message: _fail_figure(f"{where}: {message} (docs/extending.md)")
+    try:
+        tree = ast.parse(path.read_text(), where)
+    except SyntaxError as e:
+        fail(f"line {e.lineno}: {e.msg}")
+    nodes = [
+        n.value
+        for n in tree.body
+        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "FIGURE" for t in n.targets)
+    ]
+    if not nodes:
+        fail("no module-level FIGURE = {...} saying the figure's scope, inputs and title")
+    try:
+        meta = ast.literal_eval(nodes[-1])
+    except ValueError:
+        fail("FIGURE must be a literal dict (strings, numbers, lists, dicts: no names or calls)")
+    if not isinstance(meta, dict):
+        fail("FIGURE must be a dict")
+    unknown = sorted(set(meta) - _FIGURE_KEYS)
+    missing = sorted({"title", "scope", "inputs"} - set(meta))
+    if unknown or missing:
+        fail(f"FIGURE: {'unknown key(s) ' + ', '.join(unknown) if unknown else 'missing ' + ', '.join(missing)}")
+    if meta["scope"] not in FIGURE_SCOPES:
+        fail(f"FIGURE: scope {meta['scope']!r} is not one of {', '.join(FIGURE_SCOPES)}")
+    inputs = meta["inputs"]
+    if not isinstance(inputs, dict) or not all(
+        isinstance(k, str) and k.isidentifier() and isinstance(v, str) and v and not Path(v).is_absolute()
+        for k, v in inputs.items()
+    ):
+        fail("FIGURE: inputs must map option names (identifiers) to tables under the results directory")
+    clash = sorted({"script", "lib"} & set(inputs))
+    if clash:
+        fail(f"FIGURE: input name(s) {', '.join(clash)} are taken (the script and figlib)")
+    bad = sorted(set(meta.get("args", [])) - set(FIGURE_ARGS))
+    if bad:
+        fail(f"FIGURE: unknown args {', '.join(bad)}; known: {', '.join(FIGURE_ARGS)}")
+    name = path.stem.removeprefix("fig_")
+    if "caption" not in meta and not (REPO / "workflow" / "report" / f"{name}.rst").is_file():
+        fail(f"FIGURE: no caption, and no workflow/report/{name}.rst")
+    return meta
+
+
+def _fail_figure(message):
+    raise WorkflowError(f"invalid figure script {message}")
+
+
+@functools.cache
+def figure_scripts():
+    """{name: FIGURE} of every workflow/scripts/fig_<name>.py, in figure-number order: each is one
+    rule fig_<name> (workflow/rules/figures.smk), a target of `all`, a figure of the report."""
+    found = {
+        p.stem.removeprefix("fig_"): _figure_meta(p) for p in sorted((REPO / "workflow" / "scripts").glob("fig_*.py"))
+    }
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].get("number", float("inf")), kv[0])))
+
+
+def figure_places(scope):
+    """The wildcards of each of a scope's figures in this sweep."""
+    if scope == "global":
+        return [{}]
+    if scope == "experiment":
+        return [{"experiment": e["name"]} for e in config["experiments"]]
+    pairs = dict.fromkeys((e["dataset"], e["model"]) for e in config["experiments"])
+    return [{"dataset": d, "model": m} for d, m in pairs]
+
+
+def figure_label(name, meta):
+    """The report's label of a figure: '3 accuracy' (FIGURE number and title)."""
+    return f"{meta['number']} {meta['title']}" if "number" in meta else meta["title"]
+
+
+def figure_output(name, meta):
+    """The rule's PNG, marked for the report: its own caption workflow/report/<name>.rst when there is
+    one, else the generic workflow/report/figure.rst rendering FIGURE's caption (params.caption)."""
+    scope, label = meta["scope"], figure_label(name, meta)
+    own = REPO / "workflow" / "report" / f"{name}.rst"
+    labels = {
+        "global": {},
+        "experiment": {"experiment": "{experiment}"},
+        "group": {"dataset": "{dataset}", "model": "{model}"},
+    }[scope]
+    return report(
+        FIGURE_DIR[scope] / f"{name}.png",
+        caption=f"../report/{name}.rst" if own.is_file() else "../report/figure.rst",
+        category="Figures",
+        subcategory={"global": label, "experiment": "{experiment}", "group": "{dataset} / {model}"}[scope],
+        labels={"figure": label, **labels},
+    )
+
+
+def _experiment_name(wildcards):
+    return experiment_label(wildcards.experiment)
+
+
+def _group_name(wildcards):
+    from actlab import names
+
+    return names.experiment(wildcards.dataset, wildcards.model)
+
+
+def _figure_options(meta):
+    """params.options of a figure rule: --<input> <table> ... [--experiment/--label | --dataset/--model]
+    [--activations ...] [--baseline ...], quoted: figlib.parser's command line (a function of the
+    job's inputs, bound to this script's FIGURE here: a rule's shell command is evaluated when the job
+    runs, when a loop variable in it would be the last script's)."""
+
+    def options(wildcards, input):
+        args = []
+        for key in meta["inputs"]:
+            args += [f"--{key.replace('_', '-')}", input[key]]
+        if meta["scope"] == "experiment":
+            args += ["--experiment", wildcards.experiment, "--label", _experiment_name(wildcards)]
+        elif meta["scope"] == "group":
+            args += ["--dataset", wildcards.dataset, "--model", wildcards.model]
+        if meta["scope"] != "global" or "activations" in meta.get("args", []):
+            args += ["--activations", *config["activations"]]
+        if "baseline" in meta.get("args", []):
+            args += ["--baseline", config["baseline"]]
+        return shlex.join(map(str, args))
+
+    return options
+
+
+def figure_params(meta):
+    """The rule's params: the article's name of what the figure is about (experiment: the captions
+    use it), FIGURE's caption with {experiment} filled, the script's options (_figure_options)."""
+    scope = meta["scope"]
+    params = {}
+    if scope != "global":
+        params["experiment"] = _experiment_name if scope == "experiment" else _group_name
+    if scope != "global" or "activations" in meta.get("args", []):  # a param: a changed list redraws
+        params["activations"] = config["activations"]
+    if "baseline" in meta.get("args", []):
+        params["baseline"] = config["baseline"]
+    if "caption" in meta:
+        text = " ".join(str(meta["caption"]).split())
+        label = params.get("experiment")
+        params["caption"] = (lambda w: text.replace("{experiment}", label(w))) if label else text
+    params["options"] = _figure_options(meta)
+    return params
+
+
+# The command of every figure (its options: params.options, figure_params)
+FIGURE_SHELL = "python {input.script:q} {params.options} --out {output.png:q} {output.svg:q} > {log:q} 2>&1"
