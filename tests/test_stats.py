@@ -257,3 +257,14 @@ def test_power_table_states_what_five_seeds_can_separate():
     assert pw["mde"] == pytest.approx(stats.mde(5, pw["sd_diff"]))
     assert pw["mde_holm"] > pw["mde"]
     assert pw["sd_diff"] == pytest.approx(np.sqrt((vs["std_diff"] ** 2).mean()))
+
+
+def test_a_vectorised_jobs_time_is_not_reported_as_a_per_run_measurement():
+    """A job that trains k models at once gives each the job's time / k: the same number for every
+    model, not a measurement of any. compute.csv says so (and the article then shows no ms / epoch)."""
+    df = _table()
+    alone = stats.compute_table(df)
+    assert alone["measured_per_model"].all() and (alone["shared_by"] == 1).all()
+    df["vectorized.k"] = 12
+    shared = stats.compute_table(df)
+    assert not shared["measured_per_model"].any() and (shared["shared_by"] == 12).all()

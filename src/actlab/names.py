@@ -18,7 +18,7 @@ DATASETS = {
     "fashion_mnist": "Fashion-MNIST",
     "cifar10": "CIFAR-10",
     "mnist1d": "MNIST-1D",
-    "mnist_subset": "MNIST (subset)",
+    "mnist_subset": "MNIST subset (5,000 real digits)",
     "synthetic": "a 2-D spiral",
     "synthetic_abs": "y = |x|",
 }

@@ -32,6 +32,7 @@ TRAIN_RUNS = {  # what one job's runs range over
     "run": {},
 }[config["group_by"]]
 RUNS_PER_JOB = math.prod(len(values) for values in TRAIN_RUNS.values())
+LR_RUNS_PER_JOB = len(config["activations"]) * len(config.get("lr_selection", {}).get("seeds", []))
 
 # Before the DAG: a finished run whose files fail their integrity record is moved aside (one line each),
 # so the jobs below retrain it (common.smk).
@@ -93,7 +94,7 @@ rule train_lr:
     resources:
         mem_mb=lambda wildcards, attempt: config["resources"]["mem_mb"] * attempt,
         gpu=config["resources"]["gpu"],
-        runtime=lambda wildcards, attempt: config["resources"]["runtime"] * RUNS_PER_JOB * attempt,
+        runtime=lambda wildcards, attempt: config["resources"]["runtime"] * LR_RUNS_PER_JOB * attempt,
     params:
         overrides=lr_train_overrides,
         code=code_fingerprint("train"),
