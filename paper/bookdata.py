@@ -192,6 +192,69 @@ def figure(name_: str, exp: str | None = None):
     return Image(filename=str(figure_path(name_, exp)))
 
 
+def _script_figure(name_: str) -> dict:
+    """The FIGURE dict of workflow/scripts/fig_<name>.py (read, not imported: it would load matplotlib
+    styles into the page's kernel), {} when the script or its FIGURE is not there."""
+    import ast
+
+    script = REPO / "workflow" / "scripts" / f"fig_{name_}.py"
+    try:
+        tree = ast.parse(script.read_text())
+    except (OSError, SyntaxError):
+        return {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "FIGURE" for t in node.targets):
+            try:
+                meta = ast.literal_eval(node.value)
+            except ValueError:
+                return {}
+            return meta if isinstance(meta, dict) else {}
+    return {}
+
+
+def figure_caption(png: Path, about: str | None = None) -> str:
+    """A figure's caption for the book: its script's FIGURE caption ({experiment} = `about`, the
+    article's name of what it shows), else the Title in the PNG's metadata (figlib.save), else its name."""
+    meta = _script_figure(png.stem)
+    if meta.get("caption"):
+        return " ".join(str(meta["caption"]).replace("{experiment}", about or "").split())
+    from PIL import Image
+
+    with Image.open(png) as im:
+        title = getattr(im, "text", {}).get("Title")
+    return f"{title}." if title else png.stem.replace("_", " ").capitalize() + "."
+
+
+def other_figures(shown) -> str:
+    """Markdown (a section, or "" when there is none) showing every figure under the results'
+    figures/ whose name is not in `shown` (the figures the page shows itself): a new analysis
+    (workflow/scripts/fig_<name>.py) appears in the book without editing a page (docs/extending.md).
+    Global figures first, then each experiment's and each dataset-and-model group's, with its caption."""
+    root = RESULTS / "figures"
+    if not root.is_dir():
+        return ""
+    exps = {e: experiment_name(e) for e in experiments()}
+    groups = {f"{d}-{m}": names.experiment(d, m) for d, m in experiment_groups()}
+    places = [(root, None), *((root / e, n) for e, n in exps.items()), *((root / g, n) for g, n in groups.items())]
+    blocks = []
+    for where, about in places:
+        for png in sorted(where.glob("*.png")):
+            if png.stem in shown:
+                continue
+            rel = Path(os.path.relpath(png, Path.cwd())).as_posix()
+            script = f"workflow/scripts/fig_{png.stem}.py"
+            tag = f"fig-{png.stem}" + (f"-{where.name}" if about else "")
+            caption = figure_caption(png, about)
+            title = f" ({about})" if about and about not in caption else ""
+            blocks.append(
+                f":::{{figure}} {rel}\n:name: {tag}\n:width: 100%\n\n{caption}{title} Made by `{script}`.\n:::\n"
+            )
+    if not blocks:
+        return ""
+    head = "## Other analyses\n\nFigures of the pipeline that the sections above do not discuss.\n"
+    return "\n".join([head, *blocks])
+
+
 @functools.cache
 def benchmarks() -> pd.DataFrame:
     """Every Snakemake benchmark TSV under results/benchmarks/: one row per job (repeat), with the

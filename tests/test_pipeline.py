@@ -122,9 +122,12 @@ def test_every_shipped_sweep_plans(tmp_path):
     paper = yaml.safe_load((ROOT / "conf" / "sweep" / "paper.yaml").read_text())
     paper_train = len(paper["experiments"]) * len(paper["activations"])  # group_by: activation
     assert paper["group_by"] == "activation"
+    default = yaml.safe_load((ROOT / "conf" / "sweep" / "default.yaml").read_text())
+    n_default = len(default["experiments"])
+    assert default.get("group_by", "experiment") == "experiment"  # one training job per experiment
     for sweep, rules in (
-        ("conf/sweep/default.yaml", {"train": 1, "fig_accuracy": 1, "book": 1}),
-        ("conf/sweep/paper.yaml", {"download": 3, "train": paper_train, "fig_accuracy": 3}),
+        ("conf/sweep/default.yaml", {"train": n_default, "fig_accuracy": n_default, "book": 1}),
+        ("conf/sweep/paper.yaml", {"download": 3, "train": paper_train, "fig_accuracy": len(paper["experiments"])}),
     ):
         res = snakemake(
             "-n",
@@ -368,7 +371,8 @@ def test_one_job_per_experiment_writes_every_run(tmp_path):
                 f"activation={act}",
                 f"seed={seed}",
             ]
-    assert sorted(p.name for p in runs.iterdir()) == sorted(sweep["activations"])  # no job dirs among the runs
+    # no job dirs among the runs (lr_selection/: the sweep's learning-rate selection runs)
+    assert sorted(p.name for p in runs.iterdir() if p.name != "lr_selection") == sorted(sweep["activations"])
     assert (repo / TEST_RESULTS / "logs" / "train" / "digits_mlp" / f"{runs.name}.hydra").is_dir()
     assert (repo / TEST_RESULTS / "benchmarks" / "train" / "digits_mlp" / f"{runs.name}.tsv").is_file()
     assert len(pd.read_csv(repo / TEST_RESULTS / "summary.csv")) == len(sweep["activations"]) * len(sweep["seeds"])

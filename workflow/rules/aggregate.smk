@@ -9,9 +9,8 @@ localrules:
 
 rule aggregate:
     """One row per run (summary.csv/.parquet) and every run's curves as tidy parquet files."""
-    input:  # every file of every run (a missing one retrains its run); the command gets the summaries
+    input:  # every run's summary.json (its other files: common.smk reject_damaged_runs)
         summaries=all_summaries,
-        files=all_run_files,
     output:
         csv=RESULTS / "summary.csv",
         parquet=RESULTS / "summary.parquet",

@@ -40,7 +40,6 @@ RUN = RUNS / "{experiment}" / "{key}" / "{activation}" / "seed{seed}"
 LR_RUNS = RUNS / "{experiment}" / "{key}" / "lr_selection"
 LR_RUN = LR_RUNS / "lr{lr}" / "{activation}" / "seed{seed}"
 LR_TABLE = LR_RUNS / "lr_selection.csv"
-LR_RUN_FILES = ("config.yaml", "metrics.csv", "SHA256SUMS", "summary.json")  # selection runs: no probes
 DATA_MARKS = RESULTS_ROOT / "data"
 
 
@@ -305,42 +304,45 @@ def experiment_label(name):
 
 @functools.cache
 def run_files():
-    """The files of one finished run, all declared outputs of `train`, inputs of `aggregate` and
-    targets of `all`, so that a missing one retrains its run: config.yaml, metrics.csv, the probe
-    tables (dead_units.csv, grad_flow.csv) when the probe is enabled in every experiment of the sweep
-    (a rule's outputs are one pattern for all its jobs; a probe disabled in some experiment is left
-    out of the outputs, its file still covered by the run's SHA256SUMS), SHA256SUMS (the integrity
-    record, actlab.integrity) and summary.json, the last written."""
-    probes = {"dead_units": True, "grad_flow": True}
-    for cfg in experiment_configs().values():
-        for name in probes:
-            probes[name] = probes[name] and bool(cfg.probes[name].enabled)
-    return (
-        "config.yaml",
-        "metrics.csv",
-        *(f"{name}.csv" for name, on in probes.items() if on),
-        "SHA256SUMS",
-        "summary.json",
-    )
+    """The files of one finished run the rules declare (train's outputs, aggregate's inputs, all's
+    targets): its summary.json alone, written last. Every other file of the run (config.yaml,
+    metrics.csv, the probe tables, SHA256SUMS) is kept by its integrity record instead: before the DAG,
+    reject_damaged_runs() sets aside the summary.json of a run with any of them missing or edited, so
+    that run retrains. (Declaring each file too printed every run path three times per training job.)"""
+    return ("summary.json",)
 
 
 def all_run_files(wildcards=None):
-    """Every file of every run of the sweep (run_files() of each run dir)."""
+    """The declared file of every run of the sweep (run_files() of each run dir)."""
     return [str(d / name) for d in run_dirs() for name in run_files()]
 
 
+def lr_run_dirs():
+    """Every learning-rate selection run of the sweep (config lr_selection)."""
+    sel = config.get("lr_selection")
+    if not sel:
+        return []
+    return [
+        Path(str(LR_RUN).format(experiment=e["name"], key=experiment_key(e), lr=lr_label(lr), activation=a, seed=s))
+        for e in config["experiments"]
+        for lr in sel["grid"]
+        for a in config["activations"]
+        for s in sel["seeds"]
+    ]
+
+
 def reject_damaged_runs():
-    """Called before the DAG is built (workflow/rules/train.smk): every finished run of the sweep (its
-    summary.json exists) whose files are not exactly what its trainer wrote (actlab.integrity: a file
-    missing, edited or damaged, or no SHA256SUMS) is named in one line and its summary.json renamed to
-    summary.json.rejected (kept for inspection), so that Snakemake sees the run unfinished and retrains
+    """Called before the DAG is built (workflow/rules/train.smk): every finished run of the sweep and
+    of its learning-rate selection (its summary.json exists) whose files are not exactly what its
+    trainer wrote (actlab.integrity: a file missing, edited or damaged, or no SHA256SUMS) is named in
+    one line and its summary.json renamed to summary.json.rejected (kept for inspection), so that Snakemake sees the run unfinished and retrains
     it instead of aggregating it. Also under --dry-run, so that it shows the retraining. Only in the
     main snakemake process: a cluster job's own snakemake would race the runs being written."""
     from actlab import integrity
 
     if not workflow.is_main_process:
         return
-    for run_dir in run_dirs():
+    for run_dir in [*run_dirs(), *lr_run_dirs()]:
         summary = run_dir / "summary.json"
         if not summary.is_file():
             continue
@@ -354,15 +356,6 @@ def reject_damaged_runs():
                 f"it will be retrained",
                 file=sys.stderr,
             )
-
-
-def experiment_figures(names, suffixes=("png", "svg")):
-    return [
-        str(FIGURES / e["name"] / f"{name}.{suffix}")
-        for e in config["experiments"]
-        for name in names
-        for suffix in suffixes
-    ]
 
 
 # -----------------------------------------------------------------------------
@@ -569,24 +562,18 @@ def train_overrides(wildcards):
 # -----------------------------------------------------------------------------
 # what `snakemake` (rule all) builds
 
-RUN_FIGURES = ("learning_curves", "accuracy", "dead_units", "grad_flow", "accuracy_vs_dead")  # per experiment
-GROUP_FIGURES = ("across_depth",)  # per (dataset, model): across that pair's experiments (depths)
-GLOBAL_FIGURES = ("activations", "depth")
 # the default sweep's book where the README says; another sweep's beside its results
 BOOK_INDEX = (Path("paper") / "_build" if SWEEP == "default" else RESULTS / "book") / "html" / "index.html"
 
 
 def all_figures(wildcards=None):
-    return [
-        *(str(FIGURES / f"{name}.{suffix}") for name in GLOBAL_FIGURES for suffix in ("png", "svg")),
-        *experiment_figures(RUN_FIGURES),
-        *(
-            str(FIGURES / f"{d}-{m}" / f"{name}.{suffix}")
-            for d, m in dict.fromkeys((e["dataset"], e["model"]) for e in config["experiments"])
-            for name in GROUP_FIGURES
-            for suffix in ("png", "svg")
-        ),
-    ]
+    """Every figure of every workflow/scripts/fig_*.py (figures.smk figure_scripts), PNG and SVG, for each
+    experiment, (dataset, model) group or once, as its FIGURE's scope says."""
+    out = []
+    for name, meta in figure_scripts().items():
+        for where in figure_places(meta["scope"]):
+            out += [str(Path(str(FIGURE_DIR[meta["scope"]]).format(**where)) / f"{name}.{s}") for s in ("png", "svg")]
+    return out
 
 
 def all_tables(wildcards=None):
@@ -621,8 +608,8 @@ def book_sources(wildcards=None):
 
 
 def all_targets(wildcards=None):
-    # every run's files too: Snakemake does not rerun a job whose outputs are missing when the jobs
-    # that consume them are up to date, so a vanished run would otherwise be "Nothing to be done"
+    # every run's summary.json too: Snakemake does not rerun a job whose outputs are missing when the
+    # jobs that consume them are up to date, so a vanished run would otherwise be "Nothing to be done"
     return [*all_run_files(), *all_tables(), *all_figures(), str(BOOK_INDEX)]
 
 
@@ -715,25 +702,170 @@ def timing_cores():
 
 
 # -----------------------------------------------------------------------------
-# figures (workflow/rules/figures.smk)
+# figures (workflow/rules/figures.smk): one rule per workflow/scripts/fig_*.py
 
-EXP_FIG = FIGURES / "{experiment}"
-EXP_LOG = LOGS / "figures" / "{experiment}"
-EXP_LABELS = {"experiment": "{experiment}"}
-GROUP_FIG = FIGURES / "{dataset}-{model}"  # figures across the experiments of one dataset and model
+FIGURE_SCOPES = {  # where a figure's files go, per experiment / (dataset, model) group / once
+    "global": "once, from the whole sweep: results/figures/<name>.png",
+    "experiment": "per experiment: results/figures/<experiment>/<name>.png",
+    "group": "per dataset and model, across its experiments (depths): results/figures/<dataset>-<model>/<name>.png",
+}
+FIGURE_DIR = {"global": FIGURES, "experiment": FIGURES / "{experiment}", "group": FIGURES / "{dataset}-{model}"}
+FIGURE_LOG = {
+    "global": LOGS / "figures",
+    "experiment": LOGS / "figures" / "{experiment}",
+    "group": LOGS / "figures" / "{dataset}-{model}",
+}
+FIGURE_ARGS = ("activations", "baseline")  # sweep settings a script may ask for: --activations, --baseline
+_FIGURE_KEYS = {"number", "title", "scope", "inputs", "args", "caption"}
 
 
-def fig_report(path, name, figure):
+def _figure_meta(path):
+    """The module-level `FIGURE = {...}` of one figure script, checked (ast.literal_eval: the Snakefile
+    neither imports the script nor loads matplotlib)."""
+    import ast
+
+    where = os.path.relpath(path)
+    fail = lambda message: _fail_figure(f"{where}: {message} (docs/extending.md)")
+    try:
+        tree = ast.parse(path.read_text(), where)
+    except SyntaxError as e:
+        fail(f"line {e.lineno}: {e.msg}")
+    nodes = [
+        n.value
+        for n in tree.body
+        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "FIGURE" for t in n.targets)
+    ]
+    if not nodes:
+        fail("no module-level FIGURE = {...} saying the figure's scope, inputs and title")
+    try:
+        meta = ast.literal_eval(nodes[-1])
+    except ValueError:
+        fail("FIGURE must be a literal dict (strings, numbers, lists, dicts: no names or calls)")
+    if not isinstance(meta, dict):
+        fail("FIGURE must be a dict")
+    unknown = sorted(set(meta) - _FIGURE_KEYS)
+    missing = sorted({"title", "scope", "inputs"} - set(meta))
+    if unknown or missing:
+        fail(f"FIGURE: {'unknown key(s) ' + ', '.join(unknown) if unknown else 'missing ' + ', '.join(missing)}")
+    if meta["scope"] not in FIGURE_SCOPES:
+        fail(f"FIGURE: scope {meta['scope']!r} is not one of {', '.join(FIGURE_SCOPES)}")
+    inputs = meta["inputs"]
+    if not isinstance(inputs, dict) or not all(
+        isinstance(k, str) and k.isidentifier() and isinstance(v, str) and v and not Path(v).is_absolute()
+        for k, v in inputs.items()
+    ):
+        fail("FIGURE: inputs must map option names (identifiers) to tables under the results directory")
+    clash = sorted({"script", "lib"} & set(inputs))
+    if clash:
+        fail(f"FIGURE: input name(s) {', '.join(clash)} are taken (the script and figlib)")
+    bad = sorted(set(meta.get("args", [])) - set(FIGURE_ARGS))
+    if bad:
+        fail(f"FIGURE: unknown args {', '.join(bad)}; known: {', '.join(FIGURE_ARGS)}")
+    name = path.stem.removeprefix("fig_")
+    if "caption" not in meta and not (REPO / "workflow" / "report" / f"{name}.rst").is_file():
+        fail(f"FIGURE: no caption, and no workflow/report/{name}.rst")
+    return meta
+
+
+def _fail_figure(message):
+    raise WorkflowError(f"invalid figure script {message}")
+
+
+@functools.cache
+def figure_scripts():
+    """{name: FIGURE} of every workflow/scripts/fig_<name>.py, in figure-number order: each is one
+    rule fig_<name> (workflow/rules/figures.smk), a target of `all`, a figure of the report."""
+    found = {
+        p.stem.removeprefix("fig_"): _figure_meta(p) for p in sorted((REPO / "workflow" / "scripts").glob("fig_*.py"))
+    }
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].get("number", float("inf")), kv[0])))
+
+
+def figure_places(scope):
+    """The wildcards of each of a scope's figures in this sweep."""
+    if scope == "global":
+        return [{}]
+    if scope == "experiment":
+        return [{"experiment": e["name"]} for e in config["experiments"]]
+    pairs = dict.fromkeys((e["dataset"], e["model"]) for e in config["experiments"])
+    return [{"dataset": d, "model": m} for d, m in pairs]
+
+
+def figure_label(name, meta):
+    """The report's label of a figure: '3 accuracy' (FIGURE number and title)."""
+    return f"{meta['number']} {meta['title']}" if "number" in meta else meta["title"]
+
+
+def figure_output(name, meta):
+    """The rule's PNG, marked for the report: its own caption workflow/report/<name>.rst when there is
+    one, else the generic workflow/report/figure.rst rendering FIGURE's caption (params.caption)."""
+    scope, label = meta["scope"], figure_label(name, meta)
+    own = REPO / "workflow" / "report" / f"{name}.rst"
+    labels = {
+        "global": {},
+        "experiment": {"experiment": "{experiment}"},
+        "group": {"dataset": "{dataset}", "model": "{model}"},
+    }[scope]
     return report(
-        path, caption=f"../report/{name}.rst", category="Figures", subcategory=figure, labels={"figure": figure}
-    )
-
-
-def exp_report(path, name, figure):
-    return report(
-        path,
-        caption=f"../report/{name}.rst",
+        FIGURE_DIR[scope] / f"{name}.png",
+        caption=f"../report/{name}.rst" if own.is_file() else "../report/figure.rst",
         category="Figures",
-        subcategory="{experiment}",
-        labels={"figure": figure, **EXP_LABELS},
+        subcategory={"global": label, "experiment": "{experiment}", "group": "{dataset} / {model}"}[scope],
+        labels={"figure": label, **labels},
     )
+
+
+def _experiment_name(wildcards):
+    return experiment_label(wildcards.experiment)
+
+
+def _group_name(wildcards):
+    from actlab import names
+
+    return names.experiment(wildcards.dataset, wildcards.model)
+
+
+def _figure_options(meta):
+    """params.options of a figure rule: --<input> <table> ... [--experiment/--label | --dataset/--model]
+    [--activations ...] [--baseline ...], quoted: figlib.parser's command line (a function of the
+    job's inputs, bound to this script's FIGURE here: a rule's shell command is evaluated when the job
+    runs, when a loop variable in it would be the last script's)."""
+
+    def options(wildcards, input):
+        args = []
+        for key in meta["inputs"]:
+            args += [f"--{key.replace('_', '-')}", input[key]]
+        if meta["scope"] == "experiment":
+            args += ["--experiment", wildcards.experiment, "--label", _experiment_name(wildcards)]
+        elif meta["scope"] == "group":
+            args += ["--dataset", wildcards.dataset, "--model", wildcards.model]
+        if meta["scope"] != "global" or "activations" in meta.get("args", []):
+            args += ["--activations", *config["activations"]]
+        if "baseline" in meta.get("args", []):
+            args += ["--baseline", config["baseline"]]
+        return shlex.join(map(str, args))
+
+    return options
+
+
+def figure_params(meta):
+    """The rule's params: the article's name of what the figure is about (experiment: the captions
+    use it), FIGURE's caption with {experiment} filled, the script's options (_figure_options)."""
+    scope = meta["scope"]
+    params = {}
+    if scope != "global":
+        params["experiment"] = _experiment_name if scope == "experiment" else _group_name
+    if scope != "global" or "activations" in meta.get("args", []):  # a param: a changed list redraws
+        params["activations"] = config["activations"]
+    if "baseline" in meta.get("args", []):
+        params["baseline"] = config["baseline"]
+    if "caption" in meta:
+        text = " ".join(str(meta["caption"]).split())
+        label = params.get("experiment")
+        params["caption"] = (lambda w: text.replace("{experiment}", label(w))) if label else text
+    params["options"] = _figure_options(meta)
+    return params
+
+
+# The command of every figure (its options: params.options, figure_params)
+FIGURE_SHELL = "python {input.script:q} {params.options} --out {output.png:q} {output.svg:q} > {log:q} 2>&1"

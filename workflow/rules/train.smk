@@ -16,7 +16,7 @@ rule download:
 
 # How many runs one training job trains, in one process (sweep config `group_by`): importing torch
 # and Lightning costs ~5 s per process, paid once per job. Each run keeps its own run directory and
-# its files stay declared outputs, so what depends on the runs does not change; but a job
+# its summary.json stays a declared output, so what depends on the runs does not change; but a job
 # reruns as a unit (a changed param reruns every run of the job, a failure loses them all).
 #   experiment  one job per experiment: every activation x seed, vectorised together
 #   activation  one job per (experiment, activation): every seed (parallel GPU / cluster jobs)
@@ -44,7 +44,7 @@ rule train:
     input:
         data=data_marks,
         lr_table=lr_table,
-    output:  # every file of each of the job's runs (common.smk run_files): a missing one retrains the job
+    output:  # each run's summary.json (common.smk run_files; its other files: reject_damaged_runs)
         expand(RUN / "{file}", file=run_files(), **TRAIN_RUNS, allow_missing=True),
     log:
         (LOGS / "train" / TRAIN_JOB).with_suffix(".log"),
@@ -78,7 +78,7 @@ rule train_lr:
     output:
         expand(
             LR_RUN / "{file}",
-            file=LR_RUN_FILES,
+            file=run_files(),
             activation=config["activations"],
             seed=config.get("lr_selection", {}).get("seeds", []),
             allow_missing=True,

@@ -13,6 +13,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+# What the pipeline needs to know (workflow/rules/figures.smk reads it with ast.literal_eval, without
+# importing this script; docs/extending.md): caption: workflow/report/accuracy.rst
+FIGURE = {
+    "number": 3,
+    "title": "accuracy",
+    "scope": "experiment",
+    "inputs": {"summary": "summary.parquet", "accuracy": "stats/accuracy.csv", "vs_baseline": "stats/vs_relu.csv"},
+    "args": ["baseline"],
+}
+
 
 def stars(p: float) -> str:
     if not np.isfinite(p):

@@ -13,6 +13,15 @@ import figlib
 import matplotlib.pyplot as plt
 import pandas as pd
 
+# What the pipeline needs to know (workflow/rules/figures.smk reads it with ast.literal_eval, without
+# importing this script; docs/extending.md): caption: workflow/report/accuracy_vs_dead.rst
+FIGURE = {
+    "number": 7,
+    "title": "accuracy vs dead units",
+    "scope": "experiment",
+    "inputs": {"summary": "summary.parquet"},
+}
+
 PANELS = (
     ("final_no_gradient_fraction", "units passing no gradient after training"),
     ("final_low_variance_fraction", "low-variance units after training"),

@@ -24,6 +24,19 @@ from matplotlib.ticker import MaxNLocator
 
 from actlab.stats import t_interval
 
+# What the pipeline needs to know (workflow/rules/figures.smk reads it with ast.literal_eval, without
+# importing this script; docs/extending.md): caption: workflow/report/across_depth.rst
+FIGURE = {
+    "number": 8,
+    "title": "across depth",
+    "scope": "group",
+    "inputs": {
+        "summary": "summary.parquet",
+        "grad_flow": "curves/grad_flow.parquet",
+        "dead_units": "curves/dead_units.parquet",
+    },
+}
+
 KEY = ["experiment", "activation", "seed"]
 
 

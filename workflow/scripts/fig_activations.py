@@ -16,6 +16,16 @@ import yaml
 
 from actlab import activations
 
+# What the pipeline needs to know (workflow/rules/figures.smk reads it with ast.literal_eval, without
+# importing this script; docs/extending.md): caption: workflow/report/activations.rst
+FIGURE = {
+    "number": 1,
+    "title": "activations",
+    "scope": "global",
+    "inputs": {},
+    "args": ["activations"],
+}
+
 
 def curves(name: str, x: torch.Tensor):
     with open(figlib.REPO / "conf" / "activation" / f"{name}.yaml") as f:

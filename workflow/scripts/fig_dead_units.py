@@ -15,6 +15,15 @@ import figlib
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+# What the pipeline needs to know (workflow/rules/figures.smk reads it with ast.literal_eval, without
+# importing this script; docs/extending.md): caption: workflow/report/dead_units.rst
+FIGURE = {
+    "number": 4,
+    "title": "dead units",
+    "scope": "experiment",
+    "inputs": {"curves": "curves/dead_units.parquet"},
+}
+
 ROWS = {"no_gradient_fraction": "no gradient", "low_variance_fraction": "low variance"}
 
 

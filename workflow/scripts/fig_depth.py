@@ -17,6 +17,15 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+# What the pipeline needs to know (workflow/rules/figures.smk reads it with ast.literal_eval, without
+# importing this script; docs/extending.md): caption: workflow/report/depth.rst
+FIGURE = {
+    "number": 6,
+    "title": "depth study",
+    "scope": "global",
+    "inputs": {"born_dead": "depth/born_dead.csv"},
+}
+
 INITS = {"he": ("He init", "#1b4f8a", "o"), "rai": ("RAI", "#d1620a", "s")}
 BAND = "0.82"  # the theory band: neutral grey, not a data colour
 CONTROL = "0.3"  # the controls: a dark grey dotted line (Leaky ReLU's registry blue would read as He's)

@@ -14,6 +14,15 @@ import figlib
 import numpy as np
 import pandas as pd
 
+# What the pipeline needs to know (workflow/rules/figures.smk reads it with ast.literal_eval, without
+# importing this script; docs/extending.md): caption: workflow/report/grad_flow.rst
+FIGURE = {
+    "number": 5,
+    "title": "gradient flow",
+    "scope": "experiment",
+    "inputs": {"curves": "curves/grad_flow.parquet"},
+}
+
 
 def layer_curves(df: pd.DataFrame, metric: str, smooth: int) -> pd.DataFrame:
     """Per (activation, layer, step): log10 of `metric`, mean across seeds, then a centred running

@@ -19,6 +19,16 @@ import pandas as pd
 
 from actlab.stats import t_interval
 
+# What the pipeline needs to know (workflow/rules/figures.smk reads it with ast.literal_eval, without
+# importing this script; docs/extending.md): caption: workflow/report/learning_curves.rst
+FIGURE = {
+    "number": 2,
+    "title": "learning curves",
+    "scope": "experiment",
+    "inputs": {"curves": "curves/metrics.parquet"},
+    "args": ["baseline"],
+}
+
 TOP = 4.0  # the y axis ends at TOP x the largest final mean validation error (at most 100%)
 
 
