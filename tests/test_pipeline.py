@@ -76,11 +76,24 @@ def test_sweep_configs_cover_what_the_study_needs():
     assert conf_names == sorted(NAMES)  # the pipeline checks names against conf/activation/
     default = yaml.safe_load((ROOT / "conf" / "sweep" / "default.yaml").read_text())
     assert set(default["activations"]) <= set(NAMES)  # a sweep may study a subset of the registry
-    assert len(default["seeds"]) >= 5
-    assert [(e["dataset"], e["model"]) for e in default["experiments"]] == [("digits", "mlp")]
+    # the study's design (issue: the study must be able to answer its questions): >= 10 seeds, the main
+    # experiment on MNIST-1D at two depths, claim (a) on real MNIST digits, learning rates selected
+    assert len(default["seeds"]) >= 10 and default["lr_selection"]["grid"]
+    assert [(e["dataset"], e["model"]) for e in default["experiments"]] == [
+        ("mnist1d", "mlp"),
+        ("mnist1d", "mlp"),
+        ("mnist_subset", "mlp"),
+    ]
+    depths = [
+        next((int(o.split("=")[1]) for o in e["overrides"] if o.startswith("model.depth=")), 2)
+        for e in default["experiments"][:2]
+    ]
+    assert depths[0] <= 2 and depths[1] >= 8
     paper = yaml.safe_load((ROOT / "conf" / "sweep" / "paper.yaml").read_text())
-    assert set(paper["activations"]) <= set(NAMES) and len(paper["seeds"]) >= 5
+    assert set(paper["activations"]) <= set(NAMES) and len(paper["seeds"]) >= 10
     assert {(e["dataset"], e["model"]) for e in paper["experiments"]} == {
+        ("mnist1d", "mlp"),
+        ("mnist1d", "cnn"),
         ("mnist", "mlp"),
         ("fashion_mnist", "mlp"),
         ("cifar10", "cnn"),
