@@ -56,8 +56,10 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         chunk = body[start:] if srv.cut is None else body[start : start + srv.cut]
         srv.cut = None  # one-shot: the next request is served whole
-        self.wfile.write(chunk)
+        # counted before the write: the client can have read every byte (and the test asserted on
+        # `sent`) before this thread runs another line after write()
         srv.sent += len(chunk)
+        self.wfile.write(chunk)
         self.close_connection = True
 
     def log_message(self, *args):  # keep pytest's output clean

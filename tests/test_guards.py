@@ -28,27 +28,32 @@ from actlab.data import DataError
 from actlab.losses import DIVERGENCE_FACTOR, chance_loss, diverged
 
 # -----------------------------------------------------------------------------
-# item 4: a sweep value the training CLI refuses fails the sweep check, before any job
+# item 4: a sweep value the training CLI refuses fails the sweep check, before any job (the bad file
+# merges over conf/sweep/default.yaml: a global override fails in its first experiment, mnist1d_mlp)
 
 BAD_SWEEP_VALUES = [
-    ("overrides: [trainer.max_epochs=0]", "experiment digits_mlp: trainer.max_epochs must be an integer >= 1, got 0"),
-    ("overrides: [optimizer.lr=nan]", "experiment digits_mlp: optimizer.lr must be > 0, got nan"),
+    (
+        # the default sweep's experiments set max_epochs themselves: a sweep of one experiment that does not
+        "overrides: [trainer.max_epochs=0]\nexperiments: [{dataset: digits, model: mlp}]",
+        "experiment digits_mlp: trainer.max_epochs must be an integer >= 1, got 0",
+    ),
+    ("overrides: [optimizer.lr=nan]", "experiment mnist1d_mlp: optimizer.lr must be > 0, got nan"),
     (
         "experiments: [{dataset: digits, model: mlp, overrides: [model.width=0]}]",
         "experiment digits_mlp: model.width must be an integer >= 1, got 0",
     ),
     (
         "overrides: [vectorize_max_k=-3]",
-        "experiment digits_mlp: vectorize_max_k must be an integer >= 1 or null, got -3",
+        "experiment mnist1d_mlp: vectorize_max_k must be an integer >= 1 or null, got -3",
     ),
     (
         "overrides: [trainer.checkpoint_every_n_epochs=-1]",
-        "experiment digits_mlp: trainer.checkpoint_every_n_epochs must be an integer >= 0",
+        "experiment mnist1d_mlp: trainer.checkpoint_every_n_epochs must be an integer >= 0",
     ),
     ("seeds: [0, 4294967296]", "seeds.1: 4294967296 is greater than the maximum of 4294967295"),
     (
         "overrides: [probes.dead_units.every_n_epochs=0]",
-        "experiment digits_mlp: probes.dead_units.every_n_epochs must be an integer >= 1",
+        "experiment mnist1d_mlp: probes.dead_units.every_n_epochs must be an integer >= 1",
     ),
 ]
 
@@ -428,7 +433,12 @@ def test_a_retried_training_job_gets_more_memory_and_time(tmp_path_factory):
         lock.close()
     out = res.stdout + res.stderr
     assert res.returncode != 0
-    resources = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("resources:")]
+    resources, rule = [], None  # the train job's attempts (the learning-rate selection jobs print theirs too)
+    for ln in out.splitlines():
+        if ln.startswith(("rule ", "localrule ")):
+            rule = ln.split()[1].rstrip(":")
+        elif rule == "train" and ln.strip().startswith("resources:"):
+            resources.append(ln.strip())
     assert len(resources) == 2, out[-3000:]
     assert "runtime=5," in resources[0] and "mem_mb=1000," in resources[0], resources
     assert "runtime=10," in resources[1] and "mem_mb=2000," in resources[1], resources
