@@ -330,8 +330,13 @@ def test_end_to_end(repo):
     counts = job_counts(snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo).stdout)
     assert "train" not in counts and "depth_study" not in counts, counts
     probes.write_text(text + "\nEDITED = True\n")
-    counts = job_counts(snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo).stdout)
-    assert counts.get("train") == len(acts) and "depth_study" not in counts, counts
+    res = snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo)
+    counts = job_counts(res.stdout)
+    assert counts.get("train") == len(acts) and "depth_study" not in counts, (
+        counts,
+        res.stdout[-3000:],
+        res.stderr[-3000:],
+    )
     probes.write_text(text)
 
     # 9. sweeps side by side: a second sweep (another name, another depth) trains its own runs and
