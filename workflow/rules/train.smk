@@ -32,7 +32,7 @@ TRAIN_RUNS = {  # what one job's runs range over
     "run": {},
 }[config["group_by"]]
 RUNS_PER_JOB = math.prod(len(values) for values in TRAIN_RUNS.values())
-LR_RUNS_PER_JOB = len(config["activations"]) * len(config.get("lr_selection", {}).get("seeds", []))
+LR_RUNS_PER_JOB = len(config["activations"]) * len((config.get("lr_selection") or {}).get("seeds", []))
 
 # Before the DAG: a finished run whose files fail their integrity record is moved aside (one line each),
 # so the jobs below retrain it (common.smk).
@@ -80,7 +80,7 @@ rule train_lr:
             LR_RUN / "{file}",
             file=run_files(),
             activation=config["activations"],
-            seed=config.get("lr_selection", {}).get("seeds", []),
+            seed=(config.get("lr_selection") or {}).get("seeds", []),
             allow_missing=True,
         ),
     log:
