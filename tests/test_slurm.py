@@ -234,7 +234,7 @@ def _run_on_cluster(workdir: Path, log: Path, extra: list[str], cancel: int = 0)
                     for job in _squeue():
                         if (
                             job["state"] == "RUNNING"
-                            and job["comment"].startswith("rule_train")
+                            and _rule(job) == "rule_train"  # a study training job, not a selection one
                             and job["id"] not in cancelled
                         ):
                             time.sleep(1.0)  # let it get going: a kill in the middle of training
@@ -261,6 +261,11 @@ def _jobcomp(state: Path) -> dict[str, str]:
     path = state / "jobcomp.log"
     text = path.read_text() if path.exists() else ""
     return dict(re.findall(r"JobId=(\d+) .*?JobState=(\S+)", text))
+
+
+def _rule(job: dict) -> str:
+    """The Snakemake rule of a SLURM job, from its comment (rule_<name>_wildcards_...)."""
+    return job["comment"].split("_wildcards_")[0]
 
 
 def _summary(workdir: Path) -> list[dict[str, str]]:
@@ -338,8 +343,8 @@ def test_sweep_on_slurm_matches_local_run(slurm_cluster, tmp_path):
         assert job_log.exists(), line
         if jobs[jid]["comment"].startswith("rule_train") and jid not in cancelled1 + cancelled2:
             assert "-m actlab.train" in job_log.read_text(errors="replace"), job_log
-    train1 = [j for j in sub1 if jobs[j]["comment"].startswith("rule_train_")]
-    train2 = [j for j in sub2 if jobs[j]["comment"].startswith("rule_train_")]
+    train1 = [j for j in sub1 if _rule(jobs[j]) == "rule_train"]
+    train2 = [j for j in sub2 if _rule(jobs[j]) == "rule_train"]
 
     # resume kept the finished runs: none of them was trained again
     assert finished, "no run finished in the first cluster run"
@@ -370,7 +375,7 @@ def test_sweep_on_slurm_matches_local_run(slurm_cluster, tmp_path):
         f"cancelled {cancelled1 + cancelled2}"
     )
     # only training jobs were submitted: the light rules ran in Snakemake's own process (localrules)
-    rules = {jobs[j]["comment"].split("_wildcards_")[0] for j in [*sub1, *sub2]}
-    assert rules == {"rule_train"}, (
-        f"submitted to SLURM: {sorted(rules)}; all but rule_train must be `localrules:` in the Snakefile"
+    rules = {_rule(jobs[j]) for j in [*sub1, *sub2]}
+    assert rules == {"rule_train", "rule_train_lr"}, (
+        f"submitted to SLURM: {sorted(rules)}; all but the training rules must be `localrules:` in the Snakefile"
     )
