@@ -287,7 +287,7 @@ def _summaries(workdir: Path) -> dict[str, float]:
 
 @pytest.mark.slow
 @pytest.mark.slurm
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1200)  # three sweeps (local + two cluster runs), each with its learning-rate selection jobs
 def test_sweep_on_slurm_matches_local_run(slurm_cluster, tmp_path):
     state = slurm_cluster
     if not (SOURCE / SWEEP).exists():
