@@ -467,6 +467,14 @@ def base_overrides(wildcards):
     ]
 
 
+def sweep_experiment(wildcards):
+    """The experiment of a training job's wildcards, refusing a run dir key of other settings."""
+    e = experiment(wildcards.experiment)
+    if wildcards.key != experiment_key(e):  # a run dir of this experiment with other settings
+        raise WorkflowError(f"{RUNS / e['name'] / wildcards.key} holds runs of other settings than this sweep's")
+    return e
+
+
 def lr_table(wildcards):
     """The experiment's learning-rate selection table (an input of its training jobs), if the sweep
     selects learning rates."""
@@ -495,9 +503,7 @@ def lr_runs(wildcards):
 
 def lr_train_overrides(wildcards):
     """One selection job: every activation x selection seed of one experiment at one learning rate."""
-    e = experiment(wildcards.experiment)
-    if wildcards.key != experiment_key(e):
-        raise WorkflowError(f"{RUNS / e['name'] / wildcards.key} holds runs of other settings than this sweep's")
+    e = sweep_experiment(wildcards)
     sel = config["lr_selection"]
     runs = Path(str(LR_RUNS).format(experiment=wildcards.experiment, key=wildcards.key)) / f"lr{wildcards.lr}"
     return [
@@ -529,9 +535,7 @@ def train_overrides(wildcards):
     activations=[...] x seeds=[...] of one experiment. Several runs train in one process with
     one run_dir each (Hydra resolves ${activation.name} and ${seed} per run); Hydra's own job files
     then go beside the job's log (results/logs/train/.../<job>.hydra)."""
-    e = experiment(wildcards.experiment)
-    if wildcards.key != experiment_key(e):  # a run dir of this experiment with other settings
-        raise WorkflowError(f"{RUNS / e['name'] / wildcards.key} holds runs of other settings than this sweep's")
+    e = sweep_experiment(wildcards)
     if config["group_by"] == "run":
         run_dir = Path(str(RUN).format(**wildcards))
         return [
