@@ -248,7 +248,7 @@ class _ProbeTable:
     def flush(self, force: bool) -> None:
         now = time.monotonic()
         if self.rows and (force or now - self._last_write >= self.flush_seconds):
-            atomic.write_csv(self.path, pd.DataFrame(self.rows, columns=self.columns))
+            atomic.write_csv(self.path, pd.DataFrame(self.rows, columns=self.columns), durable=force)
             self._last_write = now
 
 
