@@ -156,13 +156,6 @@ def test_rai_lowers_the_born_dead_probability():  # Lu et al.'s point, at one ce
     assert rai < he - 0.3
 
 
-def test_wilson_interval():
-    assert depth.wilson(0, 10) == (0.0, pytest.approx(0.27753, abs=1e-5))
-    lo, hi = depth.wilson(5, 10)
-    assert (lo, hi) == (pytest.approx(0.23659, abs=1e-5), pytest.approx(0.76341, abs=1e-5))
-    assert depth.wilson(10, 10)[1] == 1.0
-
-
 def test_collapse_born_dead_nets_end_constant_and_leaky_never_collapses():
     rows, nets = depth.collapse_cells(
         "relu", ["he", "rai"], 2, 6, seeds=32, lr=1e-2, points=129, seed=0, min_steps=300, max_steps=300

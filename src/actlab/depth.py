@@ -89,9 +89,9 @@ import torch
 from torch import nn
 
 from actlab import activations, atomic
+from actlab.intervals import wilson
 
 DOMAIN = math.sqrt(3.0)  # D = [-sqrt(3), sqrt(3)]: uniform inputs with variance 1
-Z95 = 1.959963984540054
 INITS = ("he", "rai")
 RAI_SCALE = 0.6007  # Lu et al.'s sigma * sqrt(fan_in)
 
@@ -153,15 +153,6 @@ COLLAPSE_NET_COLUMNS = [
 ]
 
 Params = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: W (T, out, in), b (T, out, 1)
-
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials."""
-    p, z2 = k / n, z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    # exact ends for k = 0 and k = n (the formula gives them up to rounding)
-    return (0.0 if k == 0 else centre - half), (1.0 if k == n else centre + half)
 
 
 def cell_generator(seed: int, *key) -> torch.Generator:
