@@ -20,7 +20,18 @@ LAYERS = {
     6: {"runner"},
     7: {"cli", "train"},
     # analysis: beside the stack, imported by nothing in it
-    8: {"aggregate", "stats", "intervals", "machine", "epochtimes", "timing", "depth"},
+    8: {
+        "aggregate",
+        "stats",
+        "intervals",
+        "machine",
+        "epochtimes",
+        "timing",
+        "depthnets",
+        "borndead",
+        "collapse",
+        "depth",
+    },
 }
 LAYER = {m: n for n, ms in LAYERS.items() for m in ms}
 
