@@ -31,6 +31,11 @@ on a null set, so no such net is called constant (their born-dead estimate is ex
   the batch; on a grid, nets are first tested at 9 of its points (a nonzero df/dx there already
   proves them non-constant) and the still-constant ones on the other points in chunks of 64, each
   chunk only on the nets still constant (the same answer as one pass, 2-3x less CPU on RAI cells).
+
+Why not actlab.stacked_mlp: that is K `models.MLP` modules in the engine's layout (weight (K, in, out),
+batches (K, B, in)) with a hand-written backward for training; here the nets are bare (T, out, in)
+tensors on (T, in, G) points, and the study needs the forward-mode tangent pass, which it lacks. The
+plain forward the two share is one baddbmm per layer.
 """
 
 from __future__ import annotations
