@@ -29,7 +29,7 @@ import warnings
 
 import torch
 
-from actlab import fit, timing, train
+from actlab import fit, machine, train
 from actlab.activations import NAMES
 from actlab.data import Splits
 
@@ -96,7 +96,7 @@ def main() -> None:
         device = torch.device(
             ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
         )
-        m = timing.machine(device)
+        m = machine.machine(device)
         print(
             f"# {m['device_name']}, {os.cpu_count()} CPUs, {m['threads']} threads, torch {m['torch']}, "
             f"{time.strftime('%Y-%m-%d %H:%M')}"

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from actlab import batches, engine, fastpaths, fit, models, timing
+from actlab import batches, engine, fastpaths, fit, machine, models
 from actlab.data import Splits
 from actlab.runtime import setup_runtime
 
@@ -239,7 +239,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
-    where = f"{timing.machine(DEVICE)['device_name']}, {os.cpu_count()} CPUs"
+    where = f"{machine.machine(DEVICE)['device_name']}, {os.cpu_count()} CPUs"
     print(
         f"# {where}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d %H:%M')}, load average {load:.1f}"

@@ -456,7 +456,7 @@ def vs_relu_comparison(exp: str, activation: str, metric: str = "test_acc") -> C
 
 
 def machine() -> dict:
-    from actlab.timing import cpu_name
+    from actlab.machine import cpu_name
 
     cpu = cpu_name()
     mem = math.nan

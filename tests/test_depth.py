@@ -1,4 +1,5 @@
-"""The depth study: born-dead estimator against brute force and exact cases; the CLI."""
+"""The depth study (actlab.depthnets, borndead, collapse, depth): born-dead estimator against brute force
+and exact cases; collapse training; the CLI."""
 
 import math
 import sys
@@ -10,11 +11,11 @@ import torch
 from conftest import run_cli
 from torch import nn
 
-from actlab import activations, depth
+from actlab import activations, borndead, collapse, depth, depthnets
 
 
 def draw(init, activation, width, d, trials, seed=0):
-    return depth.init_params(init, activation, width, d, trials, torch.Generator().manual_seed(seed))
+    return depthnets.init_params(init, activation, width, d, trials, torch.Generator().manual_seed(seed))
 
 
 def sequential(params, t: int, activation: str) -> nn.Sequential:
@@ -47,8 +48,8 @@ def brute_force_constant(params, activation: str, x: torch.Tensor) -> list[bool]
 def test_relu_born_dead_agrees_with_one_net_at_a_time(init, width, d):
     params = draw(init, "relu", width, d, 100, seed=width * 100 + d)
     act = activations.build("relu")
-    x = depth.grid(257)
-    fast = depth.constant_on_grid(params, act, depth.test_points("relu", init, 257)).tolist()
+    x = depthnets.grid(257)
+    fast = depthnets.constant_on_grid(params, act, borndead.test_points("relu", init, 257)).tolist()
     slow = brute_force_constant(params, "relu", x)
     assert fast == slow
     assert 0 < sum(fast) < len(fast)  # dead and live nets both present: a real comparison
@@ -59,7 +60,7 @@ def test_relu_born_dead_agrees_with_one_net_at_a_time(init, width, d):
 def test_leaky_activations_are_never_born_dead(activation, init):
     for width in (1, 2, 5):
         for d in (2, 10, 50):
-            row = depth.born_dead_cell(activation, init, width, d, trials=300, points=65, seed=1)
+            row = borndead.born_dead_cell(activation, init, width, d, trials=300, points=65, seed=1)
             assert row["born_dead"] == 0 and row["p_born_dead"] == 0.0 and row["ci_low"] == 0.0
 
 
@@ -67,7 +68,7 @@ def test_width_one_relu_matches_the_sign_rule_exactly():
     # bias-free width 1: x = +-1 leave layer 1 as one positive signal, which layer l >= 2 passes iff w_l > 0
     for d in (2, 3, 6):
         params = draw("he", "relu", 1, d, 2000, seed=d)
-        fast = depth.constant_on_grid(params, activations.build("relu"), depth.test_points("relu", "he", 257))
+        fast = depthnets.constant_on_grid(params, activations.build("relu"), borndead.test_points("relu", "he", 257))
         signs = torch.stack([w[:, 0, 0] for w, _ in params[1:-1]], dim=1)  # (T, d - 1)
         assert torch.equal(fast, (signs < 0).any(dim=1))
 
@@ -78,7 +79,7 @@ def test_width_one_exact_formula_within_the_wilson_interval(d):
     and a two-sided exact binomial test does not reject it at 1% (scipy)."""
     from scipy.stats import binomtest
 
-    row = depth.born_dead_cell("relu", "he", 1, d, trials=10_000, points=257, seed=0)
+    row = borndead.born_dead_cell("relu", "he", 1, d, trials=10_000, points=257, seed=0)
     exact = 1 - 2.0 ** -(d - 1)
     assert row["theory_exact"] == exact
     assert row["ci_low"] <= exact <= row["ci_high"], row
@@ -93,14 +94,14 @@ def test_exact_width_one_formula_is_the_bound_derivation_at_depth_two():
     w.p. (1/4)^2): P = 1/2 * 1/4 + 1/2 * 1/16 = 5/32, inside [1 - 15/16, 1 - (3/4)^2]."""
     from scipy.stats import binomtest
 
-    row = depth.born_dead_cell("relu", "he", 2, 2, trials=20_000, points=257, seed=3)
+    row = borndead.born_dead_cell("relu", "he", 2, 2, trials=20_000, points=257, seed=3)
     assert row["theory_low"] == pytest.approx(1 / 16) and row["theory_high"] == pytest.approx(7 / 16)
     assert binomtest(row["born_dead"], row["trials"], 5 / 32).pvalue > 0.01, row
 
 
 def test_relu_he_estimates_lie_within_the_derived_bounds():
     for width, d in [(2, 2), (2, 10), (3, 5), (5, 20)]:
-        r = depth.born_dead_cell("relu", "he", width, d, trials=2000, points=257, seed=0)
+        r = borndead.born_dead_cell("relu", "he", width, d, trials=2000, points=257, seed=0)
         assert r["theory_low"] <= r["theory_high"]
         assert r["ci_high"] >= r["theory_low"] and r["ci_low"] <= r["theory_high"], r
 
@@ -109,19 +110,19 @@ def test_two_point_test_equals_full_grid_for_bias_free_rectifiers():
     params = draw("he", "relu", 2, 8, 500)
     act = activations.build("relu")
     assert torch.equal(
-        depth.constant_on_grid(params, act, depth.test_points("relu", "he", 257)),
-        depth.constant_on_grid(params, act, depth.grid(257)),
+        depthnets.constant_on_grid(params, act, borndead.test_points("relu", "he", 257)),
+        depthnets.constant_on_grid(params, act, depthnets.grid(257)),
     )
-    assert len(depth.test_points("relu", "he", 257)) == 2 and len(depth.test_points("relu", "rai", 257)) == 257
-    assert len(depth.test_points("gelu", "he", 257)) == 257  # not positively homogeneous
+    assert len(borndead.test_points("relu", "he", 257)) == 2 and len(borndead.test_points("relu", "rai", 257)) == 257
+    assert len(borndead.test_points("gelu", "he", 257)) == 257  # not positively homogeneous
 
 
 def test_coarse_stage_gives_the_same_answer_as_one_pass():
     for activation, init in [("relu", "rai"), ("relu", "he"), ("tanh", "rai")]:
         params = draw(init, activation, 3, 10, 200)
         act = activations.build(activation, num_features=3).double()
-        x = depth.grid(257)
-        assert torch.equal(depth.constant_on_grid(params, act, x), depth._constant_at(params, act, x))
+        x = depthnets.grid(257)
+        assert torch.equal(depthnets.constant_on_grid(params, act, x), depthnets._constant_at(params, act, x))
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "prelu", "gelu", "tanh", "elu"])
@@ -129,7 +130,7 @@ def test_forward_mode_equals_autograd_on_nn_sequential(activation):
     params = draw("rai", activation, 3, 4, 5)
     act = activations.build(activation, num_features=3).double()
     x = torch.linspace(-1.7, 1.7, 11, dtype=torch.float64)
-    f, dfdx = depth.value_and_derivative(params, act, x)
+    f, dfdx = depthnets.value_and_derivative(params, act, x)
     for t in range(5):
         xx = x[:, None].clone().requires_grad_(True)
         y = sequential(params, t, activation)(xx)[:, 0]
@@ -151,23 +152,16 @@ def test_init_scales():
 
 
 def test_rai_lowers_the_born_dead_probability():  # Lu et al.'s point, at one cell
-    he = depth.born_dead_cell("relu", "he", 2, 10, 1000, 257, seed=0)["p_born_dead"]
-    rai = depth.born_dead_cell("relu", "rai", 2, 10, 1000, 257, seed=0)["p_born_dead"]
+    he = borndead.born_dead_cell("relu", "he", 2, 10, 1000, 257, seed=0)["p_born_dead"]
+    rai = borndead.born_dead_cell("relu", "rai", 2, 10, 1000, 257, seed=0)["p_born_dead"]
     assert rai < he - 0.3
 
 
-def test_wilson_interval():
-    assert depth.wilson(0, 10) == (0.0, pytest.approx(0.27753, abs=1e-5))
-    lo, hi = depth.wilson(5, 10)
-    assert (lo, hi) == (pytest.approx(0.23659, abs=1e-5), pytest.approx(0.76341, abs=1e-5))
-    assert depth.wilson(10, 10)[1] == 1.0
-
-
 def test_collapse_born_dead_nets_end_constant_and_leaky_never_collapses():
-    rows, nets = depth.collapse_cells(
+    rows, nets = collapse.collapse_cells(
         "relu", ["he", "rai"], 2, 6, seeds=32, lr=1e-2, points=129, seed=0, min_steps=300, max_steps=300
     )
-    assert [r["init"] for r in rows] == ["he", "rai"] and list(nets.columns) == depth.COLLAPSE_NET_COLUMNS
+    assert [r["init"] for r in rows] == ["he", "rai"] and list(nets.columns) == collapse.COLLAPSE_NET_COLUMNS
     assert len(nets) == 64 and nets["born_dead"].sum() > 0
     # per network: every born-dead net ends constant, and its loss is the best constant's, Var(y)
     dead = nets[nets["born_dead"]]
@@ -177,12 +171,12 @@ def test_collapse_born_dead_nets_end_constant_and_leaky_never_collapses():
         assert r["born_dead_ended_constant"] == r["born_dead"] and r["collapsed"] >= r["born_dead"]
     # He init is bias-free: constant <=> both signals die, each in some layer; a dead layer implies constant
     assert (nets["born_dead"] | ~nets["dead_layer_at_init"]).all()
-    leaky_rows, leaky = depth.collapse_cells(
+    leaky_rows, leaky = collapse.collapse_cells(
         "leaky_relu", ["he"], 2, 6, seeds=32, lr=1e-2, points=129, seed=0, min_steps=100, max_steps=100
     )
     assert leaky_rows[0]["collapsed"] == 0 and not leaky["born_dead"].any()
     with pytest.raises(ValueError, match="parameter-free"):
-        depth.collapse_cells("prelu", ["he"], 2, 3, seeds=2, lr=1e-2, points=9, seed=0, min_steps=1, max_steps=1)
+        collapse.collapse_cells("prelu", ["he"], 2, 3, seeds=2, lr=1e-2, points=9, seed=0, min_steps=1, max_steps=1)
 
 
 def test_plateau_stop():
@@ -190,18 +184,18 @@ def test_plateau_stop():
     and training stops at the first window after min_steps; with tol = 0 nothing is a plateau and it
     runs to the cap."""
     act = activations.build("relu")
-    xt = depth.grid(65, torch.float32)
+    xt = depthnets.grid(65, torch.float32)
     yt = xt.abs()
 
     def fresh():
         return [(w.float(), b.float()) for w, b in draw("he", "relu", 1, 30, 16, seed=5)]
 
-    final, steps, plateau = depth.train_to_plateau(
+    final, steps, plateau = collapse.train_to_plateau(
         fresh(), act, xt, yt, lr=0.05, min_steps=400, max_steps=5000, window=100, tol=1e-6
     )
     assert 400 <= steps < 5000 and steps % 100 == 0 and plateau.all()
     assert final.double().numpy() == pytest.approx(float(yt.double().var(unbiased=False)), rel=1e-4)
-    _, steps, plateau = depth.train_to_plateau(
+    _, steps, plateau = collapse.train_to_plateau(
         fresh(), act, xt, yt, lr=0.05, min_steps=100, max_steps=700, window=100, tol=0.0
     )
     assert steps == 700 and not plateau.any()
@@ -211,16 +205,16 @@ def test_cli_quick_writes_both_tables(tmp_path):
     p = run_cli("--quick", "--out-dir", str(tmp_path), module="actlab.depth", timeout=120)
     assert p.returncode == 0, p.stderr
     born = pd.read_csv(tmp_path / "born_dead.csv")
-    assert list(born.columns) == depth.BORN_DEAD_COLUMNS
+    assert list(born.columns) == borndead.BORN_DEAD_COLUMNS
     assert len(born) == 2 * 2 * 3 * 3  # (relu + the leaky_relu control) x inits x widths x depths
     control = born[born.activation == "leaky_relu"]
     assert (control.role == "control").all() and (control.born_dead == 0).all() and (control.trials == 100).all()
     assert (born[born.activation == "relu"].trials == 200).all()
     coll = pd.read_csv(tmp_path / "collapse.csv")
-    assert list(coll.columns) == depth.COLLAPSE_COLUMNS and len(coll) == 2  # relu x inits
+    assert list(coll.columns) == collapse.COLLAPSE_COLUMNS and len(coll) == 2  # relu x inits
     assert (coll.steps >= 100).all() and (coll.born_dead_ended_constant == coll.born_dead).all()
     nets = pd.read_csv(tmp_path / "collapse_nets.csv")
-    assert len(nets) == 2 * 16 and list(nets.columns) == depth.COLLAPSE_NET_COLUMNS
+    assert len(nets) == 2 * 16 and list(nets.columns) == collapse.COLLAPSE_NET_COLUMNS
 
 
 @pytest.mark.parametrize(
@@ -320,18 +314,18 @@ def test_padded_cells_train_as_they_would_alone():
     """collapse_group trains widths 2 and 3 in one batch, the narrow nets zero-padded: the padded units
     stay exactly 0 and each net ends as it does trained alone (same flags, same loss to float32 rounding)."""
     common = dict(seeds=8, lr=1e-2, points=65, seed=0, min_steps=150, max_steps=150)
-    rows, together = depth.collapse_group("relu", ["he", "rai"], [2, 3], 6, **common)
+    rows, together = collapse.collapse_group("relu", ["he", "rai"], [2, 3], 6, **common)
     alone = pd.concat(
-        [depth.collapse_cells("relu", ["he", "rai"], w, 6, **common)[1] for w in (2, 3)], ignore_index=True
+        [collapse.collapse_cells("relu", ["he", "rai"], w, 6, **common)[1] for w in (2, 3)], ignore_index=True
     )
     assert [(r["width"], r["init"]) for r in rows] == [(2, "he"), (2, "rai"), (3, "he"), (3, "rai")]
     for col in ("born_dead", "dead_layer_at_init", "ended_constant"):
         assert together[col].tolist() == alone[col].tolist(), col
     assert together["final_loss"].to_numpy() == pytest.approx(alone["final_loss"].to_numpy(), rel=1e-3, abs=1e-6)
     # the padding itself: zero in, zero out, zero after training
-    params = [(w.float(), b.float()) for w, b in depth.pad(draw("rai", "relu", 2, 4, 5), 3)]
-    xt = depth.grid(33, torch.float32)
-    depth.train_to_plateau(params, activations.build("relu"), xt, xt.abs(), 1e-2, 50, 50, 10, 0.0)
+    params = [(w.float(), b.float()) for w, b in collapse.pad(draw("rai", "relu", 2, 4, 5), 3)]
+    xt = depthnets.grid(33, torch.float32)
+    collapse.train_to_plateau(params, activations.build("relu"), xt, xt.abs(), 1e-2, 50, 50, 10, 0.0)
     for i, (w, b) in enumerate(params):
         if i < len(params) - 1:
             assert (w[:, 2] == 0).all() and (b[:, 2] == 0).all()  # the padded unit's row and bias

@@ -19,7 +19,19 @@ LAYERS = {
     5: {"checkpoint", "runtime", "rundir", "summary", "fit"},
     6: {"runner"},
     7: {"cli", "train"},
-    8: {"aggregate", "stats", "timing", "depth"},  # analysis: beside the stack, imported by nothing in it
+    # analysis: beside the stack, imported by nothing in it
+    8: {
+        "aggregate",
+        "stats",
+        "intervals",
+        "machine",
+        "epochtimes",
+        "timing",
+        "depthnets",
+        "borndead",
+        "collapse",
+        "depth",
+    },
 }
 LAYER = {m: n for n, ms in LAYERS.items() for m in ms}
 

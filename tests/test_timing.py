@@ -1,9 +1,8 @@
-"""The controlled timing of claim (d): python -m actlab.timing, its confidence intervals, and the verdict
-rule of paper/claims.py on constructed tables. Fast: tiny models, few rounds."""
+"""The controlled timing of claim (d): python -m actlab.timing and the verdict rule of paper/claims.py on
+constructed tables (its confidence intervals: test_intervals.py). Fast: tiny models, few rounds."""
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -125,34 +124,6 @@ def test_bad_arguments_on_the_real_command_line(tmp_path):
     res = run_cli("--out", str(tmp_path / "t.csv"), "--repeats", "2", module="actlab.timing", timeout=60)
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.strip().splitlines() == ["error: --repeats must be >= 6 (a 95% CI of the median needs 6), got 2"]
-
-
-# -----------------------------------------------------------------------------
-# the confidence interval of the median
-
-
-def test_median_ci_on_a_known_sample():
-    # n = 15: the 95% order-statistic interval is [x_(4), x_(12)], coverage 1 - 2 P(B <= 3) = 0.9648
-    assert timing.median_ci(range(1, 16)) == (8.0, 4.0, 12.0)
-    assert timing.median_ci_ranks(15) == (4, 12, pytest.approx(1 - 2 * 576 / 2**15))
-    # order does not matter, NaNs are dropped
-    x = [9, 1, 14, 3, 12, 2, 15, 4, 8, 11, 5, 13, 7, 10, 6, math.nan]
-    assert timing.median_ci(x) == (8.0, 4.0, 12.0)
-    # n = 10 -> [x_(2), x_(9)]; n = 6 -> [min, max] (coverage 1 - 2/64); n <= 5 -> no 95% interval
-    assert timing.median_ci([10, 20, 30, 40, 50, 60, 70, 80, 90, 100]) == (55.0, 20.0, 90.0)
-    assert timing.median_ci_ranks(6) == (1, 6, pytest.approx(0.96875))
-    med, lo, hi = timing.median_ci([1, 2, 3, 4, 5])
-    assert med == 3 and math.isnan(lo) and math.isnan(hi)
-
-
-def test_median_ci_ranks_match_the_binomial_distribution():
-    from scipy import stats
-
-    for n in range(6, 60):
-        lo, hi, cov = timing.median_ci_ranks(n)
-        assert hi == n + 1 - lo
-        assert cov == pytest.approx(1 - 2 * stats.binom.cdf(lo - 1, n, 0.5))
-        assert cov >= 0.95 and 1 - 2 * stats.binom.cdf(lo, n, 0.5) < 0.95  # the narrowest such interval
 
 
 # -----------------------------------------------------------------------------

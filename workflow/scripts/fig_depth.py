@@ -4,7 +4,7 @@ One panel per width; x = depth (hidden layers, log scale), y = the percentage of
 initialisations whose network is a constant function of its input (results/depth/born_dead.csv,
 python -m actlab.depth), with its 95% Wilson interval as a band: He init and randomized asymmetric
 init (RAI, Lu et al. 2019) in two colours. Grey band: the theoretical lower and upper bounds for
-bias-free ReLU networks with He init (derived in actlab.depth and the article's appendix); black
+bias-free ReLU networks with He init (derived in actlab.borndead and the article's appendix); black
 dashed line: the exact probability 1 - 2^-(L-1) at width 1. The controls (activations whose
 derivative never vanishes, e.g. Leaky ReLU) are drawn as thin dark grey dotted lines: they stay at 0.
 """
