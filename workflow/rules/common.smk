@@ -49,7 +49,8 @@ def _sweep_content(cfg):
     out.setdefault("baseline", "relu")
     out.setdefault("overrides", [])
     out["experiments"] = [
-        {"name": f"{e['dataset']}_{e['model']}", "overrides": [], **e} for e in cfg.get("experiments", [])
+        {"name": f"{e['dataset']}_{e['model']}", "overrides": [], **{k: v for k, v in e.items() if k != "priority"}}
+        for e in cfg.get("experiments", [])
     ]
     return out
 
@@ -253,6 +254,17 @@ def experiment_key(e):
         "lr_selection": config.get("lr_selection"),
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def train_priority(base):
+    """A training rule's priority for one experiment's jobs: `base` (selection 2, study 1: the study
+    waits for the selection) raised by twice the experiment's `priority`, so that the whole chain of
+    a high-priority experiment (its selection, then its study) goes before other experiments' jobs."""
+
+    def priority(wildcards):
+        return base + 2 * experiment(wildcards.experiment).get("priority", 0)
+
+    return priority
 
 
 def run_dirs(**only):

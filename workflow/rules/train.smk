@@ -50,7 +50,7 @@ rule train:
         (LOGS / "train" / TRAIN_JOB).with_suffix(".log"),
     benchmark:
         (BENCH / "train" / TRAIN_JOB).with_suffix(".tsv")
-    priority: 1  # first: every figure, the statistics and the book wait for the runs
+    priority: train_priority(1)  # first: every figure, the statistics and the book wait for the runs
     conda:
         ENV
     threads: config["resources"]["threads"]
@@ -87,7 +87,7 @@ rule train_lr:
         LOGS / "lr_selection" / "{experiment}" / "{key}" / "lr{lr}.log",
     benchmark:
         BENCH / "lr_selection" / "{experiment}" / "{key}" / "lr{lr}.tsv"
-    priority: 2  # before the study's runs, which wait for the selection
+    priority: train_priority(2)  # before the study's runs, which wait for the selection
     conda:
         ENV
     threads: config["resources"]["threads"]
