@@ -401,7 +401,7 @@ def born_dead_verdict(b: pd.DataFrame, table: pd.DataFrame) -> Verdict:
     wide_deep = wide_deep[wide_deep["depth"] == wide_deep["depth"].max()].iloc[0]
 
     def p(row):
-        return f"{pct(row['p_born_dead'])} ({bd.ci(row['ci_low'], row['ci_high'])}, {int(row['trials'])} networks)"
+        return f"{pct(row['p_born_dead'])} ({bd.ci(row['ci_low'], row['ci_high'])}, {int(row['trials']):,} networks)"
 
     rises = deep["ci_low"] > shallow["ci_high"]
     often = often_born_dead(deep["ci_low"])

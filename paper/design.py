@@ -22,7 +22,7 @@ def lr_selection() -> dict:
     accuracy at every rate of the grid, the chosen one in bold."""
     if not bd.exists("stats/lr_selection.csv"):
         note = "This sweep gives every activation the configured learning rate (no `lr_selection`)."
-        return {"lr_table": Markdown(f"*{note}*"), "lr_grid": "not used", "lr_seeds": "none"}
+        return {"lr_table": Markdown(f"*{note}*"), "lr_grid": "not used", "lr_seeds": "none", "lr_edges": ""}
     t = bd.table("stats/lr_selection.csv")
     grid = sorted(t["lr"].unique())
     rows = []
@@ -48,7 +48,22 @@ def lr_selection() -> dict:
         "lr_table": Markdown("\n".join(rows)),
         "lr_grid": bd.join(f"{g:g}" for g in grid),
         "lr_seeds": f"{seeds} selection seed{'s' if seeds != 1 else ''}",
+        "lr_edges": grid_edges(t[t["chosen"].astype(bool)], grid),
     }
+
+
+def grid_edges(chosen, grid) -> str:
+    """A sentence on the chosen rates at the grid's ends, where the best rate may lie outside it."""
+    if len(grid) < 2:
+        return "The grid has one rate: nothing was chosen."
+    top, bottom = int((chosen["lr"] == max(grid)).sum()), int((chosen["lr"] == min(grid)).sum())
+    if top == bottom == 0:
+        return "Every chosen rate lies inside the grid."
+    return (
+        f"{top} of the {len(chosen)} chosen rates are the grid's largest ({max(grid):g}) and {bottom} its "
+        f"smallest ({min(grid):g}): for those the best rate may lie outside the grid, so they may be "
+        "somewhat under-tuned: a limit of this selection: each more rate costs one more selection job per experiment."
+    )
 
 
 def reproduction() -> dict:
