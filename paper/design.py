@@ -62,7 +62,8 @@ def grid_edges(chosen, grid) -> str:
     return (
         f"{top} of the {len(chosen)} chosen rates are the grid's largest ({max(grid):g}) and {bottom} its "
         f"smallest ({min(grid):g}): for those the best rate may lie outside the grid, so they may be "
-        "somewhat under-tuned: a limit of this selection: each more rate costs one more selection job per experiment."
+        "somewhat under-tuned. That is a limit of this selection; each further rate in the grid costs one "
+        "more selection job per experiment."
     )
 
 
