@@ -247,6 +247,22 @@ def test_derivative_lines_break_at_the_registry_kinks(tmp_path, drawn):
 # names and units of the text
 
 
+def test_dead_units_figure_of_a_deep_net_wraps_its_layers(tmp_path, drawn):
+    """Eight hidden layers: two blocks of 4 panels side by side (no-gradient and low-variance rows in
+    each), not 8 columns shrunk to the page's width; every layer drawn once per measure."""
+    args = ["--curves", write(tmp_path, "dead8", dead_table(depths=(8,)))] + exp_args(tmp_path, "d8")
+    args[args.index("digits_mlp_d2")] = "digits_mlp_d8"
+    fig = drawn("fig_dead_units", args)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_lines()]
+    assert len(panels) == 16
+    grid = {(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in panels}
+    assert grid == {(r, c) for r in range(4) for c in range(4)}
+    titles = [ax.get_title() for ax in panels if ax.get_title()]
+    assert sorted(titles) == sorted(f"hidden layer {i}" for i in range(1, 9))
+    width, height = fig.get_size_inches()
+    assert width < 13 and height > width / 2  # about as tall as wide, not a strip
+
+
 def test_dead_units_figure_uses_the_articles_names_and_the_no_gradient_measure(tmp_path, drawn):
     fig = drawn("fig_dead_units", ["--curves", write(tmp_path, "dead", dead_table())] + exp_args(tmp_path, "d"))
     words = " ".join(texts(fig))
