@@ -109,13 +109,14 @@ def main(argv=None) -> None:
     # top: accuracy against depth (one panel across all columns)
     ax = fig.add_subplot(gs[0, :])
     acc = accuracy_by_depth(runs)
-    # activations side by side around each depth (dodged), so no interval hides another
-    gap = float(np.diff(depths).min()) if len(depths) > 1 else 1.0
-    width = 0.6 * gap / len(acts)
+    # depths as evenly spaced categories (2 and 8 side by side, not 6 units apart), the activations
+    # side by side around each (dodged within +-0.3), so no interval hides another
+    at = {d: i for i, d in enumerate(depths)}
+    width = 0.6 / len(acts)
     for i, a in enumerate(acts):
         r = acc[acc["activation"] == a].sort_values("depth")
         ax.errorbar(
-            r["depth"] + (i - (len(acts) - 1) / 2) * width,
+            r["depth"].map(at) + (i - (len(acts) - 1) / 2) * width,
             r["mean"],
             yerr=[r["mean"] - r["ci_low"], r["ci_high"] - r["mean"]],
             ms=4,
@@ -126,9 +127,9 @@ def main(argv=None) -> None:
         )
     ax.set_xlabel("network depth (hidden layers)")
     ax.set_ylabel("test accuracy")
-    ax.set_xticks(depths)
+    ax.set_xticks(range(len(depths)), [str(d) for d in depths])
+    ax.set_xlim(-0.5, len(depths) - 0.5)
     if len(depths) == 1:
-        ax.set_xlim(depths[0] - 0.6, depths[0] + 0.6)
         ax.set_title(
             f"this sweep has one depth ({depths[0]} hidden layers): a sweep over model.depth "
             f"draws accuracy against depth",
