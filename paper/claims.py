@@ -284,7 +284,7 @@ def claim_b() -> Verdict:
         f"{pct(r['mean'])} of ReLU's hidden units pass no gradient after training on average "
         f"({bd.ci(bd.clip01(r['ci_low']), bd.clip01(r['ci_high']))}; per run at most {pct(relu_runs.max())}{at0})"
     )
-    from actlab.probes import LOW_VARIANCE_DELTA, NO_GRADIENT_EPS
+    from actlab.units import LOW_VARIANCE_DELTA, NO_GRADIENT_EPS
 
     sentences = [
         (

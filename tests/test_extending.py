@@ -145,7 +145,7 @@ def test_adding_the_documented_analysis_needs_no_other_edit(tmp_path):
     name = path.removeprefix("workflow/scripts/fig_").removesuffix(".py")
     metric = re.search(r'stats\["(\w+)"\]', probe).group(1)
     repo = copy_repo(tmp_path / "repo")
-    probes = repo / "src" / "actlab" / "probes.py"
+    probes = repo / "src" / "actlab" / "units.py"
     src = probes.read_text()
     anchor = "    return stats\n\n\ndef measure_units"
     assert src.count(anchor) == 1
@@ -160,8 +160,8 @@ def test_adding_the_documented_analysis_needs_no_other_edit(tmp_path):
     res = run(
         sys.executable,
         "-c",
-        "import torch; from torch import nn; from actlab import probes; "
-        f"print(probes.unit_stats(nn.ReLU(), torch.randn(64, 8), 0.0, 0.1, None)[{metric!r}])",
+        "import torch; from torch import nn; from actlab import units; "
+        f"print(units.unit_stats(nn.ReLU(), torch.randn(64, 8), 0.0, 0.1, None)[{metric!r}])",
     )
     assert res.returncode == 0 and "tensor(" in res.stdout, res.stderr[-2000:]
 

@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from actlab import fit, models, probes
+from actlab import fit, models, probes, units
 from actlab.data import IndexBatches, Splits
 from actlab.models import CNN, MLP
 from actlab.train import ConfigError, run
@@ -44,7 +44,7 @@ X = torch.rand(200, 3, generator=torch.Generator().manual_seed(1)) * 2 - 1  # pr
 @pytest.mark.parametrize("k", [0, 3, 7, 8])
 def test_k_of_n_relu_units_that_never_fire_are_dead(k):
     m = one_layer("relu", *never_or_always(8, k))
-    s = stats(probes.measure_units(m, X, "relu", tol=1e-6, tau=0.1))
+    s = stats(units.measure_units(m, X, "relu", tol=1e-6, tau=0.1))
     assert s["act1", "dead_fraction"] == k / 8
     assert s["act1", "active_per_sample"] == (8 - k) / 8
     assert s["act1", "n_units"] == 8 and s["act1", "probe_size"] == 200
@@ -54,29 +54,29 @@ def test_k_of_n_relu_units_that_never_fire_are_dead(k):
 def test_same_units_are_not_dead_for_non_vanishing_derivatives(name):
     # margins are O(1), so |f'(z)| >> tol for every one of these activations
     m = one_layer(name, *never_or_always(8, 3))
-    s = stats(probes.measure_units(m, X, name, tol=1e-6, tau=0.1))
+    s = stats(units.measure_units(m, X, name, tol=1e-6, tau=0.1))
     assert s["act1", "dead_fraction"] == 0.0
 
 
 def test_relu_subgradient_at_zero_is_zero_so_a_constant_zero_unit_is_dead():
     w = torch.zeros(4, 3)
     b = torch.tensor([0.0, 0.0, 1.0, 1.0])  # z == 0 exactly for units 0, 1
-    s = stats(probes.measure_units(one_layer("relu", w, b), X, "relu", tol=0.0, tau=0.1))
+    s = stats(units.measure_units(one_layer("relu", w, b), X, "relu", tol=0.0, tau=0.1))
     assert s["act1", "dead_fraction"] == 0.5
 
 
 def test_constant_units_give_exact_means_and_dormant_fractions():
     # zero weights: z = bias for every sample. Units: z=-1 (x3), z=0, z=2 (x4).
     w, b = torch.zeros(8, 3), torch.tensor([-1.0, -1, -1, 0, 2, 2, 2, 2])
-    relu = stats(probes.measure_units(one_layer("relu", w, b), X, "relu", tol=1e-6, tau=0.1))
+    relu = stats(units.measure_units(one_layer("relu", w, b), X, "relu", tol=1e-6, tau=0.1))
     assert relu["act1", "dead_fraction"] == 0.5
     assert relu["act1", "mean_activation"] == pytest.approx(1.0)  # 4 * 2 / 8
     assert relu["act1", "mean_abs_grad"] == 0.5
     assert relu["act1", "dormant_fraction"] == 0.5  # E|h| = 0 for the 4 dead units
-    tau0 = stats(probes.measure_units(one_layer("relu", w, b), X, "relu", tol=1e-6, tau=0.0))
+    tau0 = stats(units.measure_units(one_layer("relu", w, b), X, "relu", tol=1e-6, tau=0.0))
     assert tau0["act1", "dormant_fraction"] == 0.5  # tau = 0: dormant == dead (Sokar et al.)
 
-    lk = stats(probes.measure_units(one_layer("leaky_relu", w, b), X, "leaky_relu", tol=1e-6, tau=0.1))
+    lk = stats(units.measure_units(one_layer("leaky_relu", w, b), X, "leaky_relu", tol=1e-6, tau=0.1))
     assert lk["act1", "dead_fraction"] == 0.0
     assert lk["act1", "active_per_sample"] == 1.0
     # f'(-1) = f'(0) = 0.01 (torch's leaky subgradient at 0 is the slope), f'(2) = 1
@@ -84,13 +84,13 @@ def test_constant_units_give_exact_means_and_dormant_fractions():
     assert lk["act1", "mean_activation"] == pytest.approx((3 * -0.01 + 8) / 8)
     # E|h| = 0.01 (x3), 0, 2 (x4); mean 1.00375; 0.1 * mean = 0.100375 -> 4 dormant
     assert lk["act1", "dormant_fraction"] == 0.5
-    lk0 = stats(probes.measure_units(one_layer("leaky_relu", w, b), X, "leaky_relu", tol=1e-6, tau=0.0))
+    lk0 = stats(units.measure_units(one_layer("leaky_relu", w, b), X, "leaky_relu", tol=1e-6, tau=0.0))
     assert lk0["act1", "dormant_fraction"] == 1 / 8  # only the z == 0 unit has E|h| = 0
     assert lk["act1", "tol"] == 1e-6 and lk["act1", "tau"] == 0.1
 
 
 def test_all_zero_layer_is_entirely_dormant():
-    s = stats(probes.measure_units(one_layer("relu", torch.zeros(4, 3), -torch.ones(4)), X, "relu", 1e-6, 0.1))
+    s = stats(units.measure_units(one_layer("relu", torch.zeros(4, 3), -torch.ones(4)), X, "relu", 1e-6, 0.1))
     assert s["act1", "dormant_fraction"] == 1.0 and s["act1", "dead_fraction"] == 1.0
 
 
@@ -99,22 +99,22 @@ def test_prelu_with_learned_slope_zero_is_dead_below_zero():
     m = one_layer("prelu", w, b)
     with torch.no_grad():
         m.act1.weight.copy_(torch.tensor([0.0, 0.0, 0.25, 0.25, 0.25, -0.1]))
-    s = stats(probes.measure_units(m, X, "prelu", tol=1e-6, tau=0.1))
+    s = stats(units.measure_units(m, X, "prelu", tol=1e-6, tau=0.1))
     assert s["act1", "dead_fraction"] == 2 / 6
 
 
 def test_saturated_and_tolerance_dead_for_tanh_and_sigmoid():
     w = torch.zeros(5, 3)
     b = torch.tensor([3.0, -3.0, 20.0, 0.5, 0.0])  # |z| > 2.5 for units 0, 1, 2
-    s = stats(probes.measure_units(one_layer("tanh", w, b), X, "tanh", tol=1e-6, tau=0.1))
+    s = stats(units.measure_units(one_layer("tanh", w, b), X, "tanh", tol=1e-6, tau=0.1))
     assert s["act1", "saturated_fraction"] == 3 / 5
     assert s["act1", "saturate_at"] == 2.5
     # tanh'(3) = 9.9e-3 > tol; tanh'(20) = 0 in float32: dead only up to the tolerance
     assert s["act1", "dead_fraction"] == 1 / 5
     b = torch.tensor([6.0, -6.0, 4.0, 0.0, 0.0])  # sigmoid: |z| > 5 for units 0, 1
-    s = stats(probes.measure_units(one_layer("sigmoid", w, b), X, "sigmoid", tol=1e-6, tau=0.1))
+    s = stats(units.measure_units(one_layer("sigmoid", w, b), X, "sigmoid", tol=1e-6, tau=0.1))
     assert s["act1", "saturated_fraction"] == 2 / 5
-    r = stats(probes.measure_units(one_layer("relu", w, b), X, "relu", tol=1e-6, tau=0.1))
+    r = stats(units.measure_units(one_layer("relu", w, b), X, "relu", tol=1e-6, tau=0.1))
     assert ("act1", "saturated_fraction") not in r
 
 
@@ -127,14 +127,14 @@ def test_peak_slopes_are_the_activations_own():
 
     from actlab.activations import SELU_ALPHA, SELU_LAMBDA
 
-    assert probes.peak_slope("relu") == 1.0 and probes.peak_slope("tanh") == 1.0
-    assert probes.peak_slope("sigmoid") == pytest.approx(0.25)
-    assert probes.peak_slope("elu") == pytest.approx(1.0)
-    assert probes.peak_slope("selu") == pytest.approx(SELU_LAMBDA * SELU_ALPHA, rel=1e-4)  # z -> 0-
+    assert units.peak_slope("relu") == 1.0 and units.peak_slope("tanh") == 1.0
+    assert units.peak_slope("sigmoid") == pytest.approx(0.25)
+    assert units.peak_slope("elu") == pytest.approx(1.0)
+    assert units.peak_slope("selu") == pytest.approx(SELU_LAMBDA * SELU_ALPHA, rel=1e-4)  # z -> 0-
     # GELU: max of Phi(z) + z phi(z) at z = sqrt(2): Phi(sqrt 2) + sqrt(2) phi(sqrt 2)
     z = math.sqrt(2)
     gelu_peak = 0.5 * (1 + math.erf(z / math.sqrt(2))) + z * math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
-    assert probes.peak_slope("gelu") == pytest.approx(gelu_peak, rel=1e-6)
+    assert units.peak_slope("gelu") == pytest.approx(gelu_peak, rel=1e-6)
 
 
 def stuck_and_healthy(n_stuck: int, z_stuck: float, n: int = 6):
@@ -163,14 +163,14 @@ def stuck_and_healthy(n_stuck: int, z_stuck: float, n: int = 6):
 )
 def test_stuck_units_pass_no_gradient_and_carry_no_information_in_every_family(name, z_stuck, dead, dormant):
     m = one_layer(name, *stuck_and_healthy(2, z_stuck))
-    s = stats(probes.measure_units(m, X, name, tol=1e-6, tau=0.1))
+    s = stats(units.measure_units(m, X, name, tol=1e-6, tau=0.1))
     assert s["act1", "no_gradient_fraction"] == 2 / 6
     assert s["act1", "low_variance_fraction"] == 2 / 6
     # the classic measures, for contrast: they miss the stuck units of the non-rectifier families
     assert s["act1", "dead_fraction"] == dead * 2 / 6
     assert s["act1", "dormant_fraction"] == dormant * 2 / 6
-    assert s["act1", "eps"] == probes.NO_GRADIENT_EPS and s["act1", "delta"] == probes.LOW_VARIANCE_DELTA
-    assert s["act1", "peak_slope"] == probes.peak_slope(name)
+    assert s["act1", "eps"] == units.NO_GRADIENT_EPS and s["act1", "delta"] == units.LOW_VARIANCE_DELTA
+    assert s["act1", "peak_slope"] == units.peak_slope(name)
 
 
 @pytest.mark.parametrize(
@@ -178,7 +178,7 @@ def test_stuck_units_pass_no_gradient_and_carry_no_information_in_every_family(n
 )
 def test_healthy_units_are_in_neither_cross_family_measure(name):
     w, b = stuck_and_healthy(0, 0.0)
-    s = stats(probes.measure_units(one_layer(name, w, b), X, name, tol=1e-6, tau=0.1))
+    s = stats(units.measure_units(one_layer(name, w, b), X, name, tol=1e-6, tau=0.1))
     assert s["act1", "no_gradient_fraction"] == 0.0
     assert s["act1", "low_variance_fraction"] == 0.0
 
@@ -191,11 +191,11 @@ def test_low_variance_is_relative_to_the_layer_and_counts_a_constant_layer_entir
     b = torch.full((5,), 2.0)  # z > 0 on every input: h = z exactly
     act = one_layer("leaky_relu", w, b).act1
     z = X @ w.T + b
-    got = probes.unit_stats(act, z, 1e-6, 0.1, None, peak=1.0)
+    got = units.unit_stats(act, z, 1e-6, 0.1, None, peak=1.0)
     var = (scales**2).double()
     expected = int((var <= 0.01 * var.mean()).sum())  # mean 0.6085: threshold 0.006085 -> only 0.0025
     assert expected == 1 and got["low_variance_fraction"][0].item() == 1
-    const = probes.unit_stats(act, torch.full((50, 4), 3.0), 1e-6, 0.1, None, peak=1.0)
+    const = units.unit_stats(act, torch.full((50, 4), 3.0), 1e-6, 0.1, None, peak=1.0)
     assert const["low_variance_fraction"][0].item() == 4  # 0 <= 0.01 * 0
 
 
@@ -204,7 +204,7 @@ def test_cnn_no_gradient_needs_every_position():
     with torch.no_grad():
         m.conv1.weight[:] = 0.0
         m.conv1.bias[:] = torch.tensor([5.0, 0.0])  # channel 0 saturated everywhere, channel 1 at z = 0
-    s = stats(probes.measure_units(m, torch.rand(8, 1, 8, 8), "tanh", tol=1e-6, tau=0.1))
+    s = stats(units.measure_units(m, torch.rand(8, 1, 8, 8), "tanh", tol=1e-6, tau=0.1))
     assert s["act1", "no_gradient_fraction"] == 0.5
 
 
@@ -216,7 +216,7 @@ def test_cnn_unit_is_a_channel():
         m.conv1.weight[2:] = m.conv1.weight[2:].abs()
         m.conv1.bias[2:] = 0.1  # non-negative input: channels 2, 3 fire everywhere
     x = torch.rand(16, 1, 8, 8)
-    s = stats(probes.measure_units(m, x, "relu", tol=1e-6, tau=0.1))
+    s = stats(units.measure_units(m, x, "relu", tol=1e-6, tau=0.1))
     assert s["act1", "dead_fraction"] == 0.5
     assert s["act1", "active_per_sample"] == 0.5
     assert s["act1", "n_units"] == 4
@@ -232,7 +232,7 @@ def test_measurement_is_in_eval_mode_and_restores_train_mode():
     with torch.no_grad():
         m.fc1.weight.zero_()
         m.fc1.bias.fill_(1.0)
-    s = stats(probes.measure_units(m, X, "relu", tol=1e-6, tau=0.1))
+    s = stats(units.measure_units(m, X, "relu", tol=1e-6, tau=0.1))
     assert s["act1", "dead_fraction"] == 0.0  # with dropout active most units would look dead
     assert s["act1", "mean_activation"] == 1.0
     assert m.training and m.drop.training
