@@ -33,19 +33,21 @@ def mean_ci(r, clip: bool = False) -> str:
 
 
 def results_table(exp: str) -> str:
-    """The article's results table of one experiment, as MyST markdown: per activation the test
-    accuracy, the paired difference to ReLU with its Holm p (bold when separated), the final dead,
-    dormant (and saturated) fractions, the cross-family fractions of units that pass no gradient and
-    that carry no information (actlab.probes), and milliseconds per epoch."""
+    """The article's results tables of one experiment, as MyST markdown. Two tables, so that each fits
+    the column: accuracy (per activation the test accuracy, the paired difference to ReLU with its Holm
+    p, bold when separated, and milliseconds per epoch where measured per run), then the hidden units
+    at the end of training (the final dead, dormant and saturated fractions and the cross-family
+    fractions of units that pass no gradient and that carry no information: actlab.units)."""
     runs = bd.of_experiment(bd.summary(), exp)
     comp = bd.of_experiment(bd.compute(), exp).set_index("activation")
     has_sat = bool(runs["final_saturated_fraction"].notna().any())
-    head = ["activation", "test accuracy, %", "− ReLU, pp", "Holm p", "dead, %", "dormant, %"]
-    head += ["saturated, %"] if has_sat else []
     # ms / epoch only where each run's time was measured alone: a vectorised job's time / k is not
     per_model = bool(comp["measured_per_model"].all()) if "measured_per_model" in comp else True
-    head += ["no gradient, %", "no information, %"] + (["ms / epoch"] if per_model else [])
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    acc_head = ["activation", "test accuracy, %", "− ReLU, pp", "Holm p"] + (["ms / epoch"] if per_model else [])
+    unit_head = ["activation", "dead", "dormant"] + (["saturated"] if has_sat else [])
+    unit_head += ["no gradient", "no information"]
+    acc_rows = ["| " + " | ".join(acc_head) + " |", "|" + "---|" * len(acc_head)]
+    unit_rows = ["| " + " | ".join(unit_head) + " |", "|" + "---|" * len(unit_head)]
     stat = lambda act, metric, clip=True: mean_ci(bd.stat(exp, act, metric), clip)  # noqa: E731
     for act in bd.activations(exp):
         if act == bd.BASELINE:
@@ -58,13 +60,16 @@ def results_table(exp: str) -> str:
             if c.outcome != "inseparable":
                 diff, p = f"**{diff}**", f"**{p}**"
         n_div = int(runs.loc[runs["activation"] == act, "diverged"].astype(bool).sum())
-        cells = [bd.name(act) + (f" ({n_div} diverged)" if n_div else ""), stat(act, "test_acc", False), diff, p]
-        cells += [stat(act, "final_dead_fraction"), stat(act, "final_dormant_fraction")]
+        name = bd.name(act) + (f" ({n_div} diverged)" if n_div else "")
+        cells = [name, stat(act, "test_acc", False), diff, p]
+        cells += [bd.ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")] if per_model else []
+        acc_rows.append("| " + " | ".join(cells) + " |")
+        cells = [name, stat(act, "final_dead_fraction"), stat(act, "final_dormant_fraction")]
         cells += [stat(act, "final_saturated_fraction")] if has_sat else []
         cells += [stat(act, m) for m in ("final_no_gradient_fraction", "final_low_variance_fraction")]
-        cells += [bd.ms(comp["seconds_per_epoch"].get(act, np.nan)).replace(" ms", "")] if per_model else []
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+        unit_rows.append("| " + " | ".join(cells) + " |")
+    units_title = "Hidden units at the end of training, % of the hidden units:"
+    return "\n".join([*acc_rows, "", units_title, "", *unit_rows])
 
 
 def timing_table() -> str:
