@@ -408,9 +408,13 @@ def collapse() -> dict:
 
 def other_experiments(exps: list[str]) -> dict:
     """The sweep's experiments after the first: per experiment a heading, its set-up, its results
-    table and its six figures, as one MyST block."""
+    table and its five figures, and after the last experiment of a dataset and model that is not the
+    main experiment's the figure across their depths (the main one's is in the page), as one MyST block."""
     extra = []
-    for e_ in exps:
+    group = lambda e: "{dataset}-{model}".format(**bd.experiment_info(e))  # noqa: E731  (figure dirs)
+    groups = [group(e) for e in exps]
+    shown = {group(bd.experiments()[0])}
+    for i, e_ in enumerate(exps):
         title = bd.experiment_name(e_)
         cfg = bd.run_config(e_)
         extra += [
@@ -425,6 +429,15 @@ def other_experiments(exps: list[str]) -> dict:
             extra.append(
                 f":::{{figure}} {rel}\n:name: fig-{fig}-{e_}\n:width: 100%\n\n"
                 f"{cap}; {title}. Made by `workflow/scripts/fig_{fig}.py`.\n:::\n"
+            )
+        if groups[i] not in shown and groups[i] not in groups[i + 1 :]:
+            shown.add(groups[i])
+            info = bd.experiment_info(e_)
+            rel = Path(os.path.relpath(bd.figure_path("across_depth", groups[i]), Path.cwd())).as_posix()
+            extra.append(
+                f":::{{figure}} {rel}\n:name: fig-across_depth-{groups[i]}\n:width: 100%\n\n"
+                f"The study across network depth as above; {bd.names.experiment(info['dataset'], info['model'])}. "
+                "Made by `workflow/scripts/fig_across_depth.py`.\n:::\n"
             )
     if extra:
         what = "experiment" if len(exps) == 1 else "experiments"

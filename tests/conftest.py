@@ -34,9 +34,11 @@ def run_cli(*args, cwd=None, timeout=300, module="actlab.train"):
 # Where the test sweep (conf/sweep/test.yaml, `name: test`) writes: its tables, figures, logs and book
 # in results/sweeps/test/; its runs, shared by every sweep, in results/runs/<experiment>/<key>/.
 TEST_RESULTS = Path("results") / "sweeps" / "test"
+# Its experiments: the main one (MNIST-1D, first in the sweep: the timing job measures it) and claim (a)'s
+TEST_MAIN, TEST_SUBSET = "mnist1d_mlp", "mnist_subset_mlp"
 
 
-def runs_of(repo: Path, experiment: str = "digits_mlp") -> Path:
+def runs_of(repo: Path, experiment: str = TEST_MAIN) -> Path:
     """results/runs/<experiment>/<key> of the one sweep that trained `experiment` in `repo`: the
     directory holding <activation>/seed<seed>/ (its key depends on the sweep's settings)."""
     keys = sorted((Path(repo) / "results" / "runs" / experiment).glob("*"))
@@ -45,7 +47,7 @@ def runs_of(repo: Path, experiment: str = "digits_mlp") -> Path:
     return keys[0]
 
 
-def planned_run_dir(dry_run_output: str, activation: str, seed: int, experiment: str = "digits_mlp") -> str:
+def planned_run_dir(dry_run_output: str, activation: str, seed: int, experiment: str = TEST_MAIN) -> str:
     """results/runs/<experiment>/<key>/<activation>/seed<seed>, as a `snakemake -n` of the sweep plans it."""
     import re
 

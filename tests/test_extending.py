@@ -11,7 +11,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, TEST_MAIN, TEST_SUBSET
 from test_pipeline import TEST_RESULTS, TEST_SWEEP, copy_repo, job_counts
 
 
@@ -169,8 +169,9 @@ def test_adding_the_documented_analysis_needs_no_other_edit(tmp_path):
     snakemake = [sys.executable, "-m", "snakemake"]
     res = run(*snakemake, "-n", "--configfile", TEST_SWEEP)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert job_counts(res.stdout).get(f"fig_{name}") == 1, res.stdout
-    assert f"{TEST_RESULTS}/figures/digits_mlp/{name}.png" in res.stdout
+    assert job_counts(res.stdout).get(f"fig_{name}") == 2, res.stdout  # the test sweep's 2 experiments
+    for experiment in (TEST_MAIN, TEST_SUBSET):
+        assert f"{TEST_RESULTS}/figures/{experiment}/{name}.png" in res.stdout
     res = run(sys.executable, "-c", LOCAL_AND_REPORTED, TEST_SWEEP, f"fig_{name}")
     assert res.returncode == 0, res.stderr[-3000:]
     local, report = res.stdout.strip().split("\n")[-2:]

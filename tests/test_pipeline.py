@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import TEST_RESULTS, runs_of
+from conftest import TEST_MAIN, TEST_RESULTS, TEST_SUBSET, runs_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -158,10 +158,10 @@ def test_every_shipped_sweep_plans(tmp_path):
         assert {k: counts.get(k) for k in rules} == rules
 
 
-@pytest.mark.parametrize("group_by, jobs", [("experiment", 1), ("activation", 3), ("run", 6)])
+@pytest.mark.parametrize("group_by, jobs", [("experiment", 2), ("activation", 6), ("run", 12)])
 def test_group_by_sets_the_training_jobs(tmp_path, group_by, jobs):
-    """The tiny sweep (3 activations x 2 seeds): one job per experiment / activation / run; every
-    run's summary.json is some job's output either way, so the rest of the DAG is the same."""
+    """The tiny sweep (2 experiments x 3 activations x 2 seeds): one job per experiment / activation /
+    run; every run's summary.json is some job's output either way, so the rest of the DAG is the same."""
     res = snakemake(
         "-n",
         "-p",
@@ -183,13 +183,16 @@ def test_group_by_sets_the_training_jobs(tmp_path, group_by, jobs):
     assert counts["train"] == jobs and counts["aggregate"] == 1, counts
     commands = [ln for ln in res.stdout.splitlines() if "-m actlab.train" in ln and "/logs/train/" in ln]
     assert len(commands) == jobs
-    if group_by == "experiment":  # every activation x seed in one process, one run dir each
-        assert "'activations=[relu,gelu,tanh]' 'seeds=[0,1]'" in commands[0], commands[0]
-        assert re.search(
-            r"run_dir=results/runs/digits_mlp/[0-9a-f]{8}/\$\{activation.name\}/seed\$\{seed\}", commands[0]
-        )
-    runs = set(re.findall(r"results/runs/digits_mlp/[0-9a-f]{8}/\w+/seed\d/summary.json", res.stdout))
-    assert len(runs) == 6, runs  # the same declared outputs whatever the grouping
+    if group_by == "experiment":  # every activation x seed of an experiment in one process, one run dir each
+        for experiment in (TEST_MAIN, TEST_SUBSET):
+            (command,) = [c for c in commands if f"/logs/train/{experiment}/" in c]
+            assert "'activations=[relu,gelu,tanh]' 'seeds=[0,1]'" in command, command
+            assert re.search(
+                rf"run_dir=results/runs/{experiment}/[0-9a-f]{{8}}/\$\{{activation.name\}}/seed\$\{{seed\}}", command
+            )
+    for experiment in (TEST_MAIN, TEST_SUBSET):  # the same declared outputs whatever the grouping
+        runs = set(re.findall(rf"results/runs/{experiment}/[0-9a-f]{{8}}/\w+/seed\d/summary.json", res.stdout))
+        assert len(runs) == 6, runs
 
 
 def test_lint_is_clean():
@@ -229,12 +232,16 @@ def repo(tmp_path_factory):
 def test_end_to_end(repo):
     sweep = yaml.safe_load((repo / TEST_SWEEP).read_text())
     acts, seeds = sweep["activations"], sweep["seeds"]
+    experiments = [TEST_MAIN, TEST_SUBSET]
+    assert [f"{e['dataset']}_{e['model']}" for e in sweep["experiments"]] == experiments
 
     # 1. one training job fails (a file sits where its Hydra job dir goes): the others finish, intact
     res = snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo)
-    key = re.search(r"results/runs/digits_mlp/([0-9a-f]{8})/", res.stdout).group(1)
-    runs = repo / "results" / "runs" / "digits_mlp" / key
-    broken = repo / TEST_RESULTS / "logs" / "train" / "digits_mlp" / key / "gelu.hydra"
+    key = re.search(rf"results/runs/{TEST_MAIN}/([0-9a-f]{{8}})/", res.stdout).group(1)
+    runs = repo / "results" / "runs" / TEST_MAIN / key
+    subset_key = re.search(rf"results/runs/{TEST_SUBSET}/([0-9a-f]{{8}})/", res.stdout).group(1)
+    subset_runs = repo / "results" / "runs" / TEST_SUBSET / subset_key
+    broken = repo / TEST_RESULTS / "logs" / "train" / TEST_MAIN / key / "gelu.hydra"
     broken.parent.mkdir(parents=True)
     broken.write_text("not a directory\n")
     res = snakemake("--cores", "2", "--keep-going", "--configfile", TEST_SWEEP, cwd=repo)
@@ -247,6 +254,8 @@ def test_end_to_end(repo):
                 assert not summary.exists()
             else:
                 assert json.loads(summary.read_text())["seed"] == seed
+            # the other experiment's gelu job is another job: it finished
+            assert json.loads((subset_runs / act / f"seed{seed}" / "summary.json").read_text())["seed"] == seed
     assert not (repo / TEST_RESULTS / "summary.csv").exists()
 
     # 2. the rerun redoes only what is missing: the failed group and what depends on it
@@ -259,15 +268,21 @@ def test_end_to_end(repo):
 
     # 3. the outputs
     table = pd.read_csv(repo / TEST_RESULTS / "summary.csv")
-    assert len(table) == len(acts) * len(seeds)
-    assert sorted(set(zip(table["activation"], table["seed"]))) == sorted((a, s) for a in acts for s in seeds)
+    assert len(table) == len(experiments) * len(acts) * len(seeds)
+    assert sorted(zip(table["experiment"], table["activation"], table["seed"])) == sorted(
+        (e, a, s) for e in experiments for a in acts for s in seeds
+    )
+    assert set(zip(table["experiment"], table["dataset"])) == {(TEST_MAIN, "mnist1d"), (TEST_SUBSET, "mnist_subset")}
     assert {"final_dead_fraction", "final_dormant_fraction", "final_saturated_fraction"} <= set(table.columns)
     assert len(pd.read_parquet(repo / TEST_RESULTS / "summary.parquet")) == len(table)
     for curve in ("metrics", "dead_units", "grad_flow"):
         assert not pd.read_parquet(repo / TEST_RESULTS / "curves" / f"{curve}.parquet").empty
     vs = pd.read_csv(repo / TEST_RESULTS / "stats" / "vs_relu.csv")
-    assert sorted(vs["activation"]) == sorted(a for a in acts if a != "relu")
-    assert len(pd.read_csv(repo / TEST_RESULTS / "stats" / "accuracy.csv").query("metric == 'test_acc'")) == len(acts)
+    assert sorted(zip(vs["experiment"], vs["activation"])) == sorted(
+        (e, a) for e in experiments for a in acts if a != "relu"
+    )
+    accuracy = pd.read_csv(repo / TEST_RESULTS / "stats" / "accuracy.csv").query("metric == 'test_acc'")
+    assert len(accuracy) == len(experiments) * len(acts)
     assert not pd.read_csv(repo / TEST_RESULTS / "stats" / "compute.csv").empty
     assert not pd.read_csv(repo / TEST_RESULTS / "depth" / "born_dead.csv").empty
     figures = repo / TEST_RESULTS / "figures"
@@ -275,10 +290,12 @@ def test_end_to_end(repo):
         figures / "activations",
         figures / "depth",
         *(
-            figures / "digits_mlp" / n
+            figures / e / n
+            for e in experiments
             for n in ("learning_curves", "accuracy", "dead_units", "grad_flow", "accuracy_vs_dead")
         ),
-        figures / "digits-mlp" / "across_depth",
+        figures / "mnist1d-mlp" / "across_depth",
+        figures / "mnist_subset-mlp" / "across_depth",
     ]
     for stem in names:
         png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
@@ -302,7 +319,8 @@ def test_end_to_end(repo):
     (repo / "changed.yaml").write_text(yaml.safe_dump(changed))
     counts = job_counts(snakemake("-n", "--configfile", "changed.yaml", cwd=repo).stdout)
     assert {"depth_study", "fig_depth"} <= set(counts) and not set(counts) & RUN_RULES, counts
-    # ... and one experiment override -> every training job of the sweep, nothing of the depth study
+    # ... and one experiment's override -> every training job of that experiment (not the other's),
+    # nothing of the depth study
     changed = yaml.safe_load((repo / TEST_SWEEP).read_text())
     changed["experiments"][0]["overrides"].append("optimizer.lr=0.002")
     (repo / "changed.yaml").write_text(yaml.safe_dump(changed))
@@ -332,31 +350,33 @@ def test_end_to_end(repo):
     probes.write_text(text + "\nEDITED = True\n")
     res = snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo)
     counts = job_counts(res.stdout)
-    assert counts.get("train") == len(acts) and "depth_study" not in counts, (
+    assert counts.get("train") == len(experiments) * len(acts) and "depth_study" not in counts, (
         counts,
         res.stdout[-3000:],
         res.stderr[-3000:],
     )
     probes.write_text(text)
 
-    # 9. sweeps side by side: a second sweep (another name, another depth) trains its own runs and
-    # writes its own tables and book; the first is left exactly as it was
+    # 9. sweeps side by side: a second sweep (another name, the main experiment alone at another depth)
+    # trains its own runs and writes its own tables and book; the first is left exactly as it was
     assert snakemake("--cores", "2", "--configfile", TEST_SWEEP, cwd=repo).returncode == 0  # steps 7-8's mtimes
     first = {p: p.read_bytes() for p in (repo / TEST_RESULTS).rglob("*") if p.is_file() and "logs" not in p.parts}
-    first_runs = {p: p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file()}
+    first_runs = {p: p.stat().st_mtime_ns for r in (runs, subset_runs) for p in r.rglob("*") if p.is_file()}
     deep = yaml.safe_load((repo / TEST_SWEEP).read_text())
     deep["name"] = "deep"
+    deep["experiments"] = deep["experiments"][:1]  # one experiment is enough to tell the sweeps apart
     deep["experiments"][0]["overrides"].append("model.depth=3")
     (repo / "deep.yaml").write_text(yaml.safe_dump(deep))
     res = snakemake("--cores", "2", "--configfile", "deep.yaml", cwd=repo)
     assert res.returncode == 0, res.stdout + res.stderr
     deep_table = pd.read_csv(repo / "results" / "sweeps" / "deep" / "summary.csv")
     assert set(deep_table["depth"]) == {3} and len(deep_table) == len(acts) * len(seeds)
+    assert set(deep_table["experiment"]) == {TEST_MAIN}
     assert (repo / "results" / "sweeps" / "deep" / "book" / "html" / "index.html").is_file()
     assert runs.name not in {Path(p).parts[3] for p in deep_table["run_dir"]}  # its own run dirs (another key)
     res = snakemake("-n", "--configfile", TEST_SWEEP, cwd=repo)
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr, res.stdout
-    assert {p: p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file()} == first_runs
+    assert {p: p.stat().st_mtime_ns for r in (runs, subset_runs) for p in r.rglob("*") if p.is_file()} == first_runs
     changed_files = [p for p, b in first.items() if not p.is_file() or p.read_bytes() != b]
     assert not changed_files, changed_files  # tables, figures and book of the first sweep untouched
     # a sweep called default with other settings (--config) is not the default sweep: its own directory
@@ -368,31 +388,37 @@ def test_end_to_end(repo):
 
 @pytest.mark.slow
 def test_one_job_per_experiment_writes_every_run(tmp_path):
-    """group_by=experiment (the default sweep's): one process trains every activation x seed and
-    writes one complete run directory each, as separate jobs would."""
+    """group_by=experiment (the default sweep's): one process per experiment trains every activation x
+    seed and writes one complete run directory each, as separate jobs would."""
     repo = copy_repo(tmp_path)
     args = ["--configfile", TEST_SWEEP, "--config", "group_by=experiment"]
     res = snakemake(f"{TEST_RESULTS}/summary.csv", "--cores", "2", *args, cwd=repo)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert job_counts(res.stdout + res.stderr)["train"] == 1
     sweep = yaml.safe_load((repo / TEST_SWEEP).read_text())
-    runs = runs_of(repo)
-    for act in sweep["activations"]:
-        for seed in sweep["seeds"]:
-            run = runs / act / f"seed{seed}"
-            summary = json.loads((run / "summary.json").read_text())
-            assert (summary["activation"], summary["seed"]) == (act, seed)
-            assert summary["vectorized"]["k"] == len(sweep["activations"]) * len(sweep["seeds"])
-            for name in ("metrics.csv", "dead_units.csv", "grad_flow.csv", "config.yaml"):
-                assert (run / name).is_file(), run / name
-            assert yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())[:2] == [
-                f"activation={act}",
-                f"seed={seed}",
-            ]
-    # no job dirs among the runs (lr_selection/: the sweep's learning-rate selection runs)
-    assert sorted(p.name for p in runs.iterdir() if p.name != "lr_selection") == sorted(sweep["activations"])
-    assert (repo / TEST_RESULTS / "logs" / "train" / "digits_mlp" / f"{runs.name}.hydra").is_dir()
-    assert (repo / TEST_RESULTS / "benchmarks" / "train" / "digits_mlp" / f"{runs.name}.tsv").is_file()
-    assert len(pd.read_csv(repo / TEST_RESULTS / "summary.csv")) == len(sweep["activations"]) * len(sweep["seeds"])
+    experiments = {TEST_MAIN: "mnist1d", TEST_SUBSET: "mnist_subset"}
+    assert job_counts(res.stdout + res.stderr)["train"] == len(experiments) == len(sweep["experiments"])
+    for experiment, dataset in experiments.items():
+        runs = runs_of(repo, experiment)
+        for act in sweep["activations"]:
+            for seed in sweep["seeds"]:
+                run = runs / act / f"seed{seed}"
+                summary = json.loads((run / "summary.json").read_text())
+                assert (summary["dataset"], summary["activation"], summary["seed"]) == (dataset, act, seed)
+                # each seed draws its own split (data.split_seed=${seed}): the job trains one vectorised
+                # part per seed, every activation of that seed on its data
+                assert summary["data_provenance"]["split_seed"] == seed
+                assert summary["vectorized"]["k"] == len(sweep["activations"])
+                for name in ("metrics.csv", "dead_units.csv", "grad_flow.csv", "config.yaml"):
+                    assert (run / name).is_file(), run / name
+                assert yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())[:2] == [
+                    f"activation={act}",
+                    f"seed={seed}",
+                ]
+        # no job dirs among the runs (lr_selection/: the sweep's learning-rate selection runs)
+        assert sorted(p.name for p in runs.iterdir() if p.name != "lr_selection") == sorted(sweep["activations"])
+        assert (repo / TEST_RESULTS / "logs" / "train" / experiment / f"{runs.name}.hydra").is_dir()
+        assert (repo / TEST_RESULTS / "benchmarks" / "train" / experiment / f"{runs.name}.tsv").is_file()
+    n_runs = len(experiments) * len(sweep["activations"]) * len(sweep["seeds"])
+    assert len(pd.read_csv(repo / TEST_RESULTS / "summary.csv")) == n_runs
     res = snakemake(f"{TEST_RESULTS}/summary.csv", "-n", *args, cwd=repo)
     assert "Nothing to be done" in res.stdout + res.stderr, res.stdout

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import TEST_RESULTS, run_cli
+from conftest import TEST_MAIN, TEST_RESULTS, run_cli
 from test_download import IDX_NAMES, idx_bytes, make_mnist, sha256
 from test_pipeline import BAD_CONFIGS, copy_repo, snakemake
 
@@ -261,7 +261,7 @@ def test_config_values_reach_the_shell_only_as_data(repo, tmp_path):
     value = f"a b; touch {markers[0]} && echo $(touch {markers[1]}) `touch {markers[2]}` | cat > x"
     sweep = _sweep(repo, "shell.yaml", overrides=["trainer.max_epochs=1", f"+note='{value}'"])
     res = snakemake("-n", "--configfile", sweep, cwd=repo, timeout=300)  # where its first run goes
-    target = re.search(r"results/runs/digits_mlp/[0-9a-f]{8}/relu/seed0/summary.json", res.stdout).group(0)
+    target = re.search(rf"results/runs/{TEST_MAIN}/[0-9a-f]{{8}}/relu/seed0/summary.json", res.stdout).group(0)
     res = snakemake(target, "--cores", "1", "--configfile", sweep, cwd=repo, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert not any(m.exists() for m in markers) and not (repo / "x").exists()
