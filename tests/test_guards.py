@@ -233,7 +233,7 @@ def test_second_training_in_a_run_dir_is_refused(tmp_path):
         sys.executable,
         "-m",
         "actlab.train",
-        "trainer.max_epochs=200",
+        "trainer.max_epochs=100000",  # still training when the second start is refused (killed below)
         "trainer.threads=1",
         "trainer.progress=quiet",
         f"run_dir={run_dir}",
