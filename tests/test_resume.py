@@ -87,6 +87,9 @@ def test_interrupted_run_resumes_bit_identical(compose, monkeypatch, tmp_path):
     assert not (tmp_path / "a" / "last.ckpt").exists()  # deleted once the run is complete
 
     interrupt_after(monkeypatch, recorder.VecRecorder, 5)
+    # metrics.csv rewritten at every epoch (by default at most every 30 s): rows beyond the checkpoint
+    # are on disk when the run is killed, and the resume must redo them, not append to them
+    monkeypatch.setattr(recorder, "METRICS_FLUSH_SECONDS", 0.0)
     with pytest.raises(Interrupted):
         train.run(compose(*overrides, f"run_dir={tmp_path / 'b'}"))
     monkeypatch.undo()
