@@ -228,7 +228,8 @@ def dead_accuracy_correlation(runs: pd.DataFrame, acts, column: str = "final_no_
             flat.append(bd.name(a))
             continue
         rho, p = sst.spearmanr(r[column], r["test_acc"])
-        parts.append(f"{bd.name(a)} ρ = {rho:.2f} ({bd.pvalue(p)}, {len(r)} runs)")
+        rho_ = f"{rho:.2f}".replace("-", bd.MINUS)  # a typographic minus, as every other number
+        parts.append(f"{bd.name(a)} ρ = {rho_} ({bd.pvalue(p)}, {len(r)} runs)")
     text = "; ".join(parts) if parts else "no activation's runs vary in it"
     if flat:
         text += f" (not computable for {bd.join(flat)}: the same fraction in every run)"

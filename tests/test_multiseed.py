@@ -103,3 +103,35 @@ def test_bad_seeds_are_rejected(tmp_path):
     assert p.returncode == 2 and "distinct" in p.stderr
     p = train("seeds=5", f"run_dir={tmp_path}/seed${{seed}}", *COMMON, check=False)
     assert p.returncode == 2 and "list of integers" in p.stderr
+
+
+def test_lrs_train_each_rate_as_its_own_run(tmp_path):
+    """lrs=[...]: every run at each rate, one run dir per rate, each = the run `optimizer.lr=<rate>` alone
+    (vectorize=false: one after the other, bit-identical; the vectorised path agrees to fp tolerance)."""
+    pattern = f"run_dir={tmp_path}/multi/lr${{optimizer.lr}}/seed${{seed}}"
+    p = train("lrs=[0.001,0.01]", "seeds=[0]", pattern, "vectorize=false", *COMMON)
+    assert sorted(d.name for d in (tmp_path / "multi").iterdir()) == ["lr0.001", "lr0.01"]
+    assert "2lrs_seeds0-0" in {d.name for d in (tmp_path / "multi" / "lr0.001" / "_jobs").iterdir()}
+    train("optimizer.lr=0.01", "seed=0", f"run_dir={tmp_path}/single", *COMMON)
+    multi = json.loads((tmp_path / "multi" / "lr0.01" / "seed0" / "summary.json").read_text())
+    single = json.loads((tmp_path / "single" / "summary.json").read_text())
+    assert multi["lr"] == 0.01
+    assert {k: v for k, v in multi.items() if k not in VOLATILE | {"vectorized"}} == {
+        k: v for k, v in single.items() if k not in VOLATILE | {"vectorized"}
+    }
+    assert "test_acc" in p.stderr
+
+
+@pytest.mark.parametrize(
+    ("lrs", "run_dir", "message"),
+    [
+        ("lrs=[0.001,0.01]", "seed${seed}", "must depend on the learning rate"),
+        ("lrs=[0.001,0.001]", "lr${optimizer.lr}/seed${seed}", "lrs must be distinct"),
+        ("lrs=[]", "lr${optimizer.lr}/seed${seed}", "non-empty list of positive"),
+        ("lrs=[0.01,-1]", "lr${optimizer.lr}/seed${seed}", "non-empty list of positive"),
+    ],
+)
+def test_bad_lrs_are_rejected(tmp_path, lrs, run_dir, message):
+    p = train(lrs, "seeds=[0]", f"run_dir={tmp_path}/{run_dir}", *COMMON, check=False)
+    assert p.returncode == 2 and message in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert not any(tmp_path.iterdir())

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SLURM_DIR = ROOT / "tests" / "slurm"
 TEST_SWEEP = "conf/sweep/test.yaml"
 # The test sweep with its main experiment only (MNIST-1D; the MNIST subset's jobs would double the
-# cluster's work and test nothing more here): 3 training jobs and 2 selection jobs per sweep run.
+# cluster's work and test nothing more here): 3 training jobs and 1 selection job (both rates) per sweep run.
 SWEEP = "slurm-test.yaml"
 # The checkout to run: this repository (ACTLAB_SLURM_TEST_SOURCE: another tree, for developing the test)
 SOURCE = Path(os.environ.get("ACTLAB_SLURM_TEST_SOURCE", ROOT))

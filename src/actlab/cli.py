@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from actlab import probes
-from actlab.config import CONF_DIR, check_group_overrides, compose, job_configs, job_dir, validate
+from actlab.config import CONF_DIR, check_group_overrides, compose, default_job_dir, is_multi, job_configs, validate
 from actlab.errors import USER_ERRORS, ConfigError
 from actlab.rundir import check_creatable, lock_dirs
 from actlab.runner import run_seeds, use_vectorized
@@ -45,7 +45,7 @@ def check_values(cfg: DictConfig) -> list[DictConfig]:
     """Every value check of a job (the values of every run, the seeds/activations lists, the
     vectorisation and probe settings), touching no file; returns the job's run configs. Also run by
     the pipeline on each experiment's composed config before any job (workflow/rules/common.smk)."""
-    multi = cfg.get("seeds") is not None or cfg.get("activations") is not None
+    multi = is_multi(cfg)
     cfgs = job_configs(cfg) if multi else [cfg]
     if multi:
         use_vectorized(cfg, len(cfgs))
@@ -63,18 +63,15 @@ def check_job(cfg: DictConfig, argv: list[str]) -> None:
         check_creatable(Path(c.run_dir))
         finished_summary(c)  # a finished run of another config there: refused unless overwrite=true
     given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
-    hydra_dir = given[-1] if given else job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations"))
+    hydra_dir = given[-1] if given else default_job_dir(cfg)
     check_creatable(Path(hydra_dir), "output dir (hydra.run.dir)")
 
 
 def job_dirs(cfg: DictConfig, argv: list[str]) -> list[Path]:
     """Every dir the job writes: its run dirs and, for several runs, Hydra's job dir."""
-    dirs = [
-        Path(c.run_dir)
-        for c in (job_configs(cfg) if cfg.get("seeds") is not None or cfg.get("activations") is not None else [cfg])
-    ]
+    dirs = [Path(c.run_dir) for c in (job_configs(cfg) if is_multi(cfg) else [cfg])]
     given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
-    return [*dirs, Path(given[-1] if given else job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations")))]
+    return [*dirs, Path(given[-1] if given else default_job_dir(cfg))]
 
 
 def _disk_full(e: OSError) -> bool:
@@ -94,7 +91,7 @@ def single_run_dir(cfg: DictConfig, argv: list[str]) -> list[str]:
     """`argv`, with ``run_dir=X`` added when a single run is given ``hydra.run.dir=X``: a run's dir IS
     Hydra's output dir, so overriding either moves every file of the run. (A job of several runs keeps
     one run dir per run from the ``run_dir`` pattern; ``hydra.run.dir`` is then the job's own dir.)"""
-    if cfg.get("seeds") is not None or cfg.get("activations") is not None:
+    if is_multi(cfg):
         return argv
     given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
     if not given:

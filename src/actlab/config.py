@@ -25,25 +25,28 @@ GROUPS = ("activation", "data", "model", "optimizer", "trainer", "probes")
 INITS = ("kaiming", "lecun", "xavier", "torch_default")  # model.init (actlab.activations.init_weights)
 
 
-def job_dir(run_dir: str, seeds, activations=None) -> str:
+def job_dir(run_dir: str, seeds, activations=None, lrs=None) -> str:
     """Hydra's output dir (`hydra.run.dir` in conf/config.yaml).
 
     One run: the run dir itself (unchanged single-run layout). Several seeds: a job dir beside the
     seed dirs, ``<parent of run_dir>/_jobs/seeds<first>-<last>`` (a name no ``seed*`` glob matches),
     so the per-seed run dirs hold only what a single run writes. With ``activations``, the name
-    starts with ``<n>acts_`` (the dir is then beside the first activation's seed dirs).
+    starts with ``<n>acts_`` (the dir is then beside the first activation's seed dirs); with ``lrs``,
+    ``<n>lrs_``.
     """
-    try:
-        acts = [str(a) for a in activations] if activations is not None and not isinstance(activations, str) else []
-    except TypeError:
-        acts = []
-    prefix = f"{len(acts)}acts_" if acts else ""
+    prefix = ""
+    for values, tag in ((activations, "acts"), (lrs, "lrs")):
+        try:
+            n = len(values) if values is not None and not isinstance(values, str) else 0
+        except TypeError:
+            n = 0
+        prefix += f"{n}{tag}_" if n else ""
     try:
         seeds = [int(s) for s in seeds]
     except (TypeError, ValueError):  # null, or a bad value that validation reports
         seeds = []
     if not seeds:
-        return str(Path(run_dir).parent / "_jobs" / f"{prefix}seed") if acts else run_dir
+        return str(Path(run_dir).parent / "_jobs" / f"{prefix}seed") if prefix else run_dir
     if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
         name = f"seeds{seeds[0]}-{seeds[-1]}"
     elif len(seeds) <= 8:
@@ -55,6 +58,11 @@ def job_dir(run_dir: str, seeds, activations=None) -> str:
 
 
 OmegaConf.register_new_resolver("actlab_job_dir", job_dir, replace=True)
+
+
+def default_job_dir(cfg) -> str:
+    """Hydra's output dir of `cfg`'s job when hydra.run.dir is not given (conf/config.yaml)."""
+    return job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations"), cfg.get("lrs"))
 
 
 def _help_groups() -> str:
@@ -245,10 +253,48 @@ def with_selected_lr(cfgs: list[DictConfig]) -> list[DictConfig]:
     return cfgs
 
 
+# The list keys of a job of several runs in one process (each run keeps its own run dir).
+LIST_KEYS = ("seeds", "activations", "lrs")
+
+
+def is_multi(cfg: DictConfig) -> bool:
+    """Whether `cfg` is a job of several runs (``seeds``, ``activations`` or ``lrs`` given)."""
+    return any(cfg.get(k) is not None for k in LIST_KEYS)
+
+
+def lr_configs(cfg: DictConfig) -> list[DictConfig]:
+    """One config per entry of ``cfg.lrs`` (each as `optimizer.lr=<lr>` would compose it), or [cfg].
+    The learning-rate selection trains its whole grid in one process this way (one Python start-up
+    and one set of imports, ~10 s on a 2-core CPU, instead of one per rate)."""
+    lrs = cfg.get("lrs")
+    if lrs is None:
+        return [cfg]
+    ok = not isinstance(lrs, (str, int, float)) and len(lrs) > 0
+    if not ok or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in lrs):
+        raise ConfigError(
+            f"lrs must be a non-empty list of positive learning rates, e.g. lrs=[0.001,0.01], got {lrs!r}"
+        )
+    if len({float(v) for v in lrs}) != len(lrs):
+        raise ConfigError(f"lrs must be distinct, got {list(lrs)}")
+    if cfg.get("lr_table"):
+        raise ConfigError("lrs=[...] and lr_table= both set the learning rate: give one")
+    out = []
+    for v in lrs:
+        one = copy.deepcopy(cfg)
+        with open_dict(one):
+            one.optimizer.lr = float(v)
+            one.lrs = None
+        out.append(one)
+    return out
+
+
 def job_configs(cfg: DictConfig) -> list[DictConfig]:
-    """Every run of a job: activations (``activations``, or the one ``activation``) x seeds
-    (``seeds``, or the one ``seed``), activation-major; validated, with distinct run dirs."""
-    cfgs = [c for a in with_selected_lr(activation_configs(cfg)) for c in seed_configs(a)]
+    """Every run of a job: activations (``activations``, or the one ``activation``) x learning rates
+    (``lrs``, or the one ``optimizer.lr``, or the ``lr_table``'s choice) x seeds (``seeds``, or the
+    one ``seed``), in that order; validated, with distinct run dirs."""
+    cfgs = [c for a in with_selected_lr(activation_configs(cfg)) for r in lr_configs(a) for c in seed_configs(r)]
+    if cfg.get("lrs") is not None:
+        _distinct_dirs(lr_configs(cfg), cfg, "the learning rate (contain ${optimizer.lr}) when lrs")
     return _distinct_dirs(cfgs, cfg, "the activation (contain ${activation.name}) when activations")
 
 

@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from actlab import atomic, data, fit
-from actlab.config import _int, data_key, job_configs, job_dir, validate
+from actlab.config import _int, data_key, default_job_dir, is_multi, job_configs, validate
 from actlab.errors import ConfigError
 from actlab.rundir import check_writable
 from actlab.summary import finished_summary, report_line
@@ -55,7 +55,7 @@ def run_seeds(cfg: DictConfig) -> list[dict]:
     runs have all finished with this config is not trained again (finished_summary); a job with some
     unfinished runs trains as a whole, as first planned (the same vectorised parts, so a resumed part
     is bit-identical; finished parts resume from their final checkpoint). One line per run on stderr."""
-    multi = cfg.get("seeds") is not None or cfg.get("activations") is not None
+    multi = is_multi(cfg)
     cfgs = job_configs(cfg) if multi else [cfg]
     if not cfg.get("overwrite"):
         done = [s for c in cfgs if (s := finished_summary(c)) is not None]
@@ -123,7 +123,7 @@ def _job_output_dir(cfg: DictConfig) -> Path:
     """Hydra's output dir of this job (hydra.run.dir), or the one it would use by default."""
     if HydraConfig.initialized():
         return Path(HydraConfig.get().runtime.output_dir)
-    return Path(job_dir(str(cfg.run_dir), cfg.get("seeds"), cfg.get("activations")))
+    return Path(default_job_dir(cfg))
 
 
 def use_vectorized(cfg: DictConfig, k: int) -> bool:

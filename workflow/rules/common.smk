@@ -514,18 +514,19 @@ def lr_runs(wildcards):
 
 
 def lr_train_overrides(wildcards):
-    """One selection job: every activation x selection seed of one experiment at one learning rate."""
+    """One selection job: every activation x rate of the grid x selection seed of one experiment."""
     e = sweep_experiment(wildcards)
     sel = config["lr_selection"]
-    runs = Path(str(LR_RUNS).format(experiment=wildcards.experiment, key=wildcards.key)) / f"lr{wildcards.lr}"
+    runs = Path(str(LR_RUNS).format(experiment=wildcards.experiment, key=wildcards.key))
     return [
         "activations=[" + ",".join(config["activations"]) + "]",
         "seeds=[" + ",".join(map(str, sel["seeds"])) + "]",
-        f"run_dir={runs / '${activation.name}' / 'seed${seed}'}",
-        f"hydra.run.dir={LOGS / 'lr_selection' / wildcards.experiment / f'lr{wildcards.lr}.hydra'}",
+        # the dir's lr<rate> is lr_label(rate): the float's repr, as ${optimizer.lr} prints it
+        f"run_dir={runs / 'lr${optimizer.lr}' / '${activation.name}' / 'seed${seed}'}",
+        f"hydra.run.dir={LOGS / 'lr_selection' / wildcards.experiment / 'train.hydra'}",
         *base_overrides(wildcards),
-        # last: the grid's rate, whatever the overrides say; the probes measure the study, not this
-        f"optimizer.lr={wildcards.lr}",
+        # last: the grid's rates, whatever the overrides say; the probes measure the study, not this
+        "lrs=[" + ",".join(lr_label(lr) for lr in sel["grid"]) + "]",
         "probes.dead_units.enabled=false",
         "probes.grad_flow.enabled=false",
     ]

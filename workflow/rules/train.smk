@@ -32,7 +32,11 @@ TRAIN_RUNS = {  # what one job's runs range over
     "run": {},
 }[config["group_by"]]
 RUNS_PER_JOB = math.prod(len(values) for values in TRAIN_RUNS.values())
-LR_RUNS_PER_JOB = len(config["activations"]) * len((config.get("lr_selection") or {}).get("seeds", []))
+LR_RUNS_PER_JOB = (
+    len(config["activations"])
+    * len((config.get("lr_selection") or {}).get("seeds", []))
+    * len((config.get("lr_selection") or {}).get("grid", []))
+)
 
 # Before the DAG: a finished run whose files fail their integrity record is moved aside (one line each),
 # so the jobs below retrain it (common.smk).
@@ -72,21 +76,22 @@ rule train:
 # selection seeds of their own, then each activation's best rate on the validation split
 # (actlab.lrselect); the experiment's training jobs read the table (lr_table=...).
 rule train_lr:
-    """The selection runs of one experiment at one learning rate, in one process."""
+    """The selection runs of one experiment, every rate of the grid, in one process (one start-up)."""
     input:
         data_marks,
     output:
         expand(
             LR_RUN / "{file}",
             file=run_files(),
+            lr=[lr_label(lr) for lr in (config.get("lr_selection") or {}).get("grid", [])],
             activation=config["activations"],
             seed=(config.get("lr_selection") or {}).get("seeds", []),
             allow_missing=True,
         ),
     log:
-        LOGS / "lr_selection" / "{experiment}" / "{key}" / "lr{lr}.log",
+        LOGS / "lr_selection" / "{experiment}" / "{key}" / "train.log",
     benchmark:
-        BENCH / "lr_selection" / "{experiment}" / "{key}" / "lr{lr}.tsv"
+        BENCH / "lr_selection" / "{experiment}" / "{key}" / "train.tsv"
     priority: train_priority(2)  # before the study's runs, which wait for the selection
     conda:
         ENV
