@@ -312,3 +312,31 @@ def test_killed_sweep_resumes_without_loss(tmp_path):
         assert "training from scratch" not in events[first_save:], (run, events)
     assert not list((repo / "results").rglob("*.ckpt"))  # checkpoints deleted once their job is done
     shutil.rmtree(tmp_path / "ref", ignore_errors=True)
+
+
+@pytest.mark.numerics
+def test_interrupted_part_with_own_splits_and_lrs_resumes_bit_identical(compose, monkeypatch, tmp_path):
+    """One vectorised part of 4 models with a split per seed and a learning rate per activation (the
+    default study's kind): interrupted, resumed from its checkpoint, bit-identical to an uninterrupted job."""
+    table = tmp_path / "lr.csv"
+    pd.DataFrame({"activation": ["prelu", "relu"], "lr": [0.01, 0.003], "chosen": [True, True]}).to_csv(table)
+    overrides = (
+        *FAST,
+        "activations=[prelu,relu]",
+        "seeds=[0,1]",
+        "data.split_seed=${seed}",
+        f"lr_table={table}",
+        "trainer.max_epochs=5",
+        "trainer.checkpoint_every_n_epochs=2",
+    )
+    job = lambda name: compose(*overrides, f"run_dir={tmp_path / name}/${{activation.name}}/seed${{seed}}")  # noqa: E731
+    ref = train.run_seeds(job("a"))
+    assert [(s["vectorized"]["k"], s["lr"]) for s in ref] == [(4, 0.01), (4, 0.01), (4, 0.003), (4, 0.003)]
+    interrupt_after(monkeypatch, recorder.VecRecorder, 3)
+    with pytest.raises(Interrupted):
+        train.run_seeds(job("b"))
+    monkeypatch.undo()
+    res = train.run_seeds(job("b"))
+    assert [s["resumed_from_epoch"] for s in res] == [2, 2, 2, 2]
+    for r, s in zip(ref, res):
+        assert_same_run(Path(r["run_dir"]), Path(s["run_dir"]))
