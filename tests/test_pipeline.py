@@ -404,10 +404,10 @@ def test_one_job_per_experiment_writes_every_run(tmp_path):
                 run = runs / act / f"seed{seed}"
                 summary = json.loads((run / "summary.json").read_text())
                 assert (summary["dataset"], summary["activation"], summary["seed"]) == (dataset, act, seed)
-                # each seed draws its own split (data.split_seed=${seed}): the job trains one vectorised
-                # part per seed, every activation of that seed on its data
+                # each seed draws its own split (data.split_seed=${seed}) and each activation may have its
+                # own lr: still one vectorised part of every run (<= vectorize_max_k), each model on its split
                 assert summary["data_provenance"]["split_seed"] == seed
-                assert summary["vectorized"]["k"] == len(sweep["activations"])
+                assert summary["vectorized"]["k"] == len(sweep["activations"]) * len(sweep["seeds"])
                 for name in ("metrics.csv", "dead_units.csv", "grad_flow.csv", "config.yaml"):
                     assert (run / name).is_file(), run / name
                 assert yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())[:2] == [

@@ -106,8 +106,9 @@ def test_interrupted_run_resumes_bit_identical(compose, monkeypatch, tmp_path):
 
 @pytest.mark.numerics
 def test_interrupted_vectorised_job_resumes_bit_identical(compose, monkeypatch, tmp_path):
-    """Two vectorised parts (vectorize_max_k=3 for 4 runs): interrupted in the second, the rerun resumes the
-    first from its final checkpoint (no training at all) and the second from its last checkpoint."""
+    """Two vectorised parts (vectorize_max_k=3 for 4 runs: 2 + 2, prelu's then relu's): interrupted in the
+    second, the rerun resumes the first from its final checkpoint (no training at all) and the second from
+    its last checkpoint."""
     overrides = (
         *FAST,
         "activations=[prelu,relu]",
@@ -119,7 +120,8 @@ def test_interrupted_vectorised_job_resumes_bit_identical(compose, monkeypatch, 
     job = lambda name: compose(*overrides, f"run_dir={tmp_path / name}/${{activation.name}}/seed${{seed}}")  # noqa: E731
     ref = train.run_seeds(job("a"))
 
-    interrupt_after(monkeypatch, recorder.VecRecorder, 5, only=lambda rec: rec.k == 1)  # the second part
+    second = lambda rec: rec.cfgs[0].activation.name == "relu"  # noqa: E731
+    interrupt_after(monkeypatch, recorder.VecRecorder, 5, only=second)  # the second part
     with pytest.raises(Interrupted):
         train.run_seeds(job("b"))
     monkeypatch.undo()
@@ -127,7 +129,8 @@ def test_interrupted_vectorised_job_resumes_bit_identical(compose, monkeypatch, 
     assert ckpts == ["last-part1of2.ckpt", "last-part2of2.ckpt"]  # in the job's dir (here the default one)
 
     res = train.run_seeds(job("b"))
-    assert [s["resumed_from_epoch"] for s in res] == [7, 7, 7, 4]  # part 1 finished; part 2 after epoch 4
+    assert [s["resumed_from_epoch"] for s in res] == [7, 7, 4, 4]  # part 1 finished; part 2 after epoch 4
+    assert [s["vectorized"]["k"] for s in res] == [2, 2, 2, 2]
     for r, s in zip(ref, res):
         assert_same_run(Path(r["run_dir"]), Path(s["run_dir"]))
     assert not list((tmp_path / "b").rglob("*.ckpt"))
@@ -309,3 +312,31 @@ def test_killed_sweep_resumes_without_loss(tmp_path):
         assert "training from scratch" not in events[first_save:], (run, events)
     assert not list((repo / "results").rglob("*.ckpt"))  # checkpoints deleted once their job is done
     shutil.rmtree(tmp_path / "ref", ignore_errors=True)
+
+
+@pytest.mark.numerics
+def test_interrupted_part_with_own_splits_and_lrs_resumes_bit_identical(compose, monkeypatch, tmp_path):
+    """One vectorised part of 4 models with a split per seed and a learning rate per activation (the
+    default study's kind): interrupted, resumed from its checkpoint, bit-identical to an uninterrupted job."""
+    table = tmp_path / "lr.csv"
+    pd.DataFrame({"activation": ["prelu", "relu"], "lr": [0.01, 0.003], "chosen": [True, True]}).to_csv(table)
+    overrides = (
+        *FAST,
+        "activations=[prelu,relu]",
+        "seeds=[0,1]",
+        "data.split_seed=${seed}",
+        f"lr_table={table}",
+        "trainer.max_epochs=5",
+        "trainer.checkpoint_every_n_epochs=2",
+    )
+    job = lambda name: compose(*overrides, f"run_dir={tmp_path / name}/${{activation.name}}/seed${{seed}}")  # noqa: E731
+    ref = train.run_seeds(job("a"))
+    assert [(s["vectorized"]["k"], s["lr"]) for s in ref] == [(4, 0.01), (4, 0.01), (4, 0.003), (4, 0.003)]
+    interrupt_after(monkeypatch, recorder.VecRecorder, 3)
+    with pytest.raises(Interrupted):
+        train.run_seeds(job("b"))
+    monkeypatch.undo()
+    res = train.run_seeds(job("b"))
+    assert [s["resumed_from_epoch"] for s in res] == [2, 2, 2, 2]
+    for r, s in zip(ref, res):
+        assert_same_run(Path(r["run_dir"]), Path(s["run_dir"]))

@@ -41,6 +41,10 @@ class Splits:
     # package versions, the SHA-256 of the arrays, split sizes (filled by the loaders that have any).
     provenance: dict = field(default_factory=dict)
 
+    def sizes(self) -> list[list[int]]:
+        """The shapes of the six tensors: splits of one data config (split seeds) have equal sizes."""
+        return [list(getattr(self, n).shape) for n in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")]
+
     @property
     def in_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])

@@ -5,7 +5,10 @@ hand-written backward; actlab.stacked_vmap for any other model, the CNN: vmap, i
 convolutions). The K losses are summed (the gradient of the sum w.r.t. model k's slice is model k's
 own gradient) and one optimizer steps the stacked parameters: Adam and SGD(+momentum) are
 elementwise, so one optimizer over stacked tensors is exactly K optimizers. Weights are decayed;
-biases and activation parameters (PReLU's slope) never.
+biases and activation parameters (PReLU's slope) never. Models with learning rates of their own step
+at the largest, each model's change then scaled to its own (optim.PerModelLR: exact, the step is
+linear in lr); models with splits of their own gather their batches from the stacked splits
+(batches.VecData).
 
 With manual optimisation each Lightning training_step takes a chunk of ``trainer.steps_per_call``
 mini-batches and loops over them, which amortises Lightning's per-step cost. Data stay on the device;
@@ -37,9 +40,12 @@ class VecLitModel(pl.LightningModule):
         max_epochs: int,
         grad_flow_every: int | None = None,
         compile: bool = False,
+        lrs: list[float] | None = None,
     ):
         super().__init__()
         self.net, self.task, self.optim_cfg, self.max_epochs = net, task, optim_cfg, max_epochs
+        # lrs: each model's own learning rate (optim.PerModelLR), or None: all optim_cfg.lr
+        self.lrs = list(lrs) if lrs is not None and len(set(lrs)) > 1 else None
         self.automatic_optimization = False
         self.k = net.k
         self.grad_flow_every = grad_flow_every
@@ -92,10 +98,16 @@ class VecLitModel(pl.LightningModule):
         if self.device.type == "cpu":
             fastpaths.keep_freed_memory()
         dm = self.trainer.datamodule
-        self._x, self._y = dm.splits.x_train, dm.splits.y_train
-        self._steps_per_epoch = math.ceil(len(self._x) / dm.batch_size)
+        # (N, ...) the training split, or (S*N, ...) the S splits of models with their own (batches.VecData),
+        # model k's indices offset by train_offset[k] (K, 1)
+        self._x, self._y, self._offset = dm.train_x, dm.train_y, dm.train_offset
+        self._steps_per_epoch = math.ceil(len(dm.splits.x_train) / dm.batch_size)
         self._params = [p for ps in self.net.decay_groups() for p in ps]  # weights first
         self._step = fastpaths.DirectStep(self.optimizers().optimizer, self._params)
+        if self.lrs is not None:
+            step = optim.PerModelLR(self._params, self.net.param_rows(), self.lrs, max(self.lrs))
+            direct = self._step
+            self._step = lambda grads: step(direct, grads)
         # The hand-written backward where it applies: fp32 or fp64 (autocast would change the ops' dtypes),
         # not compiled, every activation in ACT_BACKWARD. Otherwise autograd.
         self._hand = (
@@ -110,7 +122,7 @@ class VecLitModel(pl.LightningModule):
         s = self.step_count
         for idx in batch:  # (K, b) indices, one row per model
             k, b = idx.shape
-            flat = idx.reshape(-1)
+            flat = (idx if self._offset is None else idx + self._offset).reshape(-1)
             x = torch.index_select(self._x, 0, flat).view(k, b, *self._x.shape[1:])
             y = torch.index_select(self._y, 0, flat).view(k, b, *self._y.shape[1:])
             if self._hand:
@@ -141,9 +153,11 @@ class VecLitModel(pl.LightningModule):
         self.grad_flow = []
 
     def _eval_step(self, stage: str, batch) -> None:
-        x, y = batch  # one shared batch for all K models
-        losses, correct = self._losses(x, y, True)
-        self._accumulate(stage, losses, correct, len(x))
+        # one shared batch (B, ...) for all K models, or (K, B, ...): each model's own split
+        x, y = batch
+        shared = not getattr(self.trainer.datamodule, "per_model", False)
+        losses, correct = self._losses(x, y, shared)
+        self._accumulate(stage, losses, correct, x.shape[0] if shared else x.shape[1])
 
     def validation_step(self, batch, batch_idx):
         self._eval_step("val", batch)
@@ -167,4 +181,5 @@ class VecLitModel(pl.LightningModule):
             sched.step()
 
     def configure_optimizers(self):
-        return optim.configure(self.net, self.optim_cfg, self.max_epochs)
+        # models with their own lr: the optimizer steps at the largest, PerModelLR scales each model's step
+        return optim.configure(self.net, self.optim_cfg, self.max_epochs, lr=max(self.lrs) if self.lrs else None)

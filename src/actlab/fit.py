@@ -23,7 +23,7 @@ from torch import nn
 from actlab import atomic, data, integrity, models
 from actlab.batches import VecData
 from actlab.checkpoint import resume_checkpoint
-from actlab.config import act_params, validate
+from actlab.config import act_params, data_key, validate
 from actlab.data import Splits
 from actlab.engine import VecLitModel
 from actlab.errors import ConfigError
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # Keys that may differ between the models of one vectorised run; everything else must be equal.
 PER_MODEL_KEYS = ("seed", "seeds", "run_dir", "activation")
+# ... and nested ones: each model trains on its own split (VecData) with its own learning rate
+# (VecLitModel: optim.PerModelLR).
+PER_MODEL_NESTED = (("data", "split_seed"), ("optimizer", "lr"))
 
 
 def supported(cfg: DictConfig) -> tuple[bool, str]:
@@ -50,19 +53,25 @@ def supported(cfg: DictConfig) -> tuple[bool, str]:
     return True, ""
 
 
-def _shared_part(cfg: DictConfig) -> dict:
+def shared_part(cfg: DictConfig) -> dict:
+    """The resolved config less what may differ between the models of one vectorised run."""
     c = OmegaConf.to_container(cfg, resolve=True)
     for k in PER_MODEL_KEYS:
         c.pop(k, None)
+    for outer, inner in PER_MODEL_NESTED:
+        if isinstance(c.get(outer), dict):
+            c[outer].pop(inner, None)
     c.get("model", {}).pop("init", None)  # init only changes the initial values, not the shapes
     return c
 
 
 def check_compatible(cfgs: list[DictConfig]) -> None:
-    ref = _shared_part(cfgs[0])
+    ref = shared_part(cfgs[0])
     for c in cfgs[1:]:
-        if _shared_part(c) != ref:
-            raise ConfigError("vectorised runs must differ only in seed, run_dir and activation")
+        if shared_part(c) != ref:
+            raise ConfigError(
+                "vectorised runs must differ only in seed, run_dir, activation, data.split_seed and optimizer.lr"
+            )
     dirs = [str(c.run_dir) for c in cfgs]
     if len(set(dirs)) != len(dirs):
         raise ConfigError("vectorised runs need distinct run dirs")
@@ -85,15 +94,21 @@ def stack(model: str, nets: list[nn.Module], groups: list[tuple[int, int]]) -> n
 
 
 def fit_many(
-    cfgs: list[DictConfig], checkpoint: Path | None = None, splits: Splits | None = None, job: bool = True
+    cfgs: list[DictConfig],
+    checkpoint: Path | None = None,
+    splits: Splits | list[Splits] | None = None,
+    job: bool = True,
 ) -> list[dict]:
     """Train the models of `cfgs` (same config but for seed, run_dir and activation) in one
     vectorised Lightning run; write each model's run dir; return the summaries in cfgs' order.
+    Models may differ in data split and learning rate too (PER_MODEL_NESTED): each trains and is
+    evaluated on its own split, steps with its own learning rate.
 
     ``checkpoint``: where the stacked resume checkpoint of all the models goes (actlab.train puts it
     in the job's hydra.run.dir); resumed from when it holds a checkpoint of exactly these configs.
     Left in place (the caller deletes it when the whole job is done). None: no checkpoints.
-    ``splits``: the data of the configs' ``data``, already loaded (else loaded here). ``job``: the runs
+    ``splits``: the data of the configs' ``data``, already loaded (else loaded here): one Splits for
+    all, or one per config (the same object for runs of one split; splits of equal sizes). ``job``: the runs
     are (part of) a job of several runs, recorded in each summary's ``vectorized``; False for a run
     alone (`actlab.train.run`), whose summary is the single run's."""
     for c in cfgs:
@@ -108,8 +123,30 @@ def fit_many(
     cfgs_s = [cfgs[i] for i in order]
     cfg0 = cfgs_s[0]
 
-    if splits is None:
-        splits = data.load(cfg0.data)  # verified before anything is written: bad data leaves no run behind
+    if splits is None:  # loaded (verified) before anything is written: bad data leaves no run behind
+        loaded: dict[str, Splits] = {}
+        splits = [loaded[k] if (k := data_key(c)) in loaded else loaded.setdefault(k, data.load(c.data)) for c in cfgs]
+    elif isinstance(splits, Splits):
+        splits = [splits] * len(cfgs)
+    if len(splits) != len(cfgs):
+        raise ValueError(f"{len(splits)} splits for {len(cfgs)} runs")
+    # The distinct splits of the part (S of them, by identity) and each model's: split_of[k] in range(S).
+    distinct: list[Splits] = []
+    split_of = []
+    for i in order:
+        j = next((j for j, d in enumerate(distinct) if d is splits[i]), None)
+        if j is None:
+            distinct.append(splits[i])
+            j = len(distinct) - 1
+        split_of.append(j)
+    first = distinct[0]
+    for d in distinct[1:]:  # stacked as (S, N, ...): one size per split, as one data config's splits have
+        if (d.sizes(), d.task, d.num_outputs) != (first.sizes(), first.task, first.num_outputs):
+            raise ConfigError(
+                f"cannot vectorise runs whose splits differ in size: {first.sizes()} vs {d.sizes()} "
+                "(train them in separate parts: actlab.runner.vectorized_parts)"
+            )
+    splits = first  # what the models' shapes and the task are read from
     try:  # a model that cannot take this data's input shape: one line, before any file
         models.build(cfg0.model, splits.in_shape, splits.num_outputs, cfg0.activation.name, act_params(cfg0))
     except ValueError as e:
@@ -129,13 +166,22 @@ def fit_many(
         nets.append(models.build(c.model, splits.in_shape, splits.num_outputs, c.activation.name, act_params(c)))
     views = nets  # the per-model modules double as the probes' views (refreshed before each use)
     net = stack(cfg0.model.name, nets, groups)
-    recorder = VecRecorder(cfgs_s, views, quiet, chance_loss(splits.task, splits.y_train, splits.num_outputs))
+    # the divergence rule's chance loss of each model's own training split
+    chance = [chance_loss(d.task, d.y_train, d.num_outputs) for d in distinct]
+    recorder = VecRecorder(cfgs_s, views, quiet, [chance[j] for j in split_of])
     recorder.layer_names = net.layer_names
     chunk = int(tr.get("steps_per_call") or 1)
+    lrs = [float(c.optimizer.lr) for c in cfgs_s]
     lit = VecLitModel(
-        net, splits.task, cfg0.optimizer, tr.max_epochs, recorder.grad_flow_every(), compile=bool(tr.get("compile"))
+        net,
+        splits.task,
+        cfg0.optimizer,
+        tr.max_epochs,
+        recorder.grad_flow_every(),
+        compile=bool(tr.get("compile")),
+        lrs=lrs if len(set(lrs)) > 1 else None,
     )
-    dm = VecData(splits, cfg0.data.batch_size, [int(c.seed) for c in cfgs_s], chunk)
+    dm = VecData(distinct, cfg0.data.batch_size, [int(c.seed) for c in cfgs_s], chunk, split_of=split_of)
     ckpt_cb, ckpt_path = (
         (None, None)
         if checkpoint is None
@@ -193,7 +239,7 @@ def fit_many(
             sum(p.numel() for p in nets[k].parameters()),
             device,
             resumed_from_epoch=ckpt_cb.resumed_from if ckpt_cb else 0,
-            data_provenance=splits.provenance,
+            data_provenance=distinct[split_of[k]].provenance,  # its own split's
         )
         if job:  # how the job ran; a run alone (K=1) has the single run's summary
             s["vectorized"] = {"k": len(cfgs), "job_train_seconds": train_seconds}

@@ -40,8 +40,10 @@ METRICS_FLUSH_SECONDS = 30.0
 class VecRecorder(pl.Callback):
     """Per-model metrics.csv rows, divergence, and the probes of every model, at each epoch end."""
 
-    def __init__(self, cfgs: list[DictConfig], views: list[nn.Module], quiet: bool, chance: float):
-        self.cfgs, self.views, self.quiet, self.chance = cfgs, views, quiet, chance
+    def __init__(self, cfgs: list[DictConfig], views: list[nn.Module], quiet: bool, chance: float | list[float]):
+        # chance: the divergence rule's chance loss of each model's own training split (or one for all)
+        self.cfgs, self.views, self.quiet = cfgs, views, quiet
+        self.chance = list(chance) if isinstance(chance, (list, tuple)) else [chance] * len(cfgs)
         self.k = len(cfgs)
         self.rows: list[list[dict]] = [[] for _ in cfgs]
         self.active = [True] * self.k
@@ -97,8 +99,12 @@ class VecRecorder(pl.Callback):
         return _View(pl_module.net.copy_into(k, view), pl_module.device)
 
     def on_train_start(self, trainer, pl_module):
+        dm = getattr(trainer, "datamodule", None)
         for k in range(self.k):
             for cb in self.epoch_probes[k]:
+                if isinstance(cb, probes.DeadUnits) and cb.probe_x is None and hasattr(dm, "splits_of"):
+                    x_val = dm.splits_of(k).x_val  # model k's own validation split
+                    cb.probe_x = x_val if len(x_val) else None  # (empty: DeadUnits says so)
                 cb.on_train_start(trainer, self._view(k, pl_module))
 
     def on_train_epoch_start(self, trainer, pl_module):
@@ -137,7 +143,7 @@ class VecRecorder(pl.Callback):
                 self._write_metrics(k, durable=False)
             if self.k == 1 and trainer.logger is not None:
                 trainer.logger.log_metrics({m: v for m, v in row.items() if m != "epoch"}, step=epoch)
-            if diverged(row["train_loss"], self.chance):  # the single run's rule (actlab.callbacks)
+            if diverged(row["train_loss"], self.chance[k]):  # the single run's rule (actlab.callbacks)
                 self.diverged[k] = True
                 self.active[k] = False
                 done_now.append(k)

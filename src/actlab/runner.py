@@ -87,14 +87,15 @@ def _train_many(cfg: DictConfig, cfgs: list[DictConfig]) -> list[dict]:
         _hydra_files(c)
     summaries, checkpoints = [], []
     if vectorize:
-        parts = vectorized_parts(cfg, cfgs)
+        parts = vectorized_parts(cfg, cfgs, {key: sp.sizes() for key, sp in splits_of.items()})
         for i, part in enumerate(parts):
             # The stacked checkpoint of a vectorised run covers several run dirs: it lives in the
             # job's own dir (hydra.run.dir), one file per vectorised part.
             name = CHECKPOINT if len(parts) == 1 else f"last-part{i + 1}of{len(parts)}.ckpt"
             checkpoints.append(_job_output_dir(cfg) / name)
             with _seed_logs(part):
-                summaries += fit.fit_many(part, checkpoint=checkpoints[-1], splits=splits_of[data_key(part[0])])
+                splits = [splits_of[data_key(c)] for c in part]  # each run's own split
+                summaries += fit.fit_many(part, checkpoint=checkpoints[-1], splits=splits)
     else:
         for c in cfgs:
             checkpoints.append(Path(c.run_dir) / CHECKPOINT)
@@ -109,14 +110,33 @@ def _train_many(cfg: DictConfig, cfgs: list[DictConfig]) -> list[dict]:
     return summaries
 
 
-def vectorized_parts(cfg: DictConfig, cfgs: list[DictConfig]) -> list[list[DictConfig]]:
-    """The job's runs `cfgs` in vectorised runs of at most ``vectorize_max_k`` models, in order; a part
-    holds runs of one data config (they share one copy of the data) and one optimiser config only."""
+def vectorized_parts(cfg: DictConfig, cfgs: list[DictConfig], shapes: dict | None = None) -> list[list[DictConfig]]:
+    """The job's runs `cfgs` in vectorised runs of at most ``vectorize_max_k`` models, in order.
+
+    A part holds runs that differ only in what the engine trains per model (fit.PER_MODEL_KEYS: seed,
+    activation, run dir; the data split `data.split_seed`, each model training and evaluated on its own;
+    the learning rate `optimizer.lr`, applied per model); anything else (model, dataset, batch size,
+    optimiser, precision, ...) separates them. ``shapes``: data_key -> the split sizes of that data
+    (Splits.sizes): runs whose splits differ in size are never put together. The n runs of a group go
+    in ceil(n / max_k) parts of near-equal size (110 runs, max_k 32: 28, 28, 27, 27), the larger first.
+    A pure function of the configs: a resumed job rebuilds the same parts (one checkpoint each)."""
     max_k = cfg.get("vectorize_max_k") or len(cfgs)
     groups: dict[str, list[DictConfig]] = {}
-    for c in cfgs:  # one optimiser config per part too (a learning-rate table may give each activation its own)
-        groups.setdefault(data_key(c) + json.dumps(OmegaConf.to_container(c.optimizer, resolve=True)), []).append(c)
-    return [g[i : i + max_k] for g in groups.values() for i in range(0, len(g), max_k)]
+    for c in cfgs:
+        key = json.dumps(fit.shared_part(c), sort_keys=True, default=str)
+        if shapes is not None:
+            key += json.dumps(shapes[data_key(c)])
+        groups.setdefault(key, []).append(c)
+    parts = []
+    for g in groups.values():
+        n_parts = -(-len(g) // max_k)
+        size, extra = divmod(len(g), n_parts)
+        start = 0
+        for i in range(n_parts):
+            end = start + size + (i < extra)
+            parts.append(g[start:end])
+            start = end
+    return parts
 
 
 def _job_output_dir(cfg: DictConfig) -> Path:

@@ -167,6 +167,12 @@ class StackedMLP(nn.Module):
         """(decayed, not decayed) for actlab.optim.configure: weights, then biases + slopes."""
         return list(self.weights), [*self.biases, *(p for a in self.acts for p in a.slopes)]
 
+    def param_rows(self) -> list[tuple[int, int]]:
+        """The models (a, b) that dim 0 of each decay_groups() parameter holds, in that order: the
+        weights and biases all K, a PReLU slope its activation group's."""
+        own = [(a, b) for act in self.acts for i, (a, b) in enumerate(act.groups) if act.slope_index[i] >= 0]
+        return [(0, self.k)] * (2 * len(self.weights)) + own
+
     @torch.no_grad()
     def copy_into(self, k: int, net: nn.Module) -> nn.Module:
         """Copy model k's parameters into `net` (a `models.build()`-shaped module): a per-model view."""

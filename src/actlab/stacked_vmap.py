@@ -60,6 +60,13 @@ class StackedNet(nn.Module):
         rest = [p for p in self.params if id(p) not in self._decay]
         return list(self.weights), rest + [p for own in self.own for p in own]
 
+    def param_rows(self) -> list[tuple[int, int]]:
+        """The models (a, b) that dim 0 of each decay_groups() parameter holds, in that order: the
+        layers' parameters all K, an activation's own its group's."""
+        decay, rest = self.decay_groups()
+        own = [self.groups[g] for g, ps in enumerate(self.own) for _ in ps]
+        return [(0, self.k)] * (len(decay) + len(rest) - len(own)) + own
+
     @torch.no_grad()
     def copy_into(self, k: int, net: nn.Module) -> nn.Module:
         """Copy model k's parameters into `net` (a `models.build()`-shaped module): a per-model view."""
