@@ -101,8 +101,9 @@ def _net(pl_module: nn.Module) -> nn.Module:
     return getattr(pl_module, "model", pl_module)
 
 
-class _ProbeTable:
-    """A probe's rows, written to `path` atomically at most every `flush_seconds` (always when forced)."""
+class CsvTable:
+    """A table of rows (a probe's; a run's metrics.csv: actlab.recorder.MetricsTable), written to `path`
+    atomically at most every `flush_seconds`, not fsynced; always when forced, fsynced (the run's end)."""
 
     columns: list[str]
     path: Path
@@ -117,7 +118,7 @@ class _ProbeTable:
             self._last_write = now
 
 
-class DeadUnits(_ProbeTable, pl.Callback):
+class DeadUnits(CsvTable, pl.Callback):
     """Dead, tau-dormant and saturated units per hidden activation layer -> dead_units.csv.
 
     probe_x: the probe inputs; default = the first probe_size samples of the datamodule's
@@ -209,7 +210,7 @@ def grad_flow_stats(grads: list[torch.Tensor], before: list[torch.Tensor], after
 GRAD_METRICS = ("grad_norm", "grad_abs_mean", "weight_norm", "update_ratio", "grad_rms")
 
 
-class GradFlow(_ProbeTable):
+class GradFlow(CsvTable):
     """Per-weight-layer gradient norms and update-to-weight ratios -> grad_flow.csv. The engine
     (actlab.engine) computes the statistics of every model on the stacked step; this holds one
     model's rows and writes its table (actlab.recorder)."""

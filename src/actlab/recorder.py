@@ -14,13 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from actlab import atomic, probes
+from actlab import probes
 from actlab.losses import diverged
 
 
@@ -37,6 +36,18 @@ class _View:
 METRICS_FLUSH_SECONDS = 30.0
 
 
+class MetricsTable(probes.CsvTable):
+    """A run's metrics.csv, one row per epoch, written as the probe tables are (actlab.probes): at most
+    every `flush_seconds` while training, not fsynced; fsynced when forced, at the run's end. Its first
+    row goes to disk at once (a run in training shows its file from the first epoch)."""
+
+    columns = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+
+    def __init__(self, path: Path, flush_seconds: float):
+        self.path, self.rows, self.flush_seconds = Path(path), [], flush_seconds
+        self._last_write = -math.inf
+
+
 class VecRecorder(pl.Callback):
     """Per-model metrics.csv rows, divergence, and the probes of every model, at each epoch end."""
 
@@ -45,11 +56,10 @@ class VecRecorder(pl.Callback):
         self.cfgs, self.views, self.quiet = cfgs, views, quiet
         self.chance = list(chance) if isinstance(chance, (list, tuple)) else [chance] * len(cfgs)
         self.k = len(cfgs)
-        self.rows: list[list[dict]] = [[] for _ in cfgs]
+        self.metrics = [MetricsTable(Path(c.run_dir) / "metrics.csv", METRICS_FLUSH_SECONDS) for c in cfgs]
         self.active = [True] * self.k
         self.diverged = [False] * self.k
         self.finished = [False] * self.k
-        self._metrics_written = -math.inf  # time.monotonic() of the last metrics.csv rewrite
         self.epoch_probes: list[list[pl.Callback]] = []
         # Each model's GradFlow keeps its rows and writes its table; its statistics come from the
         # stacked step (VecLitModel), not from its own hooks.
@@ -59,6 +69,11 @@ class VecRecorder(pl.Callback):
             gf = [cb for cb in cbs if isinstance(cb, probes.GradFlow)]
             self.epoch_probes.append([cb for cb in cbs if not isinstance(cb, probes.GradFlow)])
             self.grad_flow.append(gf[0] if gf else None)
+
+    @property
+    def rows(self) -> list[list[dict]]:
+        """Each model's metrics.csv rows so far (its summary.json is made from them)."""
+        return [t.rows for t in self.metrics]
 
     # Everything recorded so far travels in a resume checkpoint: rows, divergence, the probes' rows.
     def state_dict(self) -> dict:
@@ -77,7 +92,8 @@ class VecRecorder(pl.Callback):
     def load_state_dict(self, state: dict) -> None:
         if len(state["rows"]) != self.k:
             raise ValueError(f"checkpoint holds {len(state['rows'])} models, this run {self.k}")
-        self.rows = [[dict(r) for r in rows] for rows in state["rows"]]
+        for t, rows in zip(self.metrics, state["rows"], strict=True):
+            t.rows = [dict(r) for r in rows]
         self.active, self.diverged = list(state["active"]), list(state["diverged"])
         self.finished = list(state["finished"])
         for g, saved in zip(self.grad_flow, state["grad_flow"]):
@@ -124,9 +140,6 @@ class VecRecorder(pl.Callback):
         gf_host = gf.double().cpu() if gf is not None else None
         last_host = (last[0], last[1], last[2].double().cpu()) if last is not None else None
         done_now = []
-        flush_metrics = time.monotonic() - self._metrics_written >= METRICS_FLUSH_SECONDS
-        if flush_metrics:
-            self._metrics_written = time.monotonic()
         for k in range(self.k):
             if not self.active[k]:
                 continue
@@ -138,9 +151,8 @@ class VecRecorder(pl.Callback):
                 "val_acc": host[3][k],
                 "seconds": seconds,
             }
-            self.rows[k].append(row)
-            if flush_metrics:
-                self._write_metrics(k, durable=False)
+            self.metrics[k].rows.append(row)
+            self.metrics[k].flush(force=False)
             if self.k == 1 and trainer.logger is not None:
                 trainer.logger.log_metrics({m: v for m, v in row.items() if m != "epoch"}, step=epoch)
             if diverged(row["train_loss"], self.chance[k]):  # the single run's rule (actlab.callbacks)
@@ -201,12 +213,8 @@ class VecRecorder(pl.Callback):
             if not self.finished[k]:
                 self._finish_model(k, trainer, pl_module, getattr(self, "_last_host", None))
 
-    def _write_metrics(self, k: int, durable: bool) -> None:
-        if self.rows[k]:
-            atomic.write_csv(Path(self.cfgs[k].run_dir) / "metrics.csv", pd.DataFrame(self.rows[k]), durable=durable)
-
     def _finish_model(self, k, trainer, pl_module, last_host) -> None:
-        self._write_metrics(k, durable=True)
+        self.metrics[k].flush(force=True)
         for cb in self.epoch_probes[k]:
             cb.on_train_end(trainer, self._view(k, pl_module))
         g = self.grad_flow[k]
