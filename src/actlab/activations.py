@@ -145,8 +145,11 @@ def _softplus(num_features=None, beta: float = 1.0, threshold: float = 20.0) -> 
     return _nn().Softplus(beta=float(beta), threshold=float(threshold))
 
 
-def _plain(cls: str):
-    """make() for a parameterless module: torch.nn.<cls>, or Mish."""
+def _plain(cls):
+    """make() for a parameterless module: `cls` a torch.nn class's name ("ReLU": torch.nn.ReLU, looked
+    up when built, so that registering does not import torch), "Mish" (ours, above), or a class."""
+    if not isinstance(cls, str):
+        return lambda num_features=None: cls()
     return lambda num_features=None: (_mish_class() if cls == "Mish" else getattr(_nn(), cls))()
 
 
