@@ -22,7 +22,15 @@ FIGURES = sorted(p.stem for p in SCRIPTS.glob("fig_*.py"))
 # the article's modules the pages import (paper/errata.py computes with torch: the errata page only)
 PAGE_MODULES = ["wording", "bookdata", "claims", "resultsdata", "design"]
 # the pipeline's table jobs (aggregate, statistics, select_lr / lr_selection_table) and the names
-ANALYSIS = ["actlab.aggregate", "actlab.stats", "actlab.lrselect", "actlab.names", "actlab.activations"]
+# (actlab.machine: the appendix page's cpu_name)
+ANALYSIS = [
+    "actlab.aggregate",
+    "actlab.stats",
+    "actlab.lrselect",
+    "actlab.names",
+    "actlab.activations",
+    "actlab.machine",
+]
 
 
 def loads_torch(module: str, path: Path | None = None) -> list[str]:
