@@ -25,6 +25,8 @@ def cpu_name() -> str:
 def machine(device: torch.device) -> dict:
     """The fields that describe where `device` runs: threads, device type, device_name (the GPU's
     name, else the CPU's), cpu, torch and python versions."""
+    import torch  # noqa: PLC0415  (here: cpu_name, the article's appendix, starts without torch's ~3 s)
+
     cpu = cpu_name()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
     return {
