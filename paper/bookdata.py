@@ -192,6 +192,35 @@ def figure(name_: str, exp: str | None = None):
     return Image(filename=str(figure_path(name_, exp)))
 
 
+def _module_tree(module: str):
+    """The parsed source of an actlab module, read, not imported: actlab.probes and actlab.units import
+    torch and Lightning, ~10 s of a page kernel's start-up for a docstring or a constant."""
+    import ast
+    import importlib.util
+
+    return ast.parse(Path(importlib.util.find_spec(module).origin).read_text())
+
+
+def module_doc(module: str) -> str:
+    """A module's docstring (its `__doc__`, without importing it)."""
+    import ast
+
+    return ast.get_docstring(_module_tree(module), clean=False)
+
+
+def module_constant(module: str, name_: str):
+    """The literal value of a module-level constant `NAME = <literal>` (without importing the module)."""
+    import ast
+
+    for node in _module_tree(module).body:
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        if any(isinstance(t, ast.Name) and t.id == name_ for t in targets):
+            return ast.literal_eval(node.value)
+    raise KeyError(f"{module} has no constant {name_}")
+
+
 def _script_figure(name_: str) -> dict:
     """The FIGURE dict of workflow/scripts/fig_<name>.py (read, not imported: it would load matplotlib
     styles into the page's kernel), {} when the script or its FIGURE is not there."""

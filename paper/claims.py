@@ -284,7 +284,9 @@ def claim_b() -> Verdict:
         f"{pct(r['mean'])} of ReLU's hidden units pass no gradient after training on average "
         f"({bd.ci(bd.clip01(r['ci_low']), bd.clip01(r['ci_high']))}; per run at most {pct(relu_runs.max())}{at0})"
     )
-    from actlab.units import LOW_VARIANCE_DELTA, NO_GRADIENT_EPS
+    # read from actlab/units.py, not imported: it imports torch (seconds of the page kernel's start-up)
+    NO_GRADIENT_EPS = bd.module_constant("actlab.units", "NO_GRADIENT_EPS")  # noqa: N806
+    LOW_VARIANCE_DELTA = bd.module_constant("actlab.units", "LOW_VARIANCE_DELTA")  # noqa: N806
 
     sentences = [
         (

@@ -400,3 +400,41 @@ def test_one_naming_table_for_the_article_and_the_figures():
     assert bd.DATASETS is names.DATASETS and bd.MODELS is names.MODELS and bd.INITS is names.INITS
     assert names.layer("act3") == names.layer("fc3") == "hidden layer 3" and names.layer("out") == "output layer"
     assert sorted(["act10", "act2", "act1"], key=names.layer_order) == ["act1", "act2", "act10"]
+
+
+def test_the_figures_theme_is_seaborns():
+    """figlib.setup() sets what sns.set_theme(context="paper", style="ticks") sets (without importing
+    seaborn, which imports scipy.stats): every rcParam but image.cmap, and the colour codes."""
+    code = f"""
+import sys
+sys.path.insert(0, {str(SCRIPTS)!r})
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib as mpl
+import figlib
+
+
+def state():
+    return {{k: repr(v) for k, v in mpl.rcParams.items() if k != "image.cmap"}}, {{
+        c: mpl.colors.to_rgb(c) for c in "bgrmyck"
+    }}
+
+
+assert "seaborn" not in sys.modules
+mpl.rcdefaults()
+figlib.setup()
+ours = state()
+import seaborn as sns
+
+mpl.rcdefaults()
+for c in "bgrmyck":
+    mpl.colors.colorConverter.colors[c] = (0.0, 0.0, 0.0)
+sns.set_theme(context="paper", style="ticks", font_scale=1.0)
+mpl.rcParams.update(figlib.STYLE)
+theirs = state()
+assert ours[1] == theirs[1], (ours[1], theirs[1])
+diff = {{k: (ours[0][k], theirs[0][k]) for k in ours[0] if ours[0][k] != theirs[0][k]}}
+assert not diff, diff
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr

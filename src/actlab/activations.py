@@ -21,18 +21,23 @@ Adding an activation = one `register(...)` call below + one YAML file in ``conf/
 tests parametrise over the registry and need no edit (docs/extending.md).
 Optional, for speed only: its backward kernel in `actlab.fastpaths.ACT_BACKWARD` (without one, the
 vectorised trainer takes that activation's gradients from autograd, ~7 % slower per step).
+
+Importing this module does not import torch: the figures, tables and article read only the entries'
+names, labels, colours and families, and torch costs ~3 s of start-up in each of those processes.
+torch is imported when an activation is built (`build`, `init_weights`, `Mish`): the entries'
+`make` functions name torch's modules, they do not hold them. The valid ``model.init`` values are
+checked in `actlab.config` (INITS).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from actlab.config import INITS  # noqa: F401  (the valid model.init values; checked there)
+if TYPE_CHECKING:
+    from torch import nn
 
 # SELU's fixed-point constants (Klambauer et al. 2017, eq. 14), to the precision the paper gives.
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -79,12 +84,38 @@ def register(spec: Spec) -> Spec:
     return spec
 
 
-class Mish(nn.Module):
-    """Mish (Misra 2019): x * tanh(softplus(x)). Same values as torch's nn.Mish; kept as a module
-    so every activation layer is an nn.Module the probes can hook."""
+def _nn():
+    """torch.nn, imported on the first build, not with the registry (see the module docstring)."""
+    from torch import nn  # noqa: PLC0415  (here: keeps torch out of the figures' and article's start-up)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.mish(x)
+    return nn
+
+
+@functools.cache
+def _mish_class() -> type:
+    """The Mish module class, defined on first use (it subclasses torch's nn.Module); one class for
+    the process, so `isinstance` and `actlab.fastpaths.ACT_BACKWARD[activations.Mish]` hold."""
+    import torch.nn.functional as F  # noqa: PLC0415  (here: torch only when a Mish is built, for start-up)
+
+    nn = _nn()
+
+    class Mish(nn.Module):
+        """Mish (Misra 2019): x * tanh(softplus(x)). Same values as torch's nn.Mish; kept as a module
+        so every activation layer is an nn.Module the probes can hook."""
+
+        def forward(self, x):  # x: any shape -> the same shape
+            return F.mish(x)
+
+    # pickled (and repr'd) as actlab.activations.Mish, which module __getattr__ below resolves
+    Mish.__module__, Mish.__qualname__ = __name__, "Mish"
+    return Mish
+
+
+def __getattr__(name: str):
+    """`activations.Mish`: the class, created (with torch imported) on first access (PEP 562)."""
+    if name == "Mish":
+        return _mish_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _prelu(num_features: int | None, init: float = 0.25, mode: str = "unit") -> nn.Module:
@@ -93,35 +124,39 @@ def _prelu(num_features: int | None, init: float = 0.25, mode: str = "unit") -> 
     if mode not in ("unit", "layer"):
         raise ValueError(f"prelu mode must be 'unit' or 'layer', got {mode!r}")
     n = 1 if mode == "layer" or num_features is None else int(num_features)
-    return nn.PReLU(num_parameters=n, init=float(init))
+    return _nn().PReLU(num_parameters=n, init=float(init))
 
 
 def _gelu(num_features=None, approximate: str = "none") -> nn.Module:
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu approximate must be 'none' (erf) or 'tanh', got {approximate!r}")
-    return nn.GELU(approximate=approximate)
+    return _nn().GELU(approximate=approximate)
 
 
 def _leaky(num_features=None, negative_slope: float = 0.01) -> nn.Module:
-    return nn.LeakyReLU(negative_slope=float(negative_slope))
+    return _nn().LeakyReLU(negative_slope=float(negative_slope))
 
 
 def _elu(num_features=None, alpha: float = 1.0) -> nn.Module:
-    return nn.ELU(alpha=float(alpha))
+    return _nn().ELU(alpha=float(alpha))
 
 
 def _softplus(num_features=None, beta: float = 1.0, threshold: float = 20.0) -> nn.Module:
-    return nn.Softplus(beta=float(beta), threshold=float(threshold))
+    return _nn().Softplus(beta=float(beta), threshold=float(threshold))
 
 
 def _plain(cls):
-    return lambda num_features=None: cls()
+    """make() for a parameterless module: `cls` a torch.nn class's name ("ReLU": torch.nn.ReLU, looked
+    up when built, so that registering does not import torch), "Mish" (ours, above), or a class."""
+    if not isinstance(cls, str):
+        return lambda num_features=None: cls()
+    return lambda num_features=None: (_mish_class() if cls == "Mish" else getattr(_nn(), cls))()
 
 
 register(
     Spec(
         "relu",
-        _plain(nn.ReLU),
+        _plain("ReLU"),
         "kaiming",
         "rectifier",
         r"\max(0, x)",
@@ -182,7 +217,7 @@ register(
 register(
     Spec(
         "selu",
-        _plain(nn.SELU),
+        _plain("SELU"),
         "lecun",
         "exponential",
         r"\lambda \,(x \text{ if } x > 0 \text{ else } \alpha (e^{x} - 1))",
@@ -210,7 +245,7 @@ register(
 register(
     Spec(
         "silu",
-        _plain(nn.SiLU),
+        _plain("SiLU"),
         "kaiming",
         "smooth",
         r"x \,\sigma(x)",
@@ -223,7 +258,7 @@ register(
 register(
     Spec(
         "mish",
-        _plain(Mish),
+        _plain("Mish"),
         "kaiming",
         "smooth",
         r"x \tanh(\operatorname{softplus}(x))",
@@ -250,7 +285,7 @@ register(
 register(
     Spec(
         "tanh",
-        _plain(nn.Tanh),
+        _plain("Tanh"),
         "xavier",
         "saturating",
         r"\tanh x",
@@ -264,7 +299,7 @@ register(
 register(
     Spec(
         "sigmoid",
-        _plain(nn.Sigmoid),
+        _plain("Sigmoid"),
         "xavier",
         "saturating",
         r"\sigma(x) = 1 / (1 + e^{-x})",
@@ -312,6 +347,7 @@ def init_weights(layer: nn.Module, scheme: str, negative_slope: float = 0.0) -> 
     """
     if scheme == "torch_default":
         return
+    nn = _nn()
     w = layer.weight
     if scheme == "kaiming":
         nn.init.kaiming_normal_(w, a=negative_slope, mode="fan_in", nonlinearity="leaky_relu")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def cpu_name() -> str:
@@ -23,6 +25,8 @@ def cpu_name() -> str:
 def machine(device: torch.device) -> dict:
     """The fields that describe where `device` runs: threads, device type, device_name (the GPU's
     name, else the CPU's), cpu, torch and python versions."""
+    import torch  # noqa: PLC0415  (here: cpu_name, the article's appendix, starts without torch's ~3 s)
+
     cpu = cpu_name()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
     return {

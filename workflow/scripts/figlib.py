@@ -20,7 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import seaborn as sns  # noqa: E402
+from cycler import cycler  # noqa: E402
 
 from actlab import activations, names  # noqa: E402,F401  (names: also for the scripts, figlib.names)
 
@@ -65,20 +65,77 @@ def marker(i: int) -> str:
     return MARKERS[i % len(MARKERS)]
 
 
+# seaborn's theme, sns.set_theme(context="paper", style="ticks", font_scale=1.0) with seaborn 0.13: the
+# rcParams it sets and the colour codes it remaps ("b", "k", ... = its "deep" palette), written out
+# because importing seaborn imports scipy.stats, ~2 s of every figure process's start-up for this one
+# call. tests/test_figures.py checks they equal what seaborn sets (but image.cmap: seaborn's "rocket"
+# exists only once seaborn is imported, and no figure draws with a colormap).
+SEABORN_DEEP = [
+    (0.2980392156862745, 0.4470588235294118, 0.6901960784313725),
+    (0.8666666666666667, 0.5176470588235295, 0.3215686274509804),
+    (0.3333333333333333, 0.6588235294117647, 0.40784313725490196),
+    (0.7686274509803922, 0.3058823529411765, 0.3215686274509804),
+    (0.5058823529411764, 0.4470588235294118, 0.7019607843137254),
+    (0.5764705882352941, 0.47058823529411764, 0.3764705882352941),
+    (0.8549019607843137, 0.5450980392156862, 0.7647058823529411),
+    (0.5490196078431373, 0.5490196078431373, 0.5490196078431373),
+    (0.8, 0.7254901960784313, 0.4549019607843137),
+    (0.39215686274509803, 0.7098039215686275, 0.803921568627451),
+]
+SEABORN_RC = {
+    "axes.axisbelow": True,
+    "axes.edgecolor": ".15",
+    "axes.labelcolor": ".15",
+    "axes.labelsize": 9.600000000000001,
+    "axes.linewidth": 1.0,
+    "axes.titlesize": 9.600000000000001,
+    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "sans-serif"],
+    "font.size": 9.600000000000001,
+    "grid.color": ".8",
+    "legend.fontsize": 8.8,
+    "legend.title_fontsize": 9.600000000000001,
+    "lines.linewidth": 1.2000000000000002,
+    "lines.markersize": 4.800000000000001,
+    "lines.solid_capstyle": "round",
+    "patch.edgecolor": "w",
+    "patch.force_edgecolor": True,
+    "patch.linewidth": 0.8,
+    "text.color": ".15",
+    "xtick.color": ".15",
+    "xtick.labelsize": 8.8,
+    "xtick.major.size": 4.800000000000001,
+    "xtick.major.width": 1.0,
+    "xtick.minor.size": 3.2,
+    "xtick.minor.width": 0.8,
+    "ytick.color": ".15",
+    "ytick.labelsize": 8.8,
+    "ytick.major.size": 4.800000000000001,
+    "ytick.major.width": 1.0,
+    "ytick.minor.size": 3.2,
+    "ytick.minor.width": 0.8,
+    "axes.prop_cycle": cycler(color=SEABORN_DEEP),
+}
+SEABORN_COLOR_CODES = dict(zip("bgrmyck", [*(SEABORN_DEEP[i] for i in (0, 2, 3, 4, 8, 9)), (0.1, 0.1, 0.1)]))
+
+
+# on top of seaborn's theme: smaller text, 150 dpi PNGs, SVG ids that do not change from run to run
+STYLE = {
+    "svg.hashsalt": "actlab",
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+}
+
+
 def setup() -> None:
-    sns.set_theme(context="paper", style="ticks", font_scale=1.0)
-    plt.rcParams.update(
-        {
-            "svg.hashsalt": "actlab",
-            "axes.titlesize": 9,
-            "axes.labelsize": 8,
-            "xtick.labelsize": 7,
-            "ytick.labelsize": 7,
-            "legend.fontsize": 7,
-            "figure.dpi": 100,
-            "savefig.dpi": 150,
-        }
-    )
+    plt.rcParams.update(SEABORN_RC)
+    for code, rgb in SEABORN_COLOR_CODES.items():  # one by one: item assignment clears matplotlib's colour cache
+        matplotlib.colors.colorConverter.colors[code] = rgb
+    plt.rcParams.update(STYLE)
 
 
 def parser(description: str, experiment: bool = False, group: bool = False) -> argparse.ArgumentParser:
