@@ -116,6 +116,7 @@ rule select_lr:
         LR_TABLE,
     log:
         LOGS / "lr_selection" / "{experiment}" / "{key}" / "select.log",
+    priority: train_priority(2)  # as its selection job: the study waits for it (a few seconds)
     conda:
         ENV
     params:
