@@ -74,7 +74,8 @@ def main(argv=None) -> None:
             if mark:
                 ax.annotate(mark, (row["ci_high"], y), xytext=(4, -3), textcoords="offset points", fontsize=8)
             ax.annotate(
-                f"{100 * d['mean_diff']:+.2f}  {fmt_p(d['p_holm'])}",
+                # the article's table: one decimal, a typographic minus
+                f"{100 * d['mean_diff']:+.1f}".replace("-", "\u2212") + f"  {fmt_p(d['p_holm'])}",
                 (1.02, y),
                 xycoords=("axes fraction", "data"),
                 va="center",
@@ -82,7 +83,7 @@ def main(argv=None) -> None:
                 color="0.25",
             )
     ax.annotate(
-        f"− {figlib.label(args.baseline)} (pp)  p_Holm",
+        f"− {figlib.label(args.baseline)}, pp  Holm p",
         (1.02, -0.9),
         xycoords=("axes fraction", "data"),
         va="center",
