@@ -268,6 +268,8 @@ def read_curve(run_dir: Path, name: str, needed: list[str]) -> pd.DataFrame | No
 
 def _out_of_range(df: pd.DataFrame, name: str) -> str | None:
     """The first value of a fraction/accuracy column outside [0, 1] (NaN allowed), described."""
+    if name == "dead_units.csv" and _fractions_in_range(df):
+        return None  # the common case, in one pass; the loop below finds and describes the first bad one
     if name == "dead_units.csv":
         cols = {metric: df.loc[df["metric"] == metric, "value"] for metric in FRACTIONS}
     elif name == "metrics.csv":
@@ -284,25 +286,41 @@ def _out_of_range(df: pd.DataFrame, name: str) -> str | None:
     return None
 
 
+def _fractions_in_range(df: pd.DataFrame) -> bool:
+    """Whether every FRACTIONS value of a dead_units table is a number in [0, 1] or missing."""
+    rows = np.isin(df["metric"].to_numpy(dtype=object), FRACTIONS)
+    col = df["value"][rows]
+    values = pd.to_numeric(col, errors="coerce")
+    return not ((values.isna() & col.notna()) | (values < 0) | (values > 1)).any()
+
+
 def final_fractions(dead: pd.DataFrame | None) -> dict:
     """Final dead/dormant/saturated fraction of one run: at the last probed epoch, the whole-model row
-    if the probe writes one, else the mean over the hidden layers. NaN for what was not measured."""
+    if the probe writes one, else the mean over the hidden layers. NaN for what was not measured.
+    On numpy arrays, not pandas selections: 330 runs x 6 measures of pandas indexing took ~10 s of the
+    default sweep's aggregate job (the same arithmetic, in the same order)."""
     out = dict.fromkeys(FINAL.values(), math.nan)
     if dead is None or dead.empty:
         return out
-    last = dead[dead["epoch"] == dead["epoch"].max()]
-    sizes = last[last["metric"] == "n_units"].set_index("layer")["value"].astype(float)
-    for metric, column in FINAL.items():
-        rows = last[last["metric"] == metric]
-        whole = rows[rows["layer"].astype(str).isin(WHOLE_MODEL_LAYERS)]
-        if not whole.empty:
+    epoch = dead["epoch"].to_numpy()
+    last = epoch == epoch.max()
+    metric = dead["metric"].to_numpy(dtype=object)[last]
+    layer = dead["layer"].to_numpy(dtype=object)[last]
+    value = dead["value"].to_numpy(dtype=float)[last]
+    n_units = metric == "n_units"
+    sizes = dict(zip(layer[n_units], value[n_units]))  # hidden layer -> its number of units
+    whole_layer = np.isin(layer.astype(str), WHOLE_MODEL_LAYERS)
+    for name, column in FINAL.items():
+        rows = metric == name
+        whole = rows & whole_layer
+        if whole.any():
             rows = whole
-        rows = rows[rows["value"].notna()]
-        if rows.empty:
+        rows &= ~np.isnan(value)
+        if not rows.any():
             continue
-        values = rows["value"].astype(float).to_numpy()
-        weights = rows["layer"].map(sizes).astype(float).to_numpy()
-        if whole.empty and np.isfinite(weights).all() and weights.sum() > 0:
+        values = value[rows]
+        weights = np.array([sizes.get(x, math.nan) for x in layer[rows]], dtype=float)
+        if not whole.any() and np.isfinite(weights).all() and weights.sum() > 0:
             out[column] = float((values * weights).sum() / weights.sum())  # fraction of all hidden units
         else:
             out[column] = float(values.mean())
@@ -326,7 +344,7 @@ def collect(run_dirs) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
         read = {name: read_curve(run_dir, file, needed) for file, (name, needed) in CURVES.items()}
         for name, df in read.items():
             if df is not None:
-                curves[name].append(df.assign(**ident)[[*ident, *df.columns]])
+                curves[name].append((ident, df))  # the run's key columns are added once, below
         row = flatten(summary)
         row.update(final_fractions(read["dead_units"]))
         row["run_dir"] = str(run_dir)
@@ -340,13 +358,18 @@ def collect(run_dirs) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     out_curves = {}
     for _file, (name, needed) in CURVES.items():
         frames = curves[name]
-        df = (
-            pd.concat(frames, ignore_index=True)
-            if frames
-            else pd.DataFrame(columns=[*KEY, "dataset", "model", *needed])
-        )
+        df = _with_keys(frames) if frames else pd.DataFrame(columns=[*KEY, "dataset", "model", *needed])
         out_curves[name] = df
     return table, out_curves
+
+
+def _with_keys(frames: list[tuple[dict, pd.DataFrame]]) -> pd.DataFrame:
+    """The runs' tables one below the other, each row led by its run's key columns. The same table as
+    concatenating each run's table with the key columns assigned, ~5 s faster on 990 tables."""
+    body = pd.concat([df for _, df in frames], ignore_index=True)
+    lengths = [len(df) for _, df in frames]
+    keys = pd.DataFrame({k: np.repeat([ident[k] for ident, _ in frames], lengths) for k in frames[0][0]})
+    return pd.concat([keys, body], axis=1)
 
 
 def write_parquet(path, df: pd.DataFrame) -> None:
