@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "actlab"
 # layer of each module: a module imports only from its own layer or the ones below (lower numbers)
 LAYERS = {
     0: {"__init__", "errors", "provenance", "atomic", "integrity"},
-    1: {"config", "lrselect"},  # lrselect: the lr_table a job's configs read (config.with_selected_lr)
+    1: {"config", "lrselect", "checks"},  # lrselect: the lr_table a job's configs read (config.with_selected_lr)
     2: {"data", "download"},
     3: {"activations", "models", "names"},
     4: {

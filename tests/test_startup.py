@@ -22,8 +22,12 @@ FIGURES = sorted(p.stem for p in SCRIPTS.glob("fig_*.py"))
 # the article's modules the pages import (paper/errata.py computes with torch: the errata page only)
 PAGE_MODULES = ["wording", "bookdata", "claims", "resultsdata", "design"]
 # the pipeline's table jobs (aggregate, statistics, select_lr / lr_selection_table) and the names
-# (actlab.machine: the appendix page's cpu_name)
+# (actlab.machine: the appendix page's cpu_name); what every snakemake command imports to check the
+# sweep's configs (workflow/rules/common.smk: actlab.checks, actlab.config, actlab.integrity)
 ANALYSIS = [
+    "actlab.checks",
+    "actlab.config",
+    "actlab.integrity",
     "actlab.aggregate",
     "actlab.stats",
     "actlab.lrselect",

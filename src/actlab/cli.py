@@ -13,11 +13,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from actlab import probes
-from actlab.config import CONF_DIR, check_group_overrides, compose, default_job_dir, is_multi, job_configs, validate
+from actlab.checks import check_values
+from actlab.config import CONF_DIR, check_group_overrides, compose, default_job_dir, is_multi, job_configs
 from actlab.errors import USER_ERRORS, ConfigError
 from actlab.rundir import check_creatable, lock_dirs
-from actlab.runner import run_seeds, use_vectorized
+from actlab.runner import run_seeds
 from actlab.summary import finished_summary
 
 
@@ -39,20 +39,6 @@ def check_composes(argv: list[str]) -> DictConfig:
     """Compose the config once before Hydra runs (actlab.config.compose: one line for a misspelt key or a
     malformed override). Returns the composed config."""
     return compose([a for a in argv if not a.lstrip("+~").startswith("hydra.") and "=" in a])
-
-
-def check_values(cfg: DictConfig) -> list[DictConfig]:
-    """Every value check of a job (the values of every run, the seeds/activations lists, the
-    vectorisation and probe settings), touching no file; returns the job's run configs. Also run by
-    the pipeline on each experiment's composed config before any job (workflow/rules/common.smk)."""
-    multi = is_multi(cfg)
-    cfgs = job_configs(cfg) if multi else [cfg]
-    if multi:
-        use_vectorized(cfg, len(cfgs))
-    for c in cfgs:
-        validate(c)
-        probes.callbacks(c.probes, Path(c.run_dir), c.activation.name)  # validates; writes nothing
-    return cfgs
 
 
 def check_job(cfg: DictConfig, argv: list[str]) -> None:

@@ -23,6 +23,7 @@ from torch import nn
 from actlab import atomic, data, integrity, models
 from actlab.batches import VecData
 from actlab.checkpoint import resume_checkpoint
+from actlab.checks import vectorizable
 from actlab.config import act_params, data_key, validate
 from actlab.data import Splits
 from actlab.engine import VecLitModel
@@ -44,13 +45,7 @@ PER_MODEL_KEYS = ("seed", "seeds", "run_dir", "activation")
 PER_MODEL_NESTED = (("data", "split_seed"), ("optimizer", "lr"))
 
 
-def supported(cfg: DictConfig) -> tuple[bool, str]:
-    """(True, '') if cfg's model can be vectorised, else (False, the reason)."""
-    if cfg.model.name not in ("mlp", "cnn"):
-        return False, f"model {cfg.model.name!r} (the MLP and the CNN are vectorised)"
-    if str(cfg.trainer.precision) in ("16-mixed", "16", "16-true"):
-        return False, "fp16 precision needs a gradient scaler per model (use bf16-mixed, 32-true or 64-true)"
-    return True, ""
+supported = vectorizable  # (True, '') if cfg's model can be vectorised, else (False, the reason)
 
 
 def shared_part(cfg: DictConfig) -> dict:

@@ -79,7 +79,6 @@ most every ``flush_seconds`` and always when training ends.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -89,7 +88,7 @@ import torch
 from torch import nn
 
 from actlab import activations, atomic
-from actlab.errors import ConfigError
+from actlab.checks import check_probes
 from actlab.units import measure_units
 
 DEAD_COLUMNS = ["epoch", "layer", "metric", "value"]
@@ -251,47 +250,27 @@ class GradFlow(CsvTable):
 # config
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
-def _pos_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
-def _nonneg(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and not math.isnan(v)
-
-
 def callbacks(cfg_probes, run_dir: Path, activation: str) -> list:
-    """The probe callbacks switched on in ``cfg_probes`` (the ``probes`` config group)."""
+    """The probe callbacks switched on in ``cfg_probes`` (the ``probes`` config group; its values
+    checked by actlab.checks.check_probes)."""
+    check_probes(cfg_probes)
     run_dir = Path(run_dir)
     out: list = []
     du = cfg_probes.get("dead_units") if cfg_probes is not None else None
     if du is not None and du.get("enabled", False):
-        every, size = du.get("every_n_epochs", 1), du.get("probe_size", 512)
-        tol, tau, flush = du.get("tol", 1e-6), du.get("tau", 0.1), du.get("flush_seconds", 30.0)
-        _check(_pos_int(every), f"probes.dead_units.every_n_epochs must be an integer >= 1, got {every!r}")
-        _check(_pos_int(size), f"probes.dead_units.probe_size must be an integer >= 1, got {size!r}")
-        _check(_nonneg(tol), f"probes.dead_units.tol must be a number >= 0, got {tol!r}")
-        _check(_nonneg(tau), f"probes.dead_units.tau must be a number >= 0, got {tau!r}")
-        _check(_nonneg(flush), f"probes.dead_units.flush_seconds must be a number >= 0, got {flush!r}")
         out.append(
             DeadUnits(
                 run_dir / "dead_units.csv",
                 activation,
-                probe_size=size,
-                every_n_epochs=every,
-                tol=float(tol),
-                tau=float(tau),
-                flush_seconds=float(flush),
+                probe_size=du.get("probe_size", 512),
+                every_n_epochs=du.get("every_n_epochs", 1),
+                tol=float(du.get("tol", 1e-6)),
+                tau=float(du.get("tau", 0.1)),
+                flush_seconds=float(du.get("flush_seconds", 30.0)),
             )
         )
     gf = cfg_probes.get("grad_flow") if cfg_probes is not None else None
     if gf is not None and gf.get("enabled", False):
         every, flush = gf.get("every_n_steps", 25), gf.get("flush_seconds", 30.0)
-        _check(_pos_int(every), f"probes.grad_flow.every_n_steps must be an integer >= 1, got {every!r}")
-        _check(_nonneg(flush), f"probes.grad_flow.flush_seconds must be a number >= 0, got {flush!r}")
         out.append(GradFlow(run_dir / "grad_flow.csv", every_n_steps=every, flush_seconds=float(flush)))
     return out

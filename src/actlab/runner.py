@@ -22,8 +22,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from actlab import atomic, data, fit
-from actlab.config import _int, data_key, default_job_dir, is_multi, job_configs, validate
-from actlab.errors import ConfigError
+from actlab.checks import use_vectorized
+from actlab.config import data_key, default_job_dir, is_multi, job_configs, validate
 from actlab.rundir import check_writable
 from actlab.summary import finished_summary, report_line
 
@@ -144,27 +144,6 @@ def _job_output_dir(cfg: DictConfig) -> Path:
     if HydraConfig.initialized():
         return Path(HydraConfig.get().runtime.output_dir)
     return Path(default_job_dir(cfg))
-
-
-def use_vectorized(cfg: DictConfig, k: int) -> bool:
-    """`vectorize`: true = one vectorised run (error if the model cannot be), false = the seeds one
-    after the other, auto = vectorised when supported and k >= 2."""
-    mode = cfg.get("vectorize", "auto")
-    mode = {"true": True, "false": False}.get(mode, mode) if isinstance(mode, str) else mode
-    if mode not in ("auto", True, False):
-        raise ConfigError(f"vectorize must be auto, true or false, got {cfg.get('vectorize')!r}")
-    max_k = cfg.get("vectorize_max_k")
-    if max_k is not None and not (_int(max_k) and max_k >= 1):
-        raise ConfigError(f"vectorize_max_k must be an integer >= 1 or null, got {max_k!r}")
-    steps = cfg.trainer.get("steps_per_call", 1)
-    if not (_int(steps) and steps >= 1):
-        raise ConfigError(f"trainer.steps_per_call must be an integer >= 1, got {steps!r}")
-    if mode is False:
-        return False
-    ok, why = fit.supported(cfg)
-    if mode is True and not ok:
-        raise ConfigError(f"vectorize=true but cannot vectorise: {why}")
-    return ok and (mode is True or k >= 2)
 
 
 @contextlib.contextmanager

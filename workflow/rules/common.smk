@@ -128,14 +128,16 @@ def _check_overrides(overrides, where):
 
 def _check_composes(overrides, where):
     """Compose the real Hydra config once and run the training CLI's own value checks on it
-    (actlab.train.check_values: max_epochs, lr, width, vectorize_max_k, checkpoint interval, probes,
+    (actlab.checks.check_values: max_epochs, lr, width, vectorize_max_k, checkpoint interval, probes,
     seeds, ...), so a bad value fails now, in one line, not in every training job."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from actlab.activations import UnknownActivation
-    from actlab.train import CONF_DIR, ConfigError, check_values
+    from actlab.checks import check_values  # no torch, no Lightning: this runs in every snakemake command
+    from actlab.config import CONF_DIR
+    from actlab.errors import ConfigError
 
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -146,7 +148,7 @@ def _check_composes(overrides, where):
     if not workflow.is_main_process:  # a cluster job re-reading the Snakefile: checked once, by the main process
         return
     try:
-        check_values(cfg)  # imports torch and Lightning: ~3 s on an idle machine, once per snakemake
+        check_values(cfg)
     except (ConfigError, UnknownActivation, OmegaConfBaseException) as e:
         _fail(f"{where}: {' '.join(str(e).split())}")
 
@@ -288,7 +290,7 @@ def experiment_configs():
     """{experiment name: its composed Hydra config (with the sweep's first activation)}."""
     from hydra import compose, initialize_config_dir
 
-    from actlab.train import CONF_DIR
+    from actlab.config import CONF_DIR
 
     out = {}
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
