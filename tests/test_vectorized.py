@@ -22,7 +22,7 @@ import pytest
 import torch
 from conftest import run_cli
 
-from actlab import batches, data, fastpaths, fit, models, stacked_mlp, train
+from actlab import batches, checks, data, fastpaths, fit, models, stacked_mlp, train
 from actlab import losses as loss_fns
 
 # threads=1: tiny models; two OpenMP threads on a shared 2-core machine mostly wait on each other
@@ -354,8 +354,8 @@ def test_public_fallbacks_train_the_same_models(compose, tmp_path, monkeypatch):
 
 
 def test_unsupported_and_incompatible(compose, tmp_path):
-    assert fit.supported(compose("model=cnn")) == (True, "")
-    ok, why = fit.supported(compose("trainer.precision=16-mixed"))
+    assert checks.vectorizable(compose("model=cnn")) == (True, "")
+    ok, why = checks.vectorizable(compose("trainer.precision=16-mixed"))
     assert not ok and "fp16" in why
     with pytest.raises(train.ConfigError, match="differ only"):
         fit.fit_many(

@@ -129,7 +129,7 @@ class VecLitModel(pl.LightningModule):
                 losses, correct, grads = self.net.losses_and_grads(x, y, self.task)
             else:
                 losses, correct = self._loss_fn(x, y, False)
-                # Plain gradients: single device, and no loss scaling (fp16 is refused by supported()).
+                # Plain gradients: single device, and no loss scaling (fp16 is refused by checks.vectorizable()).
                 grads = torch.autograd.grad(losses.sum(), self._params)
             s += 1
             record = self.grad_flow_every is not None and (

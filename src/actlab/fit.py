@@ -45,9 +45,6 @@ PER_MODEL_KEYS = ("seed", "seeds", "run_dir", "activation")
 PER_MODEL_NESTED = (("data", "split_seed"), ("optimizer", "lr"))
 
 
-supported = vectorizable  # (True, '') if cfg's model can be vectorised, else (False, the reason)
-
-
 def shared_part(cfg: DictConfig) -> dict:
     """The resolved config less what may differ between the models of one vectorised run."""
     c = OmegaConf.to_container(cfg, resolve=True)
@@ -108,7 +105,7 @@ def fit_many(
     alone (`actlab.train.run`), whose summary is the single run's."""
     for c in cfgs:
         validate(c)
-        ok, why = supported(c)
+        ok, why = vectorizable(c)
         if not ok:
             raise ConfigError(f"cannot vectorise: {why}")
     check_compatible(cfgs)
