@@ -310,8 +310,9 @@ def test_accuracy_figure_in_percent_and_pp(tmp_path, drawn):
     )
     fig.canvas.draw()
     words = texts(fig)
-    assert any("(pp)" in t for t in words) and not any("pts" in t for t in words)
-    assert "+1.23  0.500" in words  # a difference of 0.0123 is +1.23 pp
+    # the margin reads as the article's table: its header, one decimal, a typographic minus
+    assert "− ReLU, pp  Holm p" in words and not any("pts" in t or "p_holm" in t for t in words)
+    assert "+1.2  0.500" in words  # a difference of 0.0123 is +1.2 pp
     ticks = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
     assert ticks and all(t.endswith("%") for t in ticks), ticks
 
