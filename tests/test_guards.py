@@ -377,6 +377,37 @@ def test_book_is_swapped_in_whole_and_removed_when_the_build_fails(tmp_path):
     assert not html.exists() and not list(html.parent.iterdir())
 
 
+def _computing_book(src: Path, second_cell: str) -> None:
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "_config.yml").write_text(
+        "title: t\nexecute:\n  execute_notebooks: force\n  timeout: 120\n  raise_on_error: true\n"
+    )
+    (src / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: second\n")
+    head = (
+        "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+        "kernelspec:\n  name: python3\n  display_name: Python 3\n---\n"
+    )
+    (src / "intro.md").write_text(f"{head}# Intro\n\n```{{code-cell}}\nprint(6 * 7)\n```\n")
+    (src / "second.md").write_text(f"{head}# Second\n\n```{{code-cell}}\n{second_cell}\n```\n")
+
+
+def test_computing_pages_run_in_parallel_before_the_build_and_a_failing_page_still_fails_it(tmp_path):
+    """build_book executes the pages into a fresh jupyter-cache first (all CPUs); the build then takes
+    every page from it (no page executed twice) and shows the same outputs. A page that raises fails
+    the build as before, with its error."""
+    html = tmp_path / "_build" / "html"
+    _computing_book(tmp_path / "src", "print(sum(range(10)))")
+    res = _build(tmp_path / "src", html)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert res.stdout.count("Using cached notebook") == 2 and "Executing notebook" not in res.stdout
+    assert "42" in (html / "intro.html").read_text() and "45" in (html / "second.html").read_text()
+    assert [p.name for p in html.parent.iterdir()] == ["html"]  # the cache went with the temporary dir
+    _computing_book(tmp_path / "src", "raise ValueError('page broken here')")
+    res = _build(tmp_path / "src", html)
+    assert res.returncode != 0 and "page broken here" in res.stdout + res.stderr
+    assert not html.exists()
+
+
 def test_stale_book_is_dropped_after_a_failed_workflow(tmp_path):
     html = tmp_path / "html"
     html.mkdir()

@@ -38,7 +38,8 @@ rule book:
     errors (-W): a page that cannot compute a number, a missing figure or a broken reference fails
     the build instead of publishing a wrong book. `jupyter-book build paper/` works alone too.
     Built in a temporary dir and swapped in whole (workflow/scripts/build_book.py); a failed build
-    removes the old book."""
+    removes the old book. The pages are executed first, as many at once as there are cores, into a
+    jupyter-cache of this build alone, from which the build takes their outputs."""
     input:
         sources=book_sources,
         figures=all_figures,
