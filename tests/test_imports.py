@@ -12,7 +12,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "actlab"
 # layer of each module: a module imports only from its own layer or the ones below (lower numbers)
 LAYERS = {
     0: {"__init__", "errors", "provenance", "atomic", "integrity"},
-    1: {"config", "lrselect", "checks"},  # lrselect: the lr_table a job's configs read (config.with_selected_lr)
+    # schema: config's types (imports nothing of actlab); lrselect: the lr_table a job's configs read
+    # (config.with_selected_lr)
+    1: {"config", "schema", "lrselect", "checks"},
     2: {"data", "download"},
     3: {"activations", "models", "names"},
     4: {

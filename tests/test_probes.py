@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from actlab import fit, models, probes, units
+from actlab import config, fit, models, probes, units
 from actlab.data import IndexBatches, Splits
 from actlab.models import CNN, MLP
 from actlab.train import ConfigError, run
@@ -392,7 +392,9 @@ def test_probes_off_write_nothing_and_bad_values_are_config_errors(compose, tmp_
         ("probes.dead_units.tau=-0.1", "tau"),
         ("probes.dead_units.probe_size=0", "probe_size"),
         ("probes.grad_flow.every_n_steps=0", "every_n_steps"),
-        ("probes.dead_units.every_n_epochs=1.5", "every_n_epochs"),
     ]:
         with pytest.raises(ConfigError, match=msg):
             probes.callbacks(compose(bad).probes, tmp_path, "relu")
+    # a type is the schema's (actlab.schema): refused when the config composes, before any probe is built
+    with pytest.raises(ConfigError, match=r"probes.dead_units.every_n_epochs must be an integer >= 1, got 1.5"):
+        config.compose(["probes.dead_units.every_n_epochs=1.5"])

@@ -53,7 +53,7 @@ def one_line_error(stderr: str) -> str:
 
 MULTI = "runs/${activation.name}/seed${seed}"
 BAD_MULTI = [
-    (["seeds=[1.5]"], "seeds must be a non-empty list of integers"),
+    (["seeds=[1.5]"], "seeds[0] must be an integer (an element of the list seeds), got 1.5"),
     (["seeds=[]"], "seeds must be a non-empty list of integers"),
     (["seeds=[0,0]"], "seeds must be distinct"),
     (["activations=[]"], "activations must be a non-empty list of names"),
@@ -101,7 +101,7 @@ def test_cli_contract_for_multi_run_input(tmp_path):
     """The same as a real process: exit code 2, one line, no traceback, nothing created."""
     p = run_cli("seeds=[1.5]", "activations=[relu,gelu]", f"run_dir={tmp_path}/{MULTI}", *QUICK)
     assert p.returncode == 2
-    assert "seeds must be a non-empty list of integers, e.g. seeds=[0,1,2], got [1.5]" in one_line_error(p.stderr)
+    assert "seeds[0] must be an integer (an element of the list seeds), got 1.5" in one_line_error(p.stderr)
     assert not list(tmp_path.iterdir())
 
 

@@ -26,7 +26,7 @@ Importing this module does not import torch: the figures, tables and article rea
 names, labels, colours and families, and torch costs ~3 s of start-up in each of those processes.
 torch is imported when an activation is built (`build`, `init_weights`, `Mish`): the entries'
 `make` functions name torch's modules, they do not hold them. The valid ``model.init`` values are
-checked in `actlab.config` (INITS).
+checked in `actlab.schema` (INITS, RANGES).
 """
 
 from __future__ import annotations

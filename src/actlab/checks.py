@@ -8,43 +8,23 @@ command, `-n` included, by that much.
 
 from __future__ import annotations
 
-import math
+from omegaconf import DictConfig, OmegaConf
 
-from omegaconf import DictConfig
-
-from actlab.config import _int, is_multi, job_configs, validate
+from actlab.config import _holds, check_complete, is_multi, job_configs, validate
 from actlab.errors import ConfigError
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
-def _pos_int(v) -> bool:
-    return _int(v) and v >= 1
-
-
-def _nonneg(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and not math.isnan(v)
+from actlab.schema import PROBE_RANGES
 
 
 def check_probes(cfg_probes) -> None:
-    """The ``probes`` config group's values (actlab.probes.callbacks builds the probes from them)."""
-    du = cfg_probes.get("dead_units") if cfg_probes is not None else None
-    if du is not None and du.get("enabled", False):
-        every, size = du.get("every_n_epochs", 1), du.get("probe_size", 512)
-        tol, tau, flush = du.get("tol", 1e-6), du.get("tau", 0.1), du.get("flush_seconds", 30.0)
-        _check(_pos_int(every), f"probes.dead_units.every_n_epochs must be an integer >= 1, got {every!r}")
-        _check(_pos_int(size), f"probes.dead_units.probe_size must be an integer >= 1, got {size!r}")
-        _check(_nonneg(tol), f"probes.dead_units.tol must be a number >= 0, got {tol!r}")
-        _check(_nonneg(tau), f"probes.dead_units.tau must be a number >= 0, got {tau!r}")
-        _check(_nonneg(flush), f"probes.dead_units.flush_seconds must be a number >= 0, got {flush!r}")
-    gf = cfg_probes.get("grad_flow") if cfg_probes is not None else None
-    if gf is not None and gf.get("enabled", False):
-        every, flush = gf.get("every_n_steps", 25), gf.get("flush_seconds", 30.0)
-        _check(_pos_int(every), f"probes.grad_flow.every_n_steps must be an integer >= 1, got {every!r}")
-        _check(_nonneg(flush), f"probes.grad_flow.flush_seconds must be a number >= 0, got {flush!r}")
+    """The ``probes`` config group's ranges (actlab.schema.PROBE_RANGES), for each enabled probe
+    (actlab.probes.callbacks builds the probes from them; their types the schema has checked)."""
+    for key, (ok, what) in PROBE_RANGES.items():
+        probe, name = key.split(".")[1:]
+        node = cfg_probes.get(probe) if cfg_probes is not None else None
+        if node is not None and node.get("enabled", False):
+            value = OmegaConf.select(node, name)
+            if not _holds(ok, value):
+                raise ConfigError(f"{key} {what}, got {value!r}")
 
 
 def vectorizable(cfg: DictConfig) -> tuple[bool, str]:
@@ -63,12 +43,6 @@ def use_vectorized(cfg: DictConfig, k: int) -> bool:
     mode = {"true": True, "false": False}.get(mode, mode) if isinstance(mode, str) else mode
     if mode not in ("auto", True, False):
         raise ConfigError(f"vectorize must be auto, true or false, got {cfg.get('vectorize')!r}")
-    max_k = cfg.get("vectorize_max_k")
-    if max_k is not None and not (_int(max_k) and max_k >= 1):
-        raise ConfigError(f"vectorize_max_k must be an integer >= 1 or null, got {max_k!r}")
-    steps = cfg.trainer.get("steps_per_call", 1)
-    if not (_int(steps) and steps >= 1):
-        raise ConfigError(f"trainer.steps_per_call must be an integer >= 1, got {steps!r}")
     if mode is False:
         return False
     ok, why = vectorizable(cfg)
@@ -80,6 +54,7 @@ def use_vectorized(cfg: DictConfig, k: int) -> bool:
 def check_values(cfg: DictConfig) -> list[DictConfig]:
     """Every value check of a job (the values of every run, the seeds/activations/lrs lists, the
     vectorisation and probe settings), touching no file; returns the job's run configs."""
+    check_complete(cfg)  # the pipeline composes with Hydra itself (workflow/rules/common.smk)
     multi = is_multi(cfg)
     cfgs = job_configs(cfg) if multi else [cfg]
     if multi:

@@ -1,28 +1,31 @@
 """The training config: where conf/ is, composing it, validating its values (one line each), and the
-run configs of a job (seeds x activations). Imports nothing of actlab but the errors and provenance.
+run configs of a job (seeds x activations). Imports nothing of actlab but the errors, provenance
+and schema.
 
-Configs are Hydra's composed DictConfigs of conf/ (its YAML files are the schema; `validate` checks
-every value a run reads).
+Configs are Hydra's composed DictConfigs of conf/, typed by actlab.schema (dataclasses in Hydra's
+ConfigStore that conf/config.yaml extends): a value of the wrong type or an unknown key fails at
+compose; `validate` checks the ranges a type cannot say (actlab.schema.RANGES).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
-import math
 import os
 import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ValidationError
 
 from actlab.errors import ConfigError, UnknownActivation
 from actlab.provenance import versions
+from actlab.schema import LOOSE, RANGES, SEED_MAX, describe  # importing it registers base_config
 
 CONF_DIR = Path(os.environ.get("ACTLAB_CONF", Path(__file__).resolve().parents[2] / "conf"))
 GROUPS = ("activation", "data", "model", "optimizer", "trainer", "probes")
-INITS = ("kaiming", "lecun", "xavier", "torch_default")  # model.init (actlab.activations.init_weights)
 
 
 def job_dir(run_dir: str, seeds, activations=None, lrs=None) -> str:
@@ -73,9 +76,6 @@ def _help_groups() -> str:
 OmegaConf.register_new_resolver("actlab_help_groups", _help_groups, replace=True)
 
 
-SEED_MAX = 2**32 - 1  # seed_everything seeds numpy, whose seeds are uint32
-
-
 def choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
@@ -95,6 +95,7 @@ def check_group_overrides(argv: list[str]) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Reject values that cannot work, each with a one-line reason."""
+    check_complete(cfg)
     if cfg.activation.name not in choices("activation"):
         raise UnknownActivation(
             f"unknown activation {cfg.activation.name!r}; valid: {', '.join(choices('activation'))}"
@@ -105,54 +106,45 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"experiment must be a name of letters, digits and _ (a letter first), got {cfg.experiment!r}"
         )
-    checks = [
-        (
-            _int(cfg.seed) and 0 <= cfg.seed <= SEED_MAX,
-            f"seed must be an integer in 0..{SEED_MAX} (2**32 - 1, numpy's seed range), got {cfg.seed!r}",
-        ),
-        (_num(cfg.optimizer.lr) and cfg.optimizer.lr > 0, f"optimizer.lr must be > 0, got {cfg.optimizer.lr!r}"),
-        (
-            _num(cfg.optimizer.weight_decay) and cfg.optimizer.weight_decay >= 0,
-            f"optimizer.weight_decay must be >= 0, got {cfg.optimizer.weight_decay!r}",
-        ),
-        (
-            _int(cfg.model.depth) and cfg.model.depth >= 1,
-            f"model.depth must be an integer >= 1, got {cfg.model.depth!r}",
-        ),
-        (
-            _int(cfg.model.width) and cfg.model.width >= 1,
-            f"model.width must be an integer >= 1, got {cfg.model.width!r}",
-        ),
-        (
-            _int(cfg.trainer.max_epochs) and cfg.trainer.max_epochs >= 1,
-            f"trainer.max_epochs must be an integer >= 1, got {cfg.trainer.max_epochs!r}",
-        ),
-        (
-            _int(cfg.data.batch_size) and cfg.data.batch_size >= 1,
-            f"data.batch_size must be an integer >= 1, got {cfg.data.batch_size!r}",
-        ),
-        (
-            _int(cfg.trainer.get("checkpoint_every_n_epochs", 0))
-            and cfg.trainer.get("checkpoint_every_n_epochs", 0) >= 0,
-            f"trainer.checkpoint_every_n_epochs must be an integer >= 0 (0 = no checkpoints), "
-            f"got {cfg.trainer.get('checkpoint_every_n_epochs')!r}",
-        ),
-        (
-            cfg.model.init in (None, *INITS),
-            f"model.init must be one of {', '.join(INITS)} (or null), got {cfg.model.init!r}",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
+    check_ranges(cfg, RANGES)
 
 
-def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def check_ranges(cfg: DictConfig, ranges: dict) -> None:
+    """Each key of `ranges` (actlab.schema) within its range; its type the schema has checked."""
+    for key, (ok, what) in ranges.items():
+        value = OmegaConf.select(cfg, key)
+        if not _holds(ok, value):
+            raise ConfigError(f"{key} {what}, got {value!r}")
 
 
-def _int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def _holds(ok, value) -> bool:
+    """ok(value), False where the value is not of the schema's type (a config built without it)."""
+    try:
+        return bool(ok(value))
+    except TypeError:
+        return False
+
+
+def check_complete(cfg: DictConfig) -> None:
+    """Every key the schema requires (MISSING there, ``???``) given by the config's YAML files, and the
+    keys every activation and dataset has (actlab.schema.LOOSE) given, of their types."""
+    missing = set(OmegaConf.missing_keys(cfg))
+    for group, schema in LOOSE.items():
+        node, typed = cfg.get(group), OmegaConf.structured(schema)
+        for f in dataclasses.fields(schema):
+            key = f"{group}.{f.name}"
+            if not isinstance(node, DictConfig) or f.name not in node or OmegaConf.is_missing(node, f.name):
+                missing.add(key)
+                continue
+            try:
+                typed[f.name] = node[f.name]  # checked against the schema's type, not stored back
+            except ValidationError:
+                raise ConfigError(f"{key} must be {describe(key)}, got {node[f.name]!r}") from None
+    if missing:
+        raise ConfigError(
+            f"{', '.join(sorted(missing))} not set: each choice of the group must give it in its YAML "
+            f"(required by the schema, actlab.schema)"
+        )
 
 
 def act_params(cfg: DictConfig) -> dict:
@@ -186,10 +178,29 @@ def compose(overrides: list[str]) -> DictConfig:
 
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return hydra_compose(config_name="config", overrides=list(overrides))
+            cfg = hydra_compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("See https")]
-        raise ConfigError(" ".join(lines) or type(e).__name__) from None
+        raise ConfigError(error_line(e)) from None
+    check_complete(cfg)
+    return cfg
+
+
+def error_line(e: BaseException) -> str:
+    """Hydra's or OmegaConf's report of a config that does not compose, on one line. A value of the
+    wrong type is named in the schema's words (actlab.schema.describe): ``seed must be an integer in
+    0..4294967295 (...), got 1.5``; in a group's YAML, prefixed with the file."""
+    chain: list[BaseException] = []
+    x: BaseException | None = e
+    while x is not None and x not in chain:
+        chain.append(x)
+        x = x.__cause__ or x.__context__
+    bad = next((x for x in chain if isinstance(x, ValidationError) and x.full_key), None)
+    if bad is not None and not str(bad.full_key).startswith("hydra"):
+        line = f"{bad.full_key} must be {describe(str(bad.full_key))}, got {bad.value!r}"
+        where = re.match(r"In '([^']+)'", str(e))
+        return f"conf/{where.group(1)}.yaml: {line}" if where else line
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("See https")]
+    return " ".join(lines) or type(e).__name__
 
 
 def seed_config(cfg: DictConfig, seed: int) -> DictConfig:
@@ -207,7 +218,7 @@ def activation_configs(cfg: DictConfig) -> list[DictConfig]:
     acts = cfg.get("activations")
     if acts is None:
         return [cfg]
-    if isinstance(acts, str) or len(acts) == 0 or not all(isinstance(a, str) for a in acts):
+    if len(acts) == 0:  # a list of strings (or null): the schema's type
         raise ConfigError(f"activations must be a non-empty list of names, e.g. activations=[relu,gelu], got {acts!r}")
     if len(set(acts)) != len(acts):
         raise ConfigError(f"activations must be distinct, got {list(acts)}")
@@ -269,8 +280,7 @@ def lr_configs(cfg: DictConfig) -> list[DictConfig]:
     lrs = cfg.get("lrs")
     if lrs is None:
         return [cfg]
-    ok = not isinstance(lrs, (str, int, float)) and len(lrs) > 0
-    if not ok or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in lrs):
+    if len(lrs) == 0 or not all(v > 0 for v in lrs):  # a list of numbers (or null): the schema's type
         raise ConfigError(
             f"lrs must be a non-empty list of positive learning rates, e.g. lrs=[0.001,0.01], got {lrs!r}"
         )
@@ -303,7 +313,7 @@ def seed_configs(cfg: DictConfig) -> list[DictConfig]:
     seeds = cfg.get("seeds")
     if seeds is None:
         return [cfg]
-    if isinstance(seeds, (int, str)) or not all(_int(s) for s in seeds) or len(seeds) == 0:
+    if len(seeds) == 0:  # a list of integers (or null): the schema's type
         raise ConfigError(f"seeds must be a non-empty list of integers, e.g. seeds=[0,1,2], got {seeds!r}")
     if not all(0 <= s <= SEED_MAX for s in seeds):
         raise ConfigError(f"seeds must be integers in 0..{SEED_MAX} (2**32 - 1, numpy's seed range), got {list(seeds)}")

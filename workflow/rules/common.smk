@@ -136,15 +136,14 @@ def _check_composes(overrides, where):
 
     from actlab.activations import UnknownActivation
     from actlab.checks import check_values  # no torch, no Lightning: this runs in every snakemake command
-    from actlab.config import CONF_DIR
+    from actlab.config import CONF_DIR, error_line  # importing actlab.config registers the schema
     from actlab.errors import ConfigError
 
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("See https")]
-        _fail(f"{where}: the Hydra overrides {list(overrides)} do not compose: {' '.join(lines)}")
+        _fail(f"{where}: the Hydra overrides {list(overrides)} do not compose: {error_line(e)}")
     if not workflow.is_main_process:  # a cluster job re-reading the Snakefile: checked once, by the main process
         return
     try:
