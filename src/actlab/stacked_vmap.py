@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from actlab import models
+from actlab import models, stacked_cnn
 
 
 class StackedNet(nn.Module):
@@ -17,7 +17,7 @@ class StackedNet(nn.Module):
     parameters are stacked over all K (`params`); an activation's own (PReLU's slope) over its group
     only (`own[g]`)."""
 
-    def __init__(self, nets: list[nn.Module], groups: list[tuple[int, int]]):
+    def __init__(self, nets: list[nn.Module], groups: list[tuple[int, int]], explicit: bool = True):
         super().__init__()
         self.k = len(nets)
         self.groups = groups
@@ -38,9 +38,35 @@ class StackedNet(nn.Module):
         wanted = {f"{n}.weight" for n in self.layer_names}
         self.weights = [p for n, p in zip(self.names, self.params) if n in wanted]  # weight_layers order
         self._decay = {id(p) for p in self.weights}
+        # The CNN runs explicitly (actlab.stacked_cnn: im2col + batched matmuls) where every group's
+        # template is one it can run; anything else (or explicit=False: benchmarks/bench_train.py's
+        # "before" arm) through vmap. The parameters, and so checkpoints and probes, are the same either way.
+        plans = [stacked_cnn.plan(t) for t in self._templates]
+        self._steps = plans[0] if explicit and all(p is not None for p in plans) else None
+
+    def _cnn_acts(self) -> dict[str, tuple[list[nn.Module], list]]:
+        """Per activation layer: each group's template module and its PReLU slope (k, C or 1), or None."""
+        out = {}
+        params = dict(zip(self.names, self.params))
+        for name in self.act_names:
+            fns, slopes = [], []
+            for g, ((a, b), template) in enumerate(zip(self.groups, self._templates)):
+                fn = template.get_submodule(name)
+                key = f"{name}.weight"
+                own = dict(zip(self.own_names[g], self.own[g]))
+                slope = None
+                if isinstance(fn, nn.PReLU):  # its own (the group's) or stacked with every model's
+                    slope = own[key] if key in own else params[key][a:b]
+                fns.append(fn)
+                slopes.append(slope)
+            out[name] = (fns, slopes)
+        return out
 
     def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """x: (K, B, *in) (one batch per model), or (B, *in) with shared=True. Returns (K, B, out)."""
+        if self._steps is not None:
+            params = dict(zip(self.names, self.params))
+            return stacked_cnn.forward(self._steps, params, self._cnn_acts(), self.groups, self.k, x, shared)
         outs = []
         for g, ((a, b), template) in enumerate(zip(self.groups, self._templates)):
 
