@@ -1,19 +1,25 @@
-"""K `actlab.models.CNN`s run explicitly on stacked parameters: each convolution as im2col + one
-batched matmul over the K models, activations and pooling on channels-last views.
+"""K `actlab.models.CNN`s run explicitly on stacked parameters, without vmap: each convolution is ONE
+grouped convolution over the K models (groups = K) on a channels-last tensor.
 
-Layout: a hidden tensor is (K, B, *spatial, C) ("channels last" per model), so a convolution is
-    cols (K, B*prod(spatial), C*taps) @ W^T (K, C*taps, C_out) -> (K, B*prod(spatial), C_out),
-one GEMM per model with M = B*H*W rows (the weight (K, C_out, C_in, *kernel) views as
-(K, C_out, C_in*taps) with no copy: the columns are in (C_in, *kernel) order, as `Tensor.unfold`
-makes them), and the output is already the next layer's (K, B, *spatial, C_out). Max pooling runs on
-the (K*B, C, *spatial) channels-last view (torch's max_pool: the first maximum of a window gets the
-gradient, as in the per-model module). The flatten before the classifier goes back to the per-model
-module's (C, *spatial) order. Autograd differentiates it.
+Layout: a hidden tensor is (B, K*C, S, L) in channels-last memory, model k owning channels
+k*C..(k+1)*C-1 (images: S x L = H x W; sequences: S = 1, a Conv1d as a (1, 3) kernel). Activations
+(each group's slice of channels; PReLU by torch's own prelu, one slope per model and channel) and max
+pooling run on it as is; the flatten before the classifier gives each model its (C, *spatial) order,
+as its own module; the classifier is two batched matmuls (K, B, in) @ (K, in, out). Autograd
+differentiates it.
 
-Every model's numbers are those of its own `models.CNN` to rounding (tests/test_vectorized.py):
-the same ops, only batched. `plan()` says whether a net is a CNN this module can run (3-tap
-convolutions, padding 1, stride 1; max pools of 2; elementwise activations, PReLU per channel or per
-layer); otherwise actlab.stacked_vmap runs it through vmap.
+Why this shape (benchmarks/RESULTS.md, 2026-11-30, one thread of the 2-core EPYC): the 28x28 step is
+~90% convolutions, which oneDNN runs at ~45 GFLOP/s per model already (large GEMM: ~60), so batching
+cannot buy FLOP rate there; what it buys is the first layer (1 input channel: K=10 plain convs 82 ms
+fwd+bwd at batch 32, one grouped channels-last conv 26 ms; grouped NCHW 90 ms), fewer ops per step,
+and none of vmap's costs (its max pool over the batched layout: ~16% of a step). im2col + bmm was
+tried and measured: 1.6x slower at 28x28 (the column copies and col2im cost more than the GEMMs gain).
+
+Every model's numbers are those of its own `models.CNN` to rounding (tests/test_stacked_cnn.py). The
+gradients of the weights come out channels-last / transposed: fastpaths.DirectStep copies them into
+their parameters' layout (torch's fused CPU Adam needs it). `plan()` says whether a net is a CNN this
+module can run (3-tap convolutions, padding 1, stride 1; max pools of 2; activations known to be
+elementwise); otherwise actlab.stacked_vmap runs it through vmap.
 """
 
 from __future__ import annotations

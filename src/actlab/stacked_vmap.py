@@ -1,4 +1,5 @@
-"""K models of any architecture as one batched computation: torch.func.vmap over functional_call."""
+"""K models of any architecture as one batched computation: actlab.stacked_cnn for the CNN, else
+torch.func.vmap over functional_call."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from actlab import models, stacked_cnn
 
 class StackedNet(nn.Module):
     """K models of any architecture `models.build` makes (the CNN, 2-D and 1-D; the MLP too) as
-    stacked parameters, each (K, *the model's own shape), run as one batched computation by
-    `torch.func.vmap` over `torch.func.functional_call` (a convolution over K stacked weights becomes
-    one grouped convolution). Models come in activation groups (consecutive slices); each group runs
+    stacked parameters, each (K, *the model's own shape), run as one batched computation: the CNN by
+    actlab.stacked_cnn (grouped convolutions, no vmap), any other by `torch.func.vmap` over
+    `torch.func.functional_call`. Models come in activation groups (consecutive slices); each group runs
     through its own template module (never registered: its own tensors are never used). The layers'
     parameters are stacked over all K (`params`); an activation's own (PReLU's slope) over its group
     only (`own[g]`)."""
