@@ -15,7 +15,10 @@ floats, 10 classes) and the study's 784-128-10 MLP (ReLU, He init, Adam 1e-3):
   -<fastpath> engine K=10 with one private fast path of actlab.fastpaths switched off (its public
               fallback): the fast path's gain per step, in the same process
   cnn ...     the CNN (conf/model/cnn.yaml) on 28x28 images and on 1-D length-40 signals: plain loop
-              vs engine K=10 (vmap: grouped convolutions), per model
+              vs engine K=10 (actlab.stacked_cnn: im2col + batched matmuls), per model; "K=10 vmap":
+              the same through vmap (grouped convolutions, the engine before stacked_cnn). Their
+              "of peak" counts the convolutions' and linear layers' FLOPs the same way
+              (`--only cnn`: these arms alone, e.g. --only cnn --cnn-samples 1000 --no-cli)
   cli K=k     `python -m actlab.train` as a user runs it (k=1: seed=0; k=10: seeds=[0..9]) on
               mnist_subset (3,000 training images) with the same MLP, black-box:
               (wall(4 epochs) - wall(1 epoch)) / 3 / k per model and epoch, validation included;
@@ -52,6 +55,7 @@ from omegaconf import OmegaConf
 from actlab import batches, engine, fastpaths, fit, machine, models
 from actlab.data import Splits
 from actlab.runtime import setup_runtime
+from actlab.stacked_vmap import StackedNet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,6 +103,22 @@ def build(seed: int, cfg=MODEL_CFG, in_shape=(1, 28, 28)):
 
 def n_params() -> int:
     return sum(p.numel() for p in build(0).parameters())
+
+
+def cnn_flops_per_sample(in_shape) -> int:
+    """The CNN's forward + weight-gradient + input-gradient multiply-add FLOPs of one sample (convolutions
+    and linear layers; no input gradient for the first layer), what a conv library cannot do without."""
+    net = build(0, CNN_CFG, in_shape)
+    x = torch.zeros(1, *in_shape, device=DEVICE)
+    total, first = 0, True
+    for m in net.children():
+        y = m(x)
+        if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)):
+            fwd = 2 * m.weight.numel() * (y.numel() // y.shape[1] if not isinstance(m, torch.nn.Linear) else 1)
+            total += fwd * (2 if first else 3)
+            first = False
+        x = y
+    return total
 
 
 def matmul_flops_per_sample() -> int:
@@ -179,12 +199,21 @@ def _trainer(epochs: int, timer: EpochTimer) -> pl.Trainer:
 
 
 def engine_epochs(
-    splits: Splits, batch: int, epochs: int, k: int, steps_per_call: int, cfg=MODEL_CFG, off: str | None = None
+    splits: Splits,
+    batch: int,
+    epochs: int,
+    k: int,
+    steps_per_call: int,
+    cfg=MODEL_CFG,
+    off: str | None = None,
+    vmap: bool = False,
 ) -> list[float]:
     """k models in one engine run: per-epoch seconds for all k together. ``off``: a fast path of
-    actlab.fastpaths switched off for this run."""
+    actlab.fastpaths switched off for this run. ``vmap``: the CNN through vmap (grouped convolutions,
+    the engine before actlab.stacked_cnn) instead of its explicit stack."""
     timer = EpochTimer()
-    net = fit.stack(cfg.name, [build(s, cfg, splits.in_shape) for s in range(k)], [(0, k)])
+    nets = [build(s, cfg, splits.in_shape) for s in range(k)]
+    net = StackedNet(nets, [(0, k)], explicit=False) if vmap else fit.stack(cfg.name, nets, [(0, k)])
     lit = engine.VecLitModel(net, "classification", OPTIM_CFG, epochs)
     dm = batches.VecData(splits, batch, list(range(k)), steps_per_call)
     saved = dict(fastpaths.USE)
@@ -226,6 +255,9 @@ def main() -> None:
     ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     ap.add_argument("--cnn-samples", type=int, default=5_000, help="samples of the CNN arms")
     ap.add_argument("--no-cli", dest="cli", action="store_false", help="skip the command-line arms")
+    ap.add_argument(
+        "--only", choices=("all", "mlp", "cnn"), default="all", help="the MLP arms (and cli) only, or the CNN arms only"
+    )
     args = ap.parse_args()
     if args.quick:
         args.samples, args.ks, args.epochs, args.cnn_samples = 10_000, [1, 5], 1, 1_000
@@ -254,61 +286,94 @@ def main() -> None:
         f"matmul FLOPs {flops / 1e9:.1f} GFLOP/epoch -> limit {flops / peak / 1e9:.3f} s/epoch"
     )
     limit = flops / peak / 1e9
-    cnn_splits = {shape: make_splits(args.cnn_samples, shape=shape) for shape in ((1, 28, 28), (40,))}
+    cnn_shapes = {"cnn 28x28": (1, 28, 28), "cnn 1-D 40": (40,)}
+    cnn_splits = {name: make_splits(args.cnn_samples, shape=shape) for name, shape in cnn_shapes.items()}
+    cnn_limit = {
+        name: cnn_flops_per_sample(shape) * args.cnn_samples / peak / 1e9 for name, shape in cnn_shapes.items()
+    }
+    if args.only in ("all", "cnn"):
+        print(
+            "# cnn (conf/model/cnn.yaml) "
+            + "; ".join(
+                f"{name}: conv+linear FLOPs {cnn_flops_per_sample(shape) / 1e6:.1f} M/sample -> limit {cnn_limit[name]:.3f} s/epoch"
+                for name, shape in cnn_shapes.items()
+            )
+        )
     print(
-        f"{'arm':<16}{'batch':>6}{'s/epoch/model':>15}{'vs plain':>10}{'of peak':>9}   timed epochs (s, all k models)"
+        f"{'arm':<21}{'batch':>6}{'s/epoch/model':>15}{'vs plain':>10}{'of peak':>9}   timed epochs (s, all k models)"
     )
     for batch in args.batches:
-        arms = [
-            ("plain", 1, lambda n, b=batch: plain_epochs(splits, b, n)),
-            ("plain fusedAdam", 1, lambda n, b=batch: plain_epochs(splits, b, n, fused=True)),
-            ("DataLoader loop", 1, lambda n, b=batch: plain_epochs(splits, b, n, dataloader=True)),
-        ]
-        # the fast paths off first: glibc's malloc settings, once made, stay for the process
-        arms += [
-            (
-                f"K=10 -{key}",
-                10,
-                (lambda n, key=key, b=batch: engine_epochs(splits, b, n, 10, args.steps_per_call, off=key)),
-            )
-            for key in ("mallopt", "act_backward", "fused_adam")
-        ]
-        arms += [
-            (f"engine K={k}", k, (lambda n, k=k, b=batch: engine_epochs(splits, b, n, k, args.steps_per_call)))
-            for k in args.ks
-        ]
-        for name, shape in (("cnn 28x28", (1, 28, 28)), ("cnn 1-D 40", (40,))):
-            cs = cnn_splits[shape]
+        arms = []  # (name, k, the reference arm its ratio is against, the FLOP limit, fn)
+        if args.only in ("all", "mlp"):
             arms += [
-                (f"{name} plain", 1, (lambda n, b=batch, cs=cs: plain_epochs(cs, b, n, cfg=CNN_CFG))),
+                ("plain", 1, "plain", limit, lambda n, b=batch: plain_epochs(splits, b, n)),
+                ("plain fusedAdam", 1, "plain", limit, lambda n, b=batch: plain_epochs(splits, b, n, fused=True)),
+                ("DataLoader loop", 1, "plain", limit, lambda n, b=batch: plain_epochs(splits, b, n, dataloader=True)),
+            ]
+            # the fast paths off first: glibc's malloc settings, once made, stay for the process
+            arms += [
+                (
+                    f"K=10 -{key}",
+                    10,
+                    "plain",
+                    limit,
+                    (lambda n, key=key, b=batch: engine_epochs(splits, b, n, 10, args.steps_per_call, off=key)),
+                )
+                for key in ("mallopt", "act_backward", "fused_adam")
+            ]
+            arms += [
+                (
+                    f"engine K={k}",
+                    k,
+                    "plain",
+                    limit,
+                    (lambda n, k=k, b=batch: engine_epochs(splits, b, n, k, args.steps_per_call)),
+                )
+                for k in args.ks
+            ]
+        for name in cnn_shapes if args.only in ("all", "cnn") else ():
+            cs, ref, lim = cnn_splits[name], f"{name} plain", cnn_limit[name]
+            arms += [
+                (ref, 1, ref, lim, (lambda n, b=batch, cs=cs: plain_epochs(cs, b, n, cfg=CNN_CFG))),
                 (
                     f"{name} K=10",
                     10,
+                    ref,
+                    lim,
                     (lambda n, b=batch, cs=cs: engine_epochs(cs, b, n, 10, args.steps_per_call, cfg=CNN_CFG)),
                 ),
+                (
+                    f"{name} K=10 vmap",
+                    10,
+                    ref,
+                    lim,
+                    (
+                        lambda n, b=batch, cs=cs: engine_epochs(
+                            cs, b, n, 10, args.steps_per_call, cfg=CNN_CFG, vmap=True
+                        )
+                    ),
+                ),
             ]
-        times: dict[str, list[float]] = {name: [] for name, _, _ in arms}
+        times: dict[str, list[float]] = {name: [] for name, *_ in arms}
         for _ in range(args.repeats):  # arms interleaved: drift in machine load hits them alike
-            for name, _k, fn in arms:
+            for name, _k, _ref, _lim, fn in arms:
                 with contextlib.redirect_stdout(io.StringIO()):
                     times[name] += fn(args.epochs + 1)[1:]  # the first epoch is a warm-up
-        plain = statistics.median(times["plain"])
-        for name, k, _ in arms:
+        for name, k, ref, lim, _ in arms:
             per_model = statistics.median(times[name]) / k
-            ref = statistics.median(times[name.rsplit(" ", 1)[0] + " plain"]) if name.startswith("cnn") else plain
-            peak = f"{limit / per_model:>9.3f}" if not name.startswith("cnn") else f"{'':>9}"
+            ref_time = statistics.median(times[ref])
             print(
-                f"{name:<16}{batch:>6}{per_model:>15.3f}{ref / per_model:>9.2f}x{peak}   "
+                f"{name:<21}{batch:>6}{per_model:>15.3f}{ref_time / per_model:>9.2f}x{lim / per_model:>9.3f}   "
                 + " ".join(f"{t:.2f}" for t in times[name]),
                 flush=True,
             )
-        if args.cli:
-            per_sample = plain / args.samples
+        if args.cli and args.only in ("all", "mlp"):
+            per_sample = statistics.median(times["plain"]) / args.samples
             for k in (1, 10):
                 walls = [cli_seconds(k, batch, e, args.threads) for e in (1, 4)]
                 per_model = (walls[1] - walls[0]) / 3 / k
                 print(
-                    f"{f'cli K={k}':<16}{batch:>6}{per_model:>15.3f}{per_sample * 3000 / per_model:>9.2f}x{'':>9}   "
+                    f"{f'cli K={k}':<21}{batch:>6}{per_model:>15.3f}{per_sample * 3000 / per_model:>9.2f}x{'':>9}   "
                     f"wall 1 epoch {walls[0]:.1f} s, 4 epochs {walls[1]:.1f} s (mnist_subset, 3,000 images)",
                     flush=True,
                 )

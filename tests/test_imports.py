@@ -24,6 +24,7 @@ LAYERS = {
         "optim",
         "fastpaths",
         "stacked_mlp",
+        "stacked_cnn",
         "stacked_vmap",
         "batches",
         "engine",

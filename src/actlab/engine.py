@@ -1,8 +1,8 @@
 """The engine: K >= 1 models of one architecture trained as ONE batched computation, one LightningModule.
 
 A single run is K=1. The K models are stacked (actlab.stacked_mlp for the MLP: batched matmuls and a
-hand-written backward; actlab.stacked_vmap for any other model, the CNN: vmap, i.e. grouped
-convolutions). The K losses are summed (the gradient of the sum w.r.t. model k's slice is model k's
+hand-written backward; actlab.stacked_vmap for any other model: the CNN through actlab.stacked_cnn,
+grouped convolutions, anything else through vmap). The K losses are summed (the gradient of the sum w.r.t. model k's slice is model k's
 own gradient) and one optimizer steps the stacked parameters: Adam and SGD(+momentum) are
 elementwise, so one optimizer over stacked tensors is exactly K optimizers. Weights are decayed;
 biases and activation parameters (PReLU's slope) never. Models with learning rates of their own step

@@ -137,6 +137,11 @@ class DirectStep:
         return True
 
     def __call__(self, grads: tuple[torch.Tensor, ...]) -> None:
+        # torch's fused CPU Adam (2.13; this kernel and opt.step(), fused=True) walks a gradient in memory
+        # order: one in another layout than its parameter gets a wrong update from the second step on.
+        # actlab.stacked_cnn's gradients come so (its convolutions' weights channels-last, its linear
+        # weights transposed): copied into the parameter's layout, (K, ...) x a few layers, ~1% of a step.
+        grads = [g if g.stride() == p.stride() else torch.empty_like(p).copy_(g) for p, g in zip(self.params, grads)]
         if not self._fast():
             for p, g in zip(self.params, grads):
                 p.grad = g

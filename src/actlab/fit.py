@@ -81,7 +81,7 @@ def _act_key(cfg: DictConfig) -> tuple:
 
 def stack(model: str, nets: list[nn.Module], groups: list[tuple[int, int]]) -> nn.Module:
     """The batched model of `nets` (models.build's `model`, e.g. "mlp"): the MLP's own stack (batched
-    matmuls and a hand-written backward), any other model through vmap."""
+    matmuls and a hand-written backward), any other model as StackedNet (the CNN: grouped convolutions)."""
     return StackedMLP(nets, groups) if model == "mlp" else StackedNet(nets, groups)
 
 

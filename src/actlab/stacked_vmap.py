@@ -1,23 +1,24 @@
-"""K models of any architecture as one batched computation: torch.func.vmap over functional_call."""
+"""K models of any architecture as one batched computation: actlab.stacked_cnn for the CNN, else
+torch.func.vmap over functional_call."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from actlab import models
+from actlab import models, stacked_cnn
 
 
 class StackedNet(nn.Module):
     """K models of any architecture `models.build` makes (the CNN, 2-D and 1-D; the MLP too) as
-    stacked parameters, each (K, *the model's own shape), run as one batched computation by
-    `torch.func.vmap` over `torch.func.functional_call` (a convolution over K stacked weights becomes
-    one grouped convolution). Models come in activation groups (consecutive slices); each group runs
+    stacked parameters, each (K, *the model's own shape), run as one batched computation: the CNN by
+    actlab.stacked_cnn (grouped convolutions, no vmap), any other by `torch.func.vmap` over
+    `torch.func.functional_call`. Models come in activation groups (consecutive slices); each group runs
     through its own template module (never registered: its own tensors are never used). The layers'
     parameters are stacked over all K (`params`); an activation's own (PReLU's slope) over its group
     only (`own[g]`)."""
 
-    def __init__(self, nets: list[nn.Module], groups: list[tuple[int, int]]):
+    def __init__(self, nets: list[nn.Module], groups: list[tuple[int, int]], explicit: bool = True):
         super().__init__()
         self.k = len(nets)
         self.groups = groups
@@ -38,9 +39,35 @@ class StackedNet(nn.Module):
         wanted = {f"{n}.weight" for n in self.layer_names}
         self.weights = [p for n, p in zip(self.names, self.params) if n in wanted]  # weight_layers order
         self._decay = {id(p) for p in self.weights}
+        # The CNN runs explicitly (actlab.stacked_cnn: im2col + batched matmuls) where every group's
+        # template is one it can run; anything else (or explicit=False: benchmarks/bench_train.py's
+        # "before" arm) through vmap. The parameters, and so checkpoints and probes, are the same either way.
+        plans = [stacked_cnn.plan(t) for t in self._templates]
+        self._steps = plans[0] if explicit and all(p is not None for p in plans) else None
+
+    def _cnn_acts(self) -> dict[str, tuple[list[nn.Module], list]]:
+        """Per activation layer: each group's template module and its PReLU slope (k, C or 1), or None."""
+        out = {}
+        params = dict(zip(self.names, self.params))
+        for name in self.act_names:
+            fns, slopes = [], []
+            for g, ((a, b), template) in enumerate(zip(self.groups, self._templates)):
+                fn = template.get_submodule(name)
+                key = f"{name}.weight"
+                own = dict(zip(self.own_names[g], self.own[g]))
+                slope = None
+                if isinstance(fn, nn.PReLU):  # its own (the group's) or stacked with every model's
+                    slope = own[key] if key in own else params[key][a:b]
+                fns.append(fn)
+                slopes.append(slope)
+            out[name] = (fns, slopes)
+        return out
 
     def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """x: (K, B, *in) (one batch per model), or (B, *in) with shared=True. Returns (K, B, out)."""
+        if self._steps is not None:
+            params = dict(zip(self.names, self.params))
+            return stacked_cnn.forward(self._steps, params, self._cnn_acts(), self.groups, self.k, x, shared)
         outs = []
         for g, ((a, b), template) in enumerate(zip(self.groups, self._templates)):
 
