@@ -39,7 +39,7 @@ class StackedNet(nn.Module):
         wanted = {f"{n}.weight" for n in self.layer_names}
         self.weights = [p for n, p in zip(self.names, self.params) if n in wanted]  # weight_layers order
         self._decay = {id(p) for p in self.weights}
-        # The CNN runs explicitly (actlab.stacked_cnn: im2col + batched matmuls) where every group's
+        # The CNN runs explicitly (actlab.stacked_cnn: grouped convolutions, batched matmuls) where every group's
         # template is one it can run; anything else (or explicit=False: benchmarks/bench_train.py's
         # "before" arm) through vmap. The parameters, and so checkpoints and probes, are the same either way.
         plans = [stacked_cnn.plan(t) for t in self._templates]
