@@ -47,6 +47,19 @@ def one_line_error(stderr: str) -> str:
     return lines[0]
 
 
+def refused_in_process(tmp_path, monkeypatch, capsys, args: list[str]) -> str:
+    """`python -m actlab.train *args` through its entry point in tmp_path, in this process (a subprocess
+    per case would import torch each time): exit code 2, nothing created at all; returns the one line."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["actlab.train", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        train.main()
+    assert exit_info.value.code == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert not list(tmp_path.iterdir())  # no run dir, no Hydra dir
+    return line
+
+
 # -----------------------------------------------------------------------------
 # the multi-run CLI: every check happens before Hydra creates a directory
 
@@ -85,16 +98,9 @@ BAD_MULTI = [
 
 @pytest.mark.parametrize("overrides, message", BAD_MULTI, ids=[" ".join(o) for o, _ in BAD_MULTI])
 def test_bad_multi_run_input_is_one_line_error_and_leaves_nothing(tmp_path, monkeypatch, capsys, overrides, message):
-    """In-process through actlab.train.main (the CLI's entry point; ~20 cases would cost a torch import each
-    as subprocesses): exit code 2, one line, nothing created at all."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["actlab.train", *QUICK, f"run_dir={MULTI}", *overrides])
-    with pytest.raises(SystemExit) as exit_info:
-        train.main()
-    assert exit_info.value.code == 2
-    line = one_line_error(capsys.readouterr().err)
+    """In-process through actlab.train.main (the CLI's entry point): exit code 2, one line, nothing created."""
+    line = refused_in_process(tmp_path, monkeypatch, capsys, [*QUICK, f"run_dir={MULTI}", *overrides])
     assert message in line, line
-    assert not list(tmp_path.iterdir())  # no run dir, no Hydra dir
 
 
 def test_cli_contract_for_multi_run_input(tmp_path):

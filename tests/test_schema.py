@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 
 import pytest
 from conftest import run_cli
 from omegaconf import OmegaConf
-from test_reliability import QUICK, one_line_error
+from test_reliability import QUICK, one_line_error, refused_in_process
 
-from actlab import config, schema, train
+from actlab import config, schema
 from actlab.errors import ConfigError
 
 # -----------------------------------------------------------------------------
@@ -52,13 +51,7 @@ def test_a_typed_error_is_one_line_exit_2_through_the_cli(tmp_path, override, me
 )
 def test_a_typed_error_is_one_line_in_process(tmp_path, monkeypatch, capsys, overrides, message):
     """The CLI's entry point in-process (a subprocess each would import torch each time)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["actlab.train", *QUICK, "run_dir=runs/x", *overrides])
-    with pytest.raises(SystemExit) as exit_info:
-        train.main()
-    assert exit_info.value.code == 2
-    assert message in one_line_error(capsys.readouterr().err)
-    assert not list(tmp_path.iterdir())
+    assert message in refused_in_process(tmp_path, monkeypatch, capsys, [*QUICK, "run_dir=runs/x", *overrides])
 
 
 def test_every_range_names_its_type():
