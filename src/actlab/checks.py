@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from actlab.config import _holds, check_complete, is_multi, job_configs, validate
+from actlab.config import _holds, is_multi, job_configs, validate
 from actlab.errors import ConfigError
 from actlab.schema import PROBE_RANGES
 
@@ -53,8 +53,8 @@ def use_vectorized(cfg: DictConfig, k: int) -> bool:
 
 def check_values(cfg: DictConfig) -> list[DictConfig]:
     """Every value check of a job (the values of every run, the seeds/activations/lrs lists, the
-    vectorisation and probe settings), touching no file; returns the job's run configs."""
-    check_complete(cfg)  # the pipeline composes with Hydra itself (workflow/rules/common.smk)
+    vectorisation and probe settings), touching no file; returns the job's run configs. `cfg` comes
+    from actlab.config.compose (the CLI and the pipeline both), which has checked every key is set."""
     multi = is_multi(cfg)
     cfgs = job_configs(cfg) if multi else [cfg]
     if multi:

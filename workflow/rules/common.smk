@@ -130,20 +130,17 @@ def _check_composes(overrides, where):
     """Compose the real Hydra config once and run the training CLI's own value checks on it
     (actlab.checks.check_values: max_epochs, lr, width, vectorize_max_k, checkpoint interval, probes,
     seeds, ...), so a bad value fails now, in one line, not in every training job."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from actlab.activations import UnknownActivation
     from actlab.checks import check_values  # no torch, no Lightning: this runs in every snakemake command
-    from actlab.config import CONF_DIR, error_line  # importing actlab.config registers the schema
+    from actlab.config import compose  # the CLI's compose: Hydra's report on one line, the schema's keys all set
     from actlab.errors import ConfigError
 
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as e:
-        _fail(f"{where}: the Hydra overrides {list(overrides)} do not compose: {error_line(e)}")
+        cfg = compose(overrides)
+    except ConfigError as e:
+        _fail(f"{where}: the Hydra overrides {list(overrides)} do not compose: {e}")
     if not workflow.is_main_process:  # a cluster job re-reading the Snakefile: checked once, by the main process
         return
     try:
