@@ -22,7 +22,7 @@ floats, 10 classes) and the study's 784-128-10 MLP (ReLU, He init, Adam 1e-3):
   cli K=k     `python -m actlab.train` as a user runs it (k=1: seed=0; k=10: seeds=[0..9]) on
               mnist_subset (3,000 training images) with the same MLP, black-box:
               (wall(4 epochs) - wall(1 epoch)) / 3 / k per model and epoch, validation included
-              (--cli-epochs LO HI: other lengths);
+              (--cli-epochs LO HI: other lengths; medians of --cli-repeats jobs of each length);
               "vs plain" against plain's per-sample rate times 3,000
 Per-model epoch time = (training-epoch wall time) / k, validation and probes off, median over the
 timed epochs of all repeats (the first epoch of each arm is a warm-up and is not timed); "vs
@@ -30,7 +30,9 @@ plain" = plain's per-model time / this arm's (throughput ratio). The FLOP limit 
 matmul FLOPs (forward 2*in*out per sample and layer, weight gradient the same, input gradient the
 same except for the first layer, which needs none: 409,088 FLOP per sample, i.e. 4.02 * params)
 at the fp32 rate measured here with a large GEMM; "of peak" = limit / measured (1.0 = the whole
-epoch at the large-GEMM rate, nothing else costing anything).
+epoch at the large-GEMM rate, nothing else costing anything). "ceiling": the limit plus fused Adam's
+update alone, which batching cannot shrink (the same memory traffic per model): the most any
+batched engine could gain over the plain loop on this machine.
 """
 
 from __future__ import annotations
@@ -127,6 +129,25 @@ def matmul_flops_per_sample() -> int:
     the first layer: the data need none)."""
     layers = [m for m in build(0).modules() if isinstance(m, torch.nn.Linear)]
     return sum(2 * m.in_features * m.out_features * (2 if i == 0 else 3) for i, m in enumerate(layers))
+
+
+def adam_seconds_per_model_step(k: int = 10, steps: int = 200) -> float:
+    """Seconds per model and step of the optimizer update alone: fused Adam (the engine's) over the
+    parameters of k stacked MLPs, gradients given. Memory-bound (it reads parameter, gradient and both
+    moments and writes three of them every step), and the same work per model for the plain loop and
+    the engine: with the matmuls at the large-GEMM rate it bounds how far batching can go."""
+    params = [torch.zeros(k, *p.shape, device=DEVICE, requires_grad=True) for p in build(0).parameters()]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt = torch.optim.Adam(params, lr=1e-3, fused=True)
+    for _ in range(5):
+        opt.step()
+    sync()
+    t = time.perf_counter()
+    for _ in range(steps):
+        opt.step()
+    sync()
+    return (time.perf_counter() - t) / steps / k
 
 
 def plain_epochs(
@@ -257,6 +278,9 @@ def main() -> None:
     ap.add_argument("--cnn-samples", type=int, default=5_000, help="samples of the CNN arms")
     ap.add_argument("--no-cli", dest="cli", action="store_false", help="skip the command-line arms")
     ap.add_argument(
+        "--cli-repeats", type=int, default=3, help="jobs of each length per command-line arm (interleaved; medians)"
+    )
+    ap.add_argument(
         "--cli-epochs",
         type=int,
         nargs=2,
@@ -377,15 +401,31 @@ def main() -> None:
                 + " ".join(f"{t:.2f}" for t in times[name]),
                 flush=True,
             )
+        if args.only in ("all", "mlp"):
+            # The most any batching of these models can gain on this machine: every matmul at the
+            # large-GEMM rate, plus the optimizer update, which batching cannot shrink (per model it is
+            # the same memory traffic), and nothing else.
+            adam = adam_seconds_per_model_step() * math.ceil(args.samples / batch)
+            plain_time = statistics.median(times["plain"])
+            print(
+                f"{'ceiling':<21}{batch:>6}{limit + adam:>15.3f}{plain_time / (limit + adam):>9.2f}x{limit / (limit + adam):>9.3f}"
+                f"   matmuls at the large-GEMM rate ({limit:.3f} s) + fused Adam's update alone ({adam:.3f} s)",
+                flush=True,
+            )
         if args.cli and args.only in ("all", "mlp"):
             per_sample = statistics.median(times["plain"]) / args.samples
             lo, hi = args.cli_epochs
             for k in (1, 10):
-                walls = [cli_seconds(k, batch, e, args.threads) for e in (lo, hi)]
-                per_model = (walls[1] - walls[0]) / (hi - lo) / k
+                walls = {lo: [], hi: []}
+                for _ in range(args.cli_repeats):  # interleaved: start-up noise (~10 s of imports) hits both
+                    for e in (lo, hi):
+                        walls[e].append(cli_seconds(k, batch, e, args.threads))
+                w_lo, w_hi = statistics.median(walls[lo]), statistics.median(walls[hi])
+                per_model = (w_hi - w_lo) / (hi - lo) / k
                 print(
                     f"{f'cli K={k}':<21}{batch:>6}{per_model:>15.3f}{per_sample * 3000 / per_model:>9.2f}x{'':>9}   "
-                    f"wall {lo} epoch(s) {walls[0]:.1f} s, {hi} epochs {walls[1]:.1f} s (mnist_subset, 3,000 images)",
+                    f"median wall {lo} epoch(s) {w_lo:.1f} s, {hi} epochs {w_hi:.1f} s of {args.cli_repeats} "
+                    f"(mnist_subset, 3,000 images); all: " + ", ".join(f"{w:.1f}" for w in walls[lo] + walls[hi]),
                     flush=True,
                 )
 
