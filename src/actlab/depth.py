@@ -30,22 +30,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from actlab import activations, atomic
+from actlab import activations, atomic, errors
 from actlab.borndead import BORN_DEAD_COLUMNS, born_dead_cell
 from actlab.collapse import COLLAPSE_COLUMNS, COLLAPSE_NET_COLUMNS, collapse_group
 from actlab.depthnets import INITS
+from actlab.errors import Parser, UsageError
 
 # ------------------------------------------------------------------------------------------------
 # CLI
-
-
-class UsageError(ValueError):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2 (argparse prints the usage too)
-        raise UsageError(message)
 
 
 def _ints(s: str) -> list[int]:
@@ -95,7 +87,7 @@ DEFAULTS = {
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    ap = _Parser(prog="python -m actlab.depth", description="Born-dead probability and collapse of deep narrow MLPs.")
+    ap = Parser(prog="python -m actlab.depth", description="Born-dead probability and collapse of deep narrow MLPs.")
     ap.add_argument("--out-dir", type=Path, default=Path("results/depth"))
     ap.add_argument("--trials", type=int, default=None, help="random inits per born-dead cell (default 10000)")
     ap.add_argument("--activations", type=_names, default=["relu"], help="the studied activations (default relu)")
@@ -246,11 +238,7 @@ def run(a: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        run(parse(sys.argv[1:] if argv is None else argv))
-    except (UsageError, activations.UnknownActivation) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    errors.main(lambda args: run(parse(args)), argv)
 
 
 if __name__ == "__main__":

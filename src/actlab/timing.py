@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -40,9 +39,9 @@ import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
-from actlab import activations, atomic, config, data
+from actlab import activations, atomic, config, data, errors
 from actlab.epochtimes import measure, summarise
-from actlab.errors import ConfigError
+from actlab.errors import ConfigError, Parser, UsageError
 from actlab.intervals import median_ci_ranks
 from actlab.machine import machine
 
@@ -89,10 +88,6 @@ COLUMNS = [
     "torch",
     "python",
 ]
-
-
-class UsageError(ValueError):
-    pass
 
 
 # -----------------------------------------------------------------------------
@@ -150,17 +145,12 @@ def setting(a: argparse.Namespace) -> dict:
 # command line
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2 (argparse would print the usage too)
-        raise UsageError(message)
-
-
 def _names(s: str) -> list[str]:
     return [v.strip() for v in s.replace(" ", ",").split(",") if v.strip()]
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    ap = _Parser(
+    ap = Parser(
         prog="python -m actlab.timing",
         description="Seconds per training epoch per activation, interleaved, in one process.",
     )
@@ -282,11 +272,7 @@ def run(a: argparse.Namespace) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        run(parse(sys.argv[1:] if argv is None else argv))
-    except (UsageError, activations.UnknownActivation) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    errors.main(lambda args: run(parse(args)), argv)
 
 
 if __name__ == "__main__":
